@@ -1,0 +1,46 @@
+"""`vaekit runs` and `vaekit models`: what is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from vaekit.cli.common import RunsDirOption, console, usage_errors_exit_2
+
+
+@usage_errors_exit_2
+def runs(runs_dir: RunsDirOption = Path("runs")):
+    """List the run directories under --runs-dir with their domain, model and progress.
+
+    Example: vaekit runs --runs-dir runs
+    """
+    from vaekit.report import summarize_run
+    from vaekit.runs import RunDir
+
+    table = Table(title=f"Runs in {runs_dir}")
+    for column in ("run", "domain", "model", "latent", "epochs", "best epoch"):
+        table.add_column(column)
+    found = sorted(p for p in Path(runs_dir).glob("*") if (p / "config.yaml").is_file()) if Path(runs_dir).is_dir() else []
+    for path in found:
+        s = summarize_run(RunDir(path))
+        table.add_row(s["run"], s["domain"], s["model"], str(s["latent"]), s["epochs"], str(s["best_epoch"]))
+    console.print(table if found else f"No runs in {runs_dir}.")
+
+
+def models():
+    """List the registered models and domains.
+
+    Example: vaekit models
+    """
+    from vaekit.domains import list_domains
+    from vaekit.models import MODELS
+
+    table = Table(title="Registered models")
+    table.add_column("name")
+    table.add_column("description")
+    for name in MODELS.names():
+        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, doc)
+    console.print(table)
+    console.print(f"Domains: {', '.join(list_domains())}")

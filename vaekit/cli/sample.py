@@ -1,0 +1,29 @@
+"""`vaekit sample RUN`: pictures of prior samples and reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vaekit.cli.common import DeviceOption, RunsDirOption, console, usage_errors_exit_2
+
+
+@usage_errors_exit_2
+def sample(
+    run: Annotated[str, typer.Argument(help="Run id under --runs-dir, or a path to a run directory.")],
+    n: Annotated[int, typer.Option("-n", "--num-samples", help="Number of prior samples.")] = 64,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (default: the run's seed).")] = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    device: DeviceOption = "auto",
+):
+    """Decode samples z ~ N(0, I) and reconstruct test data; writes PNGs (and the samples) to results/.
+
+    Example: vaekit sample run_001 -n 64
+    """
+    from vaekit.experiment import sample_run
+
+    loaded, files = sample_run(run, runs_dir, n, seed, device)
+    for path in files:
+        console.print(f"wrote {path}")

@@ -1,0 +1,229 @@
+"""Typed experiment configuration.
+
+One ``Config`` describes an experiment. It is built in layers, each one strict (an unknown key is an
+error naming the nearest valid key): dataclass defaults < the domain's defaults < a YAML file < CLI
+flags < ``--set section.key=value``. The resolved result is written to the run's ``config.yaml``,
+which is all that ``eval``, ``sample`` and ``report`` need to rebuild the experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaekit.errors import VaekitUsageError, nearest
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field carrying its own help text (shown in docs/configuration.md)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": text})
+    return field(default=default, metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class DataConfig:
+    path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "")
+    augment: bool = _help("Apply the domain's training augmentation (ARC: random rot90 and flips).", True)
+
+
+@dataclass
+class ModelConfig:
+    name: str = _help("Registered model name (`vaekit models` lists them); empty means the domain's default.", "")
+    latent_dim: int = _help("Latent dimension d.", 10)
+    options: dict = _help("Family-specific constructor arguments, checked against the model's signature.", {})
+
+
+@dataclass
+class BetaConfig:
+    schedule: str = _help("β schedule: three_phase, linear_warmup, constant, ultra_conservative, cyclical.", "three_phase")
+    max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None)
+    warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None)
+    ramp_epochs: int | None = _help("Epochs of the ramp after warm-up; None takes the schedule's default.", None)
+    cycle_length: int | None = _help("Cyclical schedule period in epochs; None takes the schedule's default.", None)
+
+
+@dataclass
+class LossConfig:
+    recon_reduction: str = _help(
+        "Reconstruction term per sample: 'sum' over elements (the ELBO) or 'mean' over elements.", "sum"
+    )
+    free_bits: float = _help("Free bits in nats per latent dimension (0 disables).", 0.0)
+    free_bits_mode: str = _help(
+        "'per_sample' clamps each sample's per-dimension KL; 'batch_mean' clamps the batch-mean KL "
+        "per dimension (Kingma et al. 2016).",
+        "per_sample",
+    )
+    options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _help("Maximum number of epochs.", 50)
+    batch_size: int = _help("Mini-batch size.", 128)
+    lr: float = _help("Initial learning rate.", 1e-3)
+    optimizer: str = _help("'adam' or 'adamw'.", "adam")
+    weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0)
+    lr_schedule: str = _help("'cosine' (CosineAnnealingLR), 'multistep' or 'constant'.", "cosine")
+    cosine_t_max: int = _help("T_max of CosineAnnealingLR, in epochs.", 50)
+    min_lr: float = _help("eta_min of CosineAnnealingLR.", 1e-5)
+    lr_milestones: list = _help("Epochs at which 'multistep' multiplies the lr by lr_gamma.", [])
+    lr_gamma: float = _help("Factor applied at each 'multistep' milestone.", 0.5)
+    early_stopping_patience: int = _help("Stop after this many epochs without a better val loss (0 disables).", 10)
+    early_stopping_start: int = _help(
+        "Epoch from which early stopping may trigger; lets a rising β schedule finish first.", 1
+    )
+    grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
+    collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
+
+
+@dataclass
+class Config:
+    domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
+    seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
+    device: str = _help("auto, cpu, cuda or mps.", "auto")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    beta: BetaConfig = field(default_factory=BetaConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation, converting where it is lossless."""
+    args = typing.get_args(annotation)
+    if value is None and type(None) in args:
+        return None
+    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+    origin = typing.get_origin(base) or base
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+    elif origin is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif origin is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif origin is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (dict, list):
+        if isinstance(value, origin):
+            return value
+    raise VaekitUsageError(f"{where}: expected {getattr(origin, '__name__', origin)}, got {value!r}")
+
+
+def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") -> None:
+    """Write a nested dict onto a config dataclass, refusing unknown keys and wrong types."""
+    if not isinstance(overrides, dict):
+        raise VaekitUsageError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping")
+    types = _field_types(type(obj))
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if key not in types:
+            hint = nearest(str(key), types)
+            suggestion = f" (did you mean '{prefix}{hint}'?)" if hint else ""
+            raise VaekitUsageError(f"{source}: unknown config key '{path}'{suggestion}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            apply_overrides(current, value, source, prefix=f"{path}.")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            setattr(obj, key, {**current, **value})
+        else:
+            setattr(obj, key, _coerce(value, types[key], f"{source}: '{path}'"))
+
+
+def load_yaml(path: Path) -> dict:
+    """Read a config YAML file into a dict, with errors naming the file."""
+    if not path.is_file():
+        raise VaekitUsageError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise VaekitUsageError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise VaekitUsageError(f"{path}: expected a mapping of config sections at the top level")
+    return loaded
+
+
+def parse_set_option(assignment: str) -> dict:
+    """Turn ``section.key=value`` into a nested dict; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise VaekitUsageError(f"--set '{assignment}': expected key=value, e.g. train.lr=3e-4")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def build_config(layers: list[tuple[str, dict]]) -> Config:
+    """Apply (source, overrides) layers in order onto the defaults, then validate."""
+    config = Config()
+    for source, overrides in layers:
+        apply_overrides(config, overrides, source)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Check value ranges and names that a type check alone cannot."""
+    checks = [
+        (config.model.latent_dim >= 1, "model.latent_dim must be at least 1"),
+        (config.train.epochs >= 1, "train.epochs must be at least 1"),
+        (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (config.train.lr > 0, "train.lr must be positive"),
+        (config.loss.free_bits >= 0, "loss.free_bits must be non-negative"),
+        (config.loss.recon_reduction in ("sum", "mean"), "loss.recon_reduction must be 'sum' or 'mean'"),
+        (
+            config.loss.free_bits_mode in ("per_sample", "batch_mean"),
+            "loss.free_bits_mode must be 'per_sample' or 'batch_mean'",
+        ),
+        (config.train.optimizer in ("adam", "adamw"), "train.optimizer must be 'adam' or 'adamw'"),
+        (
+            config.train.lr_schedule in ("cosine", "multistep", "constant"),
+            "train.lr_schedule must be 'cosine', 'multistep' or 'constant'",
+        ),
+        (config.device in ("auto", "cpu", "cuda", "mps") or config.device.startswith("cuda:"),
+         "device must be auto, cpu, cuda, cuda:N or mps"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise VaekitUsageError(message)
+
+
+def config_from_dict(data: dict, source: str) -> Config:
+    """Rebuild a Config from a resolved ``config.yaml`` dict."""
+    return build_config([(source, data)])
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,75 @@
+"""Corpus files: one ``.npz`` per collected dataset, readable with ``allow_pickle=False``.
+
+Every corpus holds the arrays ``train``, ``val`` and ``test`` (the samples of each split), any
+per-sample side arrays a domain adds (e.g. ``train_task``), and ``metadata``: a JSON string with the
+source, counts, seed and vaekit version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.errors import VaekitUsageError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus: split arrays, side arrays, and metadata."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+    metadata: dict
+
+    @property
+    def splits(self) -> dict[str, np.ndarray]:
+        return {name: self.arrays[name] for name in SPLITS}
+
+
+def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> Path:
+    """Write a corpus atomically (temp file in the same folder, then rename)."""
+    missing = [s for s in SPLITS if s not in arrays]
+    if missing:
+        raise ValueError(f"corpus is missing splits {missing}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **payload)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_corpus(path: str | Path, collect_hint: str | None = None) -> Corpus:
+    """Load a corpus written by ``vaekit collect``.
+
+    Args:
+        path: the ``.npz`` file.
+        collect_hint: the command that makes this corpus, named in the error when it is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = f"; make it with `{collect_hint}`" if collect_hint else ""
+        raise VaekitUsageError(f"corpus not found: {path}{hint}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as err:
+        raise VaekitUsageError(f"{path}: not a readable vaekit corpus ({err})") from None
+    missing = [s for s in (*SPLITS, "metadata") if s not in arrays]
+    if missing:
+        raise VaekitUsageError(f"{path}: not a vaekit corpus (missing arrays: {', '.join(missing)})")
+    metadata = json.loads(str(arrays.pop("metadata")))
+    return Corpus(path=path, arrays=arrays, metadata=metadata)

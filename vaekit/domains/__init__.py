@@ -1,0 +1,64 @@
+"""Data domains. A domain knows its corpus, its default model and config, its augmentation, the
+metrics that describe its quality, and the pictures that show it.
+
+    @register_domain("arc")
+    class ArcDomain(Domain): ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaekit.corpus import Corpus, load_corpus
+from vaekit.registry import Registry
+
+
+class Domain:
+    """Base class of a data domain; subclasses override what differs."""
+
+    name: str = ""
+    default_corpus: str = ""
+    collect_command: str = ""
+    # (metric key, column label, format) shown by `eval` and `report`, in order.
+    headline_metrics: list[tuple[str, str, str]] = []
+
+    def default_config(self) -> dict:
+        """Config overrides (nested dict) that make this domain's defaults."""
+        return {"data": {"path": self.default_corpus}}
+
+    def load(self, path: str | Path) -> Corpus:
+        return load_corpus(path, collect_hint=self.collect_command)
+
+    def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
+        """The arrays the model consumes, per split (by default the split arrays themselves)."""
+        return corpus.splits
+
+    def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Random training augmentation of a stored-format batch; identity by default."""
+        return batch
+
+    def quality_sums(self, model, batch: torch.Tensor, output: torch.Tensor) -> dict[str, tuple]:
+        """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
+        return {}
+
+    def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
+        """Write samples and reconstructions under ``results``; return the files written."""
+        return []
+
+
+DOMAINS: Registry[type[Domain]] = Registry("domain")
+register_domain = DOMAINS.register
+
+
+def get_domain(name: str) -> Domain:
+    return DOMAINS.get(name)()
+
+
+def list_domains() -> list[str]:
+    return DOMAINS.names()
+
+
+from vaekit.domains import arc  # noqa: E402,F401

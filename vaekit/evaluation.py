@@ -1,0 +1,80 @@
+"""Metrics of a trained VAE on one split: loss terms, per-dimension KL, active units, quality.
+
+Used for validation after every epoch and by `vaekit eval`; the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from vaekit.config import LossConfig
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Var_x(E_q[z_j|x]) > 0.01
+
+
+@torch.no_grad()
+def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
+             batch_size: int = 1024) -> dict:
+    """Evaluate ``model`` on ``data`` (stored format, already on the model's device).
+
+    Returns a dict of floats: ``loss`` (the training objective at ``beta``), ``recon``, ``kl``,
+    ``elbo`` (per sample, nats, from a sampled z), ``kl_per_dim`` (list) with ``kl_min``/``kl_max``/
+    ``kl_mean``, ``active_dims``, and the domain's quality metrics (decoded from the posterior mean).
+    """
+    was_training = model.training
+    model.eval()
+    n = data.shape[0]
+    totals: dict[str, torch.Tensor | float] = defaultdict(float)
+    quality: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
+    mus = []
+    for start in range(0, n, batch_size):
+        batch = data[start : start + batch_size]
+        terms = model.loss_terms(batch, reduction=loss_cfg.recon_reduction, sample=True)
+        nll_sum = terms.recon if loss_cfg.recon_reduction == "sum" else model.reconstruction_nll(
+            terms.output, batch, "sum")
+        kl = terms.kl_per_dim
+        if loss_cfg.free_bits > 0 and loss_cfg.free_bits_mode == "per_sample":
+            penalised = kl.clamp(min=loss_cfg.free_bits).sum()
+        else:
+            penalised = kl.sum()  # batch_mean free bits are applied to the full-split mean below
+        totals["recon"] += terms.recon.sum()
+        totals["nll_sum"] += nll_sum.sum()
+        totals["kl_per_dim"] += kl.sum(dim=0)
+        totals["penalised_kl"] += penalised
+        mus.append(terms.mu)
+        for key, (num, den) in domain.quality_sums(model, batch, model.decode(terms.mu)).items():
+            quality[key][0] += float(num)
+            quality[key][1] += float(den)
+    kl_per_dim = (totals["kl_per_dim"] / n).cpu()
+    if loss_cfg.free_bits > 0 and loss_cfg.free_bits_mode == "batch_mean":
+        penalised_kl = float(kl_per_dim.clamp(min=loss_cfg.free_bits).sum())
+    else:
+        penalised_kl = float(totals["penalised_kl"]) / n
+    recon = float(totals["recon"]) / n
+    kl_total = float(kl_per_dim.sum())
+    mu = torch.cat(mus)
+    variance = mu.var(dim=0) if n > 1 else torch.zeros(mu.shape[1])
+    metrics = {
+        "loss": recon + beta * penalised_kl,
+        "recon": recon,
+        "kl": kl_total,
+        "elbo": -(float(totals["nll_sum"]) / n + kl_total),
+        "kl_per_dim": [round(v, 6) for v in kl_per_dim.tolist()],
+        "kl_min": float(kl_per_dim.min()),
+        "kl_max": float(kl_per_dim.max()),
+        "kl_mean": float(kl_per_dim.mean()),
+        "active_dims": int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        "latent_dim": int(mu.shape[1]),
+        "samples": n,
+    }
+    for key, (num, den) in quality.items():
+        metrics[key] = num / den if den else float("nan")
+    model.train(was_training)
+    return metrics
+
+
+def collapsed_dims(kl_per_dim: list[float], threshold: float) -> list[int]:
+    """Latent dimensions whose mean KL is under ``threshold`` nats: the posterior-collapse signature."""
+    return [i for i, value in enumerate(kl_per_dim) if value < threshold]

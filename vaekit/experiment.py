@@ -1,0 +1,139 @@
+"""The library functions the CLI calls: train a run, and reopen a finished one from its directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from vaekit.config import Config, build_config, load_yaml, save_config
+from vaekit.domains import Domain, get_domain
+from vaekit.errors import VaekitUsageError
+from vaekit.evaluation import evaluate
+from vaekit.models import count_parameters, create_model
+from vaekit.plots import training_curves
+from vaekit.runs import RunDir
+from vaekit.training.beta import beta_at, resolve_beta_config
+from vaekit.training.device import resolve_device
+from vaekit.training.loop import fit
+
+
+def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
+    """Domain defaults, then the YAML file, then CLI layers; β parameters filled from the schedule."""
+    domain = get_domain(domain_name)
+    all_layers = [(f"domain '{domain_name}' defaults", domain.default_config())]
+    if config_file is not None:
+        loaded = load_yaml(config_file)
+        if loaded.get("domain", domain_name) != domain_name:
+            raise VaekitUsageError(
+                f"{config_file}: domain is '{loaded['domain']}' but the command trains '{domain_name}'")
+        all_layers.append((str(config_file), loaded))
+    all_layers += layers
+    all_layers.append(("command", {"domain": domain_name}))
+    config = build_config(all_layers)
+    config.beta = resolve_beta_config(config.beta)
+    return config
+
+
+def build_model(config: Config) -> torch.nn.Module:
+    return create_model(config.model.name, config.model.latent_dim, config.model.options)
+
+
+def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[str, torch.Tensor]:
+    corpus = domain.load(config.data.path)
+    return {k: torch.as_tensor(v, device=device) for k, v in domain.training_arrays(corpus).items()}
+
+
+def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]], runs_dir: Path,
+              run_id: str | None = None, resume: bool = False, overwrite: bool = False,
+              console: Console | None = None, show_progress: bool = True) -> RunDir:
+    """Train a model for a domain into a run directory, then evaluate it on the test split.
+
+    With ``resume`` the run's saved config is the base and ``layers`` (e.g. a larger --epochs) apply
+    on top of it.
+    """
+    console = console or Console(quiet=True)
+    if resume:
+        run = RunDir.create(runs_dir, run_id, resume=True, overwrite=False)
+        saved = load_yaml(run.config_path)
+        config = resolve_config(domain_name, None, [(str(run.config_path), saved), *layers])
+    else:
+        config = resolve_config(domain_name, config_file, layers)
+    domain = get_domain(domain_name)
+    device = resolve_device(config.device)
+    tensors = split_tensors(domain, config, device)  # fails before a run directory is made
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    if not resume:
+        run = RunDir.create(runs_dir, run_id, resume=False, overwrite=overwrite)
+    save_config(config, run.config_path)
+    console.print(f"[bold]{run.run_id}[/bold]: {config.model.name} (d={config.model.latent_dim}, "
+                  f"{count_parameters(model):,} parameters) on {domain_name}, "
+                  f"{tensors['train'].shape[0]:,} training samples, device {device}")
+    state = fit(run, config, model, domain, tensors["train"], tensors["val"], device, console, resume,
+                show_progress)
+    model.load_state_dict(run.load_checkpoint("vae_best.pth", device))
+    test_metrics = evaluate(model, tensors["test"], domain, config.loss, beta_at(state.best_epoch, config.beta))
+    record_results(run, "test", test_metrics, state.best_epoch)
+    quality = domain.headline_metrics[0][0] if domain.headline_metrics else None
+    training_curves(run.read_metrics(), run.results / "training_curves.png", quality)
+    return run
+
+
+def record_results(run: RunDir, split: str, metrics: dict, epoch: int) -> Path:
+    """Merge one split's metrics into results/metrics.json (other splits are kept)."""
+    results = run.read_results()
+    results[split] = {"checkpoint": "vae_best.pth", "epoch": epoch, **metrics}
+    return run.write_results(results)
+
+
+@dataclass
+class LoadedRun:
+    """A finished run rebuilt from its directory alone."""
+
+    run: RunDir
+    config: Config
+    domain: Domain
+    model: torch.nn.Module
+    device: torch.device
+    best_epoch: int
+
+
+def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun:
+    run = RunDir.find(ref, runs_dir)
+    config = build_config([(str(run.config_path), load_yaml(run.config_path))])
+    dev = resolve_device(device)
+    model = build_model(config).to(dev)
+    model.load_state_dict(run.load_checkpoint("vae_best.pth", dev))
+    model.eval()
+    records = run.read_metrics()
+    best = min(records, key=lambda r: r["val_loss"])["epoch"] if records else 0
+    return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
+
+
+def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto") -> tuple[LoadedRun, dict]:
+    """Evaluate a run's best checkpoint on a split and record it in results/metrics.json."""
+    loaded = load_run(ref, runs_dir, device)
+    tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
+    if split not in tensors:
+        raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
+    torch.manual_seed(loaded.config.seed)
+    beta = beta_at(loaded.best_epoch, loaded.config.beta)
+    metrics = evaluate(loaded.model, tensors[split], loaded.domain, loaded.config.loss, beta)
+    record_results(loaded.run, split, metrics, loaded.best_epoch)
+    return loaded, metrics
+
+
+def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = None,
+               device: str = "auto") -> tuple[LoadedRun, list[Path]]:
+    """Write prior samples and test reconstructions of a run's best checkpoint under results/."""
+    if n < 1:
+        raise VaekitUsageError(f"-n {n}: need at least one sample")
+    loaded = load_run(ref, runs_dir, device)
+    corpus = loaded.domain.load(loaded.config.data.path)
+    generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
+    files = loaded.domain.save_pictures(loaded.model, loaded.domain.training_arrays(corpus),
+                                        loaded.run.results, n, generator)
+    return loaded, files

@@ -1,0 +1,49 @@
+"""The model zoo: a registry of VAE families, built by name.
+
+    @register_model("conv2d")
+    class Conv2dGridVAE(GaussianVAE): ...
+
+    model = create_model("conv2d", latent_dim=10)
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from vaekit.errors import VaekitUsageError, nearest
+from vaekit.registry import Registry
+
+MODELS: Registry[type[nn.Module]] = Registry("model")
+register_model = MODELS.register
+
+
+def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.Module:
+    """Build a registered model; unknown option names are refused with the nearest valid one."""
+    cls = MODELS.get(name)
+    options = dict(options or {})
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "latent_dim")]
+    for key in options:
+        if key not in accepted:
+            hint = nearest(key, accepted)
+            suggestion = f" (did you mean 'model.options.{hint}'?)" if hint else ""
+            raise VaekitUsageError(
+                f"model '{name}' has no option '{key}'{suggestion}; it takes: {', '.join(accepted)}"
+            )
+    try:
+        return cls(latent_dim=latent_dim, **options)
+    except (TypeError, ValueError) as err:
+        raise VaekitUsageError(f"model '{name}': {err}") from None
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# Importing the families registers them.
+from vaekit.models import conv2d  # noqa: E402,F401

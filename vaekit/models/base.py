@@ -1,0 +1,76 @@
+"""What every VAE in the zoo provides to the trainer, evaluators and samplers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vaekit.training.losses import gaussian_kl_per_dim
+
+SIGMA_FLOOR = 1e-6  # keeps log σ² finite when Softplus underflows
+
+
+@dataclass
+class LossTerms:
+    """Per-sample quantities of one forward pass.
+
+    Attributes:
+        recon: (batch,) reconstruction negative log-likelihood, reduced over elements.
+        kl_per_dim: (batch, d) unclamped KL per latent dimension, in nats.
+        output: the decoder output (logits or means), for metrics.
+        mu: (batch, d) posterior means.
+    """
+
+    recon: torch.Tensor
+    kl_per_dim: torch.Tensor
+    output: torch.Tensor
+    mu: torch.Tensor
+
+
+class GaussianVAE(nn.Module):
+    """A VAE with a diagonal-Gaussian posterior and a standard-normal prior.
+
+    Subclasses set ``self.encoder`` (input tensor -> (mu, sigma)) and ``self.decoder``
+    (z -> output), and define how a stored batch becomes model input and how the output is
+    scored against it. Batches arrive as stored in the corpus (e.g. uint8 grids or frames).
+    """
+
+    latent_dim: int
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        """Turn a stored batch into the encoder's input tensor."""
+        raise NotImplementedError
+
+    def reconstruction_nll(self, output: torch.Tensor, batch: torch.Tensor, reduction: str) -> torch.Tensor:
+        """Per-sample negative log-likelihood of ``batch`` under the decoder output."""
+        raise NotImplementedError
+
+    def reconstruct(self, output: torch.Tensor) -> torch.Tensor:
+        """The most likely stored-format batch for a decoder output (argmax, mean, ...)."""
+        raise NotImplementedError
+
+    def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, sigma = self.encoder(self.prepare(batch))
+        return mu, sigma + SIGMA_FLOOR
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def loss_terms(self, batch: torch.Tensor, reduction: str = "sum", sample: bool = True) -> LossTerms:
+        """Encode, sample z by reparameterisation (or take the mean), decode and score."""
+        mu, sigma = self.encode(batch)
+        z = mu + sigma * torch.randn_like(mu) if sample else mu
+        output = self.decode(z)
+        recon = self.reconstruction_nll(output, batch, reduction)
+        return LossTerms(recon=recon, kl_per_dim=gaussian_kl_per_dim(mu, sigma), output=output, mu=mu)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode n draws of z ~ N(0, I) into stored-format samples."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
+        return self.reconstruct(self.decode(z))

@@ -1,0 +1,89 @@
+"""Layers shared by the conv2d families (ARC grids and Atari frames)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianHead(nn.Module):
+    """Dense -> (μ, σ) with σ = Softplus(dense), as in the seed's encoder."""
+
+    def __init__(self, in_features: int, latent_dim: int):
+        super().__init__()
+        self.mu = nn.Linear(in_features, latent_dim)
+        self.sigma = nn.Sequential(nn.Linear(in_features, latent_dim), nn.Softplus())
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu(h), self.sigma(h)
+
+
+def _conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(nn.ReLU())
+    return layers
+
+
+class ConvEncoder2d(nn.Module):
+    """3×3 convolutions (stride per stage) -> flatten -> dense -> Gaussian head.
+
+    Args:
+        in_channels: input channels (10 one-hot colours, or 1/3 frame channels).
+        channels: output channels of each conv stage.
+        strides: stride of each conv stage (2 halves the side).
+        input_size: side of the square input.
+        hidden: width of the dense layer before the head.
+        latent_dim: d.
+        norm: add BatchNorm after each convolution.
+    """
+
+    def __init__(self, in_channels, channels, strides, input_size, hidden, latent_dim, norm=False):
+        super().__init__()
+        layers: list[nn.Module] = []
+        side = input_size
+        for out_ch, stride in zip(channels, strides):
+            layers += _conv_block(in_channels, out_ch, stride, norm)
+            in_channels, side = out_ch, side // stride
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.dense = nn.Sequential(nn.Linear(in_channels * side * side, hidden), nn.ReLU())
+        self.head = GaussianHead(hidden, latent_dim)
+        self.feature_shape = (in_channels, side, side)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.dense(self.features(x)))
+
+
+class ConvDecoder2d(nn.Module):
+    """Dense -> dense -> reshape -> 4×4 stride-2 transposed convs -> 3×3 output conv.
+
+    Args:
+        latent_dim: d.
+        hidden: width of the first dense layer.
+        feature_shape: (channels, side, side) the second dense layer reshapes to.
+        channels: output channels of each transposed-conv stage (each doubles the side).
+        out_channels: channels of the output (logits per class, or frame channels).
+        norm: add BatchNorm after each transposed convolution.
+    """
+
+    def __init__(self, latent_dim, hidden, feature_shape, channels, out_channels, norm=False):
+        super().__init__()
+        c, h, w = feature_shape
+        self.feature_shape = feature_shape
+        self.dense = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, c * h * w), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        in_ch = c
+        for out_ch in channels:
+            layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
+            if norm:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.ReLU())
+            in_ch = out_ch
+        layers.append(nn.Conv2d(in_ch, out_channels, kernel_size=3, padding=1))
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.dense(z).view(-1, *self.feature_shape))

@@ -1,0 +1,90 @@
+"""PNG figures, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+# The ten colours ARC tasks are shown in (black, blue, red, green, yellow, grey, magenta, orange,
+# light blue, maroon).
+ARC_PALETTE = ListedColormap(
+    ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
+     "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"]
+)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def training_curves(records: list[dict], path: Path, quality_key: str | None = None,
+                    markers: list[tuple[int, str]] | None = None) -> Path:
+    """Loss, KL and β per epoch, plus one quality metric, from metrics.jsonl records.
+
+    Args:
+        markers: (epoch, label) vertical lines, e.g. phase boundaries.
+    """
+    panels = [("Loss", ["train_loss", "val_loss"]), ("Reconstruction", ["train_recon", "val_recon"]),
+              ("KL (nats)", ["train_kl", "val_kl"]), ("β and active dims", ["beta"])]
+    if quality_key:
+        panels.append((quality_key.replace("_", " "), [f"val_{quality_key}"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    for ax, (title, keys) in zip(axes, panels):
+        for key in keys:
+            xs, ys = _series(records, key)
+            if xs:
+                ax.plot(xs, ys, label=key, marker="." if len(xs) < 30 else None)
+        if title.startswith("β"):
+            xs, ys = _series(records, "active_dims")
+            if xs:
+                ax.twinx().plot(xs, ys, color="tab:green", linestyle="--", label="active dims")
+        for epoch, label in markers or []:
+            ax.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_grids(grids: np.ndarray, path: Path, title: str, columns: int = 8) -> Path:
+    """A table of ARC grids drawn in the ARC palette."""
+    rows = -(-len(grids) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, grid in zip(axes.flat, grids):
+        ax.imshow(grid, cmap=ARC_PALETTE, vmin=0, vmax=9, interpolation="nearest")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def save_grid_pairs(originals: np.ndarray, reconstructions: np.ndarray, path: Path, columns: int = 8) -> Path:
+    """Originals with their reconstructions: rows alternate original / reconstruction."""
+    n = len(originals)
+    blocks = -(-n // columns)
+    fig, axes = plt.subplots(2 * blocks, columns, figsize=(columns * 1.1, blocks * 2.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        row, col = 2 * (i // columns), i % columns
+        for offset, grid in enumerate((originals[i], reconstructions[i])):
+            ax = axes[row + offset, col]
+            ax.imshow(grid, cmap=ARC_PALETTE, vmin=0, vmax=9, interpolation="nearest")
+            if col == 0:
+                ax.set_title("original" if offset == 0 else "reconstruction", fontsize=7, loc="left")
+    fig.suptitle("Test grids (odd rows) and their reconstructions (even rows)")
+    return _save(fig, path)

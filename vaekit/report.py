@@ -1,0 +1,126 @@
+"""Rich tables: one run's metric report, and several runs side by side (any mix of domains)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from vaekit.config import build_config, load_yaml
+from vaekit.domains import Domain, get_domain
+from vaekit.models import count_parameters, create_model
+from vaekit.runs import RunDir
+
+MISSING = "—"
+
+# Metrics every VAE has, shown after the domain's own (key, label, format).
+COMMON_METRICS = [
+    ("kl", "Mean KL Divergence (nats)", "{:.3f}"),
+    ("active_dims", "Active Dimensions", "{}"),
+    ("elbo", "ELBO (nats/sample)", "{:.3f}"),
+    ("recon", "Reconstruction loss", "{:.4f}"),
+]
+
+
+def _format(value, fmt: str) -> str:
+    if value is None:
+        return MISSING
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def metric_rows(metrics: dict, domain: Domain) -> list[tuple[str, str]]:
+    """(label, formatted value) rows for a metrics dict, the domain's metrics first."""
+    rows = []
+    for key, label, fmt in [*domain.headline_metrics, *COMMON_METRICS]:
+        if key == "active_dims" and "active_dims" in metrics:
+            rows.append((label, f"{metrics['active_dims']}/{metrics.get('latent_dim', '?')}"))
+        elif key in metrics:
+            rows.append((label, _format(metrics[key], fmt)))
+    return rows
+
+
+def metrics_table(metrics: dict, domain: Domain, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    for label, value in metric_rows(metrics, domain):
+        table.add_row(label, value)
+    return table
+
+
+def summarize_run(run: RunDir) -> dict:
+    """The facts `report` shows for one run, read from its directory alone."""
+    config = build_config([(str(run.config_path), load_yaml(run.config_path))])
+    domain = get_domain(config.domain)
+    records = run.read_metrics()
+    results = run.read_results()
+    split = "test" if "test" in results else next(iter(results), None)
+    metrics = dict(results[split]) if split else {}
+    if not metrics and records:
+        last = records[-1]
+        metrics = {k[len("val_"):]: v for k, v in last.items() if k.startswith("val_")}
+        metrics["active_dims"] = last.get("active_dims")
+        metrics["latent_dim"] = len(last.get("kl_per_dim", []))
+        split = "val (last epoch)"
+    best = min(records, key=lambda r: r["val_loss"]) if records else {}
+    model = create_model(config.model.name, config.model.latent_dim, config.model.options)
+    beta = config.beta
+    return {
+        "run": run.run_id,
+        "domain": config.domain,
+        "model": config.model.name,
+        "latent": config.model.latent_dim,
+        "parameters": count_parameters(model),
+        "beta": f"{beta.schedule} (max {beta.max_beta:g})",
+        "free_bits": f"{config.loss.free_bits:g} ({config.loss.free_bits_mode})" if config.loss.free_bits else "off",
+        "recon_reduction": config.loss.recon_reduction,
+        "epochs": f"{len(records)}/{config.train.epochs}",
+        "best_epoch": best.get("epoch"),
+        "wall_seconds": sum(r.get("seconds", 0) for r in records),
+        "split": split,
+        "metrics": metrics,
+        "domain_obj": domain,
+    }
+
+
+SUMMARY_ROWS = [("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"), ("parameters", "Parameters"),
+                ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
+                ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
+                ("wall_seconds", "Wall time"), ("split", "Metrics split")]
+
+
+def _summary_value(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    if key == "parameters" and value is not None:
+        return f"{value:,}"
+    if key == "wall_seconds" and value is not None:
+        return f"{value / 60:.1f} min" if value >= 120 else f"{value:.1f} s"
+    return MISSING if value is None else str(value)
+
+
+def report_table(summaries: list[dict]) -> Table:
+    """One column per run; the rows are the config summary then every metric any run has."""
+    title = f"Run {summaries[0]['run']}" if len(summaries) == 1 else "Runs side by side"
+    table = Table(title=title)
+    table.add_column("")
+    for summary in summaries:
+        table.add_column(summary["run"], justify="right")
+    for key, label in SUMMARY_ROWS:
+        table.add_row(label, *[_summary_value(s, key) for s in summaries])
+    table.add_section()
+    labels: list[str] = []
+    per_run = []
+    for summary in summaries:
+        rows = dict(metric_rows(summary["metrics"], summary["domain_obj"]))
+        per_run.append(rows)
+        labels += [label for label in rows if label not in labels]
+    for label in labels:
+        table.add_row(label, *[rows.get(label, MISSING) for rows in per_run])
+    return table
+
+
+def find_runs(refs: list[str], runs_dir: Path) -> list[RunDir]:
+    return [RunDir.find(ref, runs_dir) for ref in refs]

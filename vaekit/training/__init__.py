@@ -1,0 +1,1 @@
+"""Training: β schedules, losses with free bits, checkpoints and the training loop."""

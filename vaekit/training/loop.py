@@ -1,0 +1,172 @@
+"""The training loop: plain functions, one epoch at a time, everything logged to metrics.jsonl."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vaekit.config import Config, TrainConfig
+from vaekit.evaluation import collapsed_dims, evaluate
+from vaekit.runs import RunDir
+from vaekit.training.beta import beta_at
+from vaekit.training.losses import kl_with_free_bits
+
+
+@dataclass
+class TrainState:
+    """What --resume needs besides the weights, optimizer and scheduler."""
+
+    epoch: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+    wall_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max, eta_min=cfg.min_lr)
+    if cfg.lr_schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    generator.set_state(state["data"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def train_one_epoch(model, data, domain, config: Config, beta, optimizer, generator, progress, task) -> dict:
+    """One pass over ``data`` in shuffled mini-batches; returns the epoch's mean loss terms."""
+    cfg = config.train
+    n = data.shape[0]
+    order = torch.randperm(n, generator=generator, device=generator.device).to(data.device)
+    sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device, read once
+    batches = 0
+    for start in range(0, n, cfg.batch_size):
+        batch = data[order[start : start + cfg.batch_size]]
+        if config.data.augment:
+            batch = domain.augment(batch, generator)
+        terms = model.loss_terms(batch, reduction=config.loss.recon_reduction)
+        kl_penalty = kl_with_free_bits(terms.kl_per_dim, config.loss.free_bits, config.loss.free_bits_mode)
+        loss = terms.recon.mean() + beta * kl_penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        sums += torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()])
+        batches += 1
+        if progress is not None:
+            live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
+            progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
+    loss, recon, kl = (sums / max(batches, 1)).tolist()
+    return {"loss": loss, "recon": recon, "kl": kl}
+
+
+def _epoch_line(epoch: int, epochs: int, record: dict, quality_key: str | None) -> str:
+    parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
+             f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
+             f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
+    if quality_key and record.get(f"val_{quality_key}") is not None:
+        parts.append(f"{quality_key} {record[f'val_{quality_key}']:.4f}")
+    parts += [f"active {record['active_dims']}/{len(record['kl_per_dim'])}", f"{record['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device,
+        console: Console | None = None, resume: bool = False, show_progress: bool = True) -> TrainState:
+    """Train ``model`` on ``train_data``, validating on ``val_data`` after each epoch.
+
+    Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best val loss) and last.pt
+    (after every epoch, atomically). With ``resume`` it continues from last.pt.
+    """
+    console = console or Console(quiet=True)
+    cfg = config.train
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    state = TrainState()
+    if resume:
+        saved = run.load_checkpoint("last.pt", device)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = TrainState(**saved["state"])
+        if state.stopped_early:  # resuming a run that stopped early means: keep going
+            state.stopped_early, state.epochs_without_improvement = False, 0
+        _restore_rng(saved["rng"], generator)
+        run.truncate_metrics(state.epoch)
+        console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
+                      f"at epoch {state.best_epoch}).")
+    quality_key = domain.headline_metrics[0][0] if domain.headline_metrics else None
+    model.train()
+    progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
+                        transient=True, disable=not show_progress)
+    with progress:
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            if state.stopped_early:
+                break
+            started = time.perf_counter()
+            beta = beta_at(epoch, config.beta)
+            task = progress.add_task("train", total=train_data.shape[0], epoch=epoch, live="")
+            train_stats = train_one_epoch(model, train_data, domain, config, beta, optimizer, generator,
+                                          progress, task)
+            progress.remove_task(task)
+            val = evaluate(model, val_data, domain, config.loss, beta)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            seconds = time.perf_counter() - started
+            state.wall_seconds += seconds
+            record = {"epoch": epoch, "beta": beta, "lr": lr,
+                      **{f"train_{k}": v for k, v in train_stats.items()},
+                      **{f"val_{k}": v for k, v in val.items() if k not in ("kl_per_dim", "active_dims",
+                                                                            "latent_dim", "samples")},
+                      "kl_per_dim": val["kl_per_dim"], "active_dims": val["active_dims"], "seconds": seconds}
+            run.append_metrics(record)
+            if val["loss"] < state.best_val_loss:
+                state.best_val_loss, state.best_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
+                run.save_checkpoint(model.state_dict(), "vae_best.pth")
+                run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
+                run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
+            else:
+                state.epochs_without_improvement += 1
+            state.epoch = epoch
+            patience = cfg.early_stopping_patience
+            if patience and epoch >= cfg.early_stopping_start and state.epochs_without_improvement >= patience:
+                state.stopped_early = True
+            run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict(), "state": asdict(state),
+                                 "rng": _rng_state(generator)}, "last.pt")
+            console.print(_epoch_line(epoch, cfg.epochs, record, quality_key))
+            collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
+            if collapsed:
+                console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
+                              f"dims (KL < {cfg.collapse_threshold} nats): {collapsed}[/yellow]")
+    if state.stopped_early:
+        console.print(f"Early stopping after epoch {state.epoch}: no better val loss for "
+                      f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_epoch}).")
+    return state
