@@ -123,6 +123,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     elif origin is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif origin is str:
         if isinstance(value, str):
             return value

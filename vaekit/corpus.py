@@ -8,14 +8,13 @@ source, counts, seed and vaekit version.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vaekit.errors import VaekitUsageError
+from vaekit.files import atomic_write_bytes
 
 SPLITS = ("train", "val", "test")
 
@@ -39,16 +38,8 @@ def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> Pa
     if missing:
         raise ValueError(f"corpus is missing splits {missing}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **payload)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **payload))
     return path
 
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vaekit.errors import VaekitUsageError
+from vaekit.files import atomic_write_bytes
 
 RUN_ID_PATTERN = re.compile(r"^run_(\d+)$")
 
@@ -38,18 +37,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(handle)`` on a temp file in ``path``'s folder, then rename it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def next_run_id(runs_dir: Path) -> str:

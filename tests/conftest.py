@@ -1,0 +1,24 @@
+"""Shared fixtures: a small real ARC corpus and a tiny-model config layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaekit.domains.arc import collect_arc
+
+
+@pytest.fixture(scope="session")
+def arc_corpus(tmp_path_factory) -> Path:
+    """300 real ARC grids (240/30/30), built once per test session."""
+    path = tmp_path_factory.mktemp("corpus") / "arc_small.npz"
+    collect_arc(path, count=300, seed=0, version="arcagi1")
+    return path
+
+
+# A small seed-shaped model keeps CLI tests to a few seconds.
+TINY_MODEL_FLAGS = [
+    "--set", "model.options={channels: [8, 8, 8], hidden: 16, decoder_channels: [8, 8]}",
+    "--batch-size", "64",
+]

@@ -1,0 +1,47 @@
+"""Every registered model builds, trains a step on CPU, and gets a gradient on every parameter."""
+
+import pytest
+import torch
+
+from vaekit.errors import VaekitUsageError
+from vaekit.models import count_parameters, create_model, list_models
+from vaekit.training.losses import kl_with_free_bits
+
+# A stored-format batch for each family, by the name prefix of the model.
+def example_batch(name: str) -> torch.Tensor:
+    if name.startswith("conv2d"):
+        return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
+    raise AssertionError(f"add an example batch for model {name}")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_trains_a_step(name):
+    torch.manual_seed(0)
+    model = create_model(name, latent_dim=3)
+    batch = example_batch(name)
+    terms = model.loss_terms(batch)
+    assert terms.recon.shape == (4,) and terms.kl_per_dim.shape == (4, 3)
+    loss = terms.recon.mean() + kl_with_free_bits(terms.kl_per_dim, 0.1, "per_sample")
+    loss.backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), pname
+    assert torch.isfinite(loss)
+    sample = model.sample_prior(2)
+    assert sample.shape[0] == 2 and sample.dtype == batch.dtype
+
+
+def test_seed_conv2d_has_the_seed_layers():
+    model = create_model("conv2d", latent_dim=10)
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [(10, 32, 1), (32, 64, 2), (64, 128, 2)]
+    assert model.encoder.dense[0].in_features == 2048
+    deconvs = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(d.in_channels, d.out_channels, d.kernel_size[0]) for d in deconvs] == [(128, 64, 4), (64, 32, 4)]
+    assert count_parameters(model) == 792_542
+
+
+def test_unknown_model_and_option_are_named():
+    with pytest.raises(VaekitUsageError, match="conv2d"):
+        create_model("conv2", latent_dim=2)
+    with pytest.raises(VaekitUsageError, match="hidden"):
+        create_model("conv2d", latent_dim=2, options={"hiden": 3})
