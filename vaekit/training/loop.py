@@ -161,7 +161,7 @@ def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device
             run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                  "scheduler": scheduler.state_dict(), "state": asdict(state),
                                  "rng": _rng_state(generator)}, "last.pt")
-            console.print(_epoch_line(epoch, cfg.epochs, record, quality_key))
+            console.print(_epoch_line(epoch, cfg.epochs, record, quality_key), soft_wrap=True)
             collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
             if collapsed:
                 console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
