@@ -78,6 +78,9 @@ class TrainConfig:
     early_stopping_start: int = _help(
         "Epoch from which early stopping may trigger; lets a rising β schedule finish first.", 1
     )
+    selection_metric: str = _help(
+        "Validation metric that picks checkpoints/vae_best.pth: 'loss' (lowest) or a quality metric such "
+        "as 'pixel_accuracy' or 'reconstruction_coverage' (highest).", "loss")
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
 

@@ -19,7 +19,8 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
              batch_size: int = 1024) -> dict:
     """Evaluate ``model`` on ``data`` (stored format, already on the model's device).
 
-    Returns a dict of floats: ``loss`` (the training objective at ``beta``), ``recon``, ``kl``,
+    Returns a dict of floats: ``loss`` (the model's training objective at ``beta``, batch-weighted),
+    ``recon``, ``kl``,
     ``elbo`` (per sample, nats, from a sampled z), ``kl_per_dim`` (list) with ``kl_min``/``kl_max``/
     ``kl_mean``, ``active_dims``, and the domain's quality metrics (decoded from the posterior mean).
     """
@@ -31,33 +32,24 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     mus = []
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
-        terms = model.loss_terms(batch, reduction=loss_cfg.recon_reduction, sample=True)
+        loss, terms, _ = model.objective(batch, beta, loss_cfg)
         nll_sum = terms.recon if loss_cfg.recon_reduction == "sum" else model.reconstruction_nll(
             terms.output, batch, "sum")
-        kl = terms.kl_per_dim
-        if loss_cfg.free_bits > 0 and loss_cfg.free_bits_mode == "per_sample":
-            penalised = kl.clamp(min=loss_cfg.free_bits).sum()
-        else:
-            penalised = kl.sum()  # batch_mean free bits are applied to the full-split mean below
+        totals["loss"] += loss * batch.shape[0]
         totals["recon"] += terms.recon.sum()
         totals["nll_sum"] += nll_sum.sum()
-        totals["kl_per_dim"] += kl.sum(dim=0)
-        totals["penalised_kl"] += penalised
+        totals["kl_per_dim"] += terms.kl_per_dim.sum(dim=0)
         mus.append(terms.mu)
         for key, (num, den) in domain.quality_sums(model, batch, model.decode(terms.mu)).items():
             quality[key][0] += float(num)
             quality[key][1] += float(den)
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()
-    if loss_cfg.free_bits > 0 and loss_cfg.free_bits_mode == "batch_mean":
-        penalised_kl = float(kl_per_dim.clamp(min=loss_cfg.free_bits).sum())
-    else:
-        penalised_kl = float(totals["penalised_kl"]) / n
     recon = float(totals["recon"]) / n
     kl_total = float(kl_per_dim.sum())
     mu = torch.cat(mus)
     variance = mu.var(dim=0) if n > 1 else torch.zeros(mu.shape[1])
     metrics = {
-        "loss": recon + beta * penalised_kl,
+        "loss": float(totals["loss"]) / n,
         "recon": recon,
         "kl": kl_total,
         "elbo": -(float(totals["nll_sum"]) / n + kl_total),

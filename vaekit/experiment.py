@@ -72,14 +72,21 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     console.print(f"[bold]{run.run_id}[/bold]: {config.model.name} (d={config.model.latent_dim}, "
                   f"{count_parameters(model):,} parameters) on {domain_name}, "
                   f"{tensors['train'].shape[0]:,} training samples, device {device}")
-    state = fit(run, config, model, domain, tensors["train"], tensors["val"], device, console, resume,
-                show_progress)
+    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress)
     model.load_state_dict(run.load_checkpoint("vae_best.pth", device))
-    test_metrics = evaluate(model, tensors["test"], domain, config.loss, beta_at(state.best_epoch, config.beta))
+    test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)
     quality = domain.headline_metrics[0][0] if domain.headline_metrics else None
     training_curves(run.read_metrics(), run.results / "training_curves.png", quality)
     return run
+
+
+def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
+    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
+    torch.manual_seed(config.seed)
+    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta))
+    metrics.update(domain.extra_metrics(model, tensors, config))
+    return metrics
 
 
 def record_results(run: RunDir, split: str, metrics: dict, epoch: int) -> Path:
@@ -108,8 +115,8 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
     model = build_model(config).to(dev)
     model.load_state_dict(run.load_checkpoint("vae_best.pth", dev))
     model.eval()
-    records = run.read_metrics()
-    best = min(records, key=lambda r: r["val_loss"])["epoch"] if records else 0
+    last = run.checkpoints / "last.pt"
+    best = torch.load(last, map_location="cpu", weights_only=True)["state"]["best_epoch"] if last.is_file() else 0
     return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
 
 
@@ -119,9 +126,7 @@ def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: s
     tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
     if split not in tensors:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
-    torch.manual_seed(loaded.config.seed)
-    beta = beta_at(loaded.best_epoch, loaded.config.beta)
-    metrics = evaluate(loaded.model, tensors[split], loaded.domain, loaded.config.loss, beta)
+    metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
     record_results(loaded.run, split, metrics, loaded.best_epoch)
     return loaded, metrics
 

@@ -44,6 +44,10 @@ class Domain:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
         return {}
 
+    def extra_metrics(self, model, tensors: dict, config) -> dict:
+        """Metrics that need more than one validation batch at a time (e.g. coverage of a whole set)."""
+        return {}
+
     def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
         """Write samples and reconstructions under ``results``; return the files written."""
         return []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vaekit.training.losses import gaussian_kl_per_dim
+from vaekit.training.losses import gaussian_kl_per_dim, kl_with_free_bits
 
 SIGMA_FLOOR = 1e-6  # keeps log σ² finite when Softplus underflows
 
@@ -67,6 +67,28 @@ class GaussianVAE(nn.Module):
         output = self.decode(z)
         recon = self.reconstruction_nll(output, batch, reduction)
         return LossTerms(recon=recon, kl_per_dim=gaussian_kl_per_dim(mu, sigma), output=output, mu=mu)
+
+    def objective(self, batch: torch.Tensor, beta: float, loss_cfg) -> tuple[torch.Tensor, LossTerms, dict]:
+        """The scalar to minimise, the per-sample terms behind it, and extra values to log.
+
+        The β-VAE objective: mean reconstruction NLL + β · KL after free bits. Families with a
+        different objective (e.g. the dual-pathway ternary VAE) override this.
+        """
+        terms = self.loss_terms(batch, reduction=loss_cfg.recon_reduction)
+        kl_penalty = kl_with_free_bits(terms.kl_per_dim, loss_cfg.free_bits, loss_cfg.free_bits_mode)
+        return terms.recon.mean() + beta * kl_penalty, terms, {}
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
+        """Set per-epoch schedules held by the model; returns values to log (none by default)."""
+        return {}
+
+    def on_epoch_end(self, optimizer: torch.optim.Optimizer) -> dict:
+        """Act after an epoch's updates (e.g. a controller adjusting the lr); returns values to log."""
+        return {}
+
+    def pathway_predictions(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stored-format reconstructions per pathway; single-pathway models have one, named ''."""
+        return {"": self.reconstruct(output)}
 
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
+from vaekit.errors import VaekitUsageError
 from vaekit.evaluation import collapsed_dims, evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
-from vaekit.training.losses import kl_with_free_bits
 
 
 @dataclass
@@ -23,7 +23,9 @@ class TrainState:
 
     epoch: int = 0
     best_val_loss: float = math.inf
-    best_epoch: int = 0
+    best_loss_epoch: int = 0
+    best_score: float = -math.inf  # of train.selection_metric, oriented so that higher is better
+    best_epoch: int = 0  # the epoch of checkpoints/vae_best.pth
     epochs_without_improvement: int = 0
     wall_seconds: float = 0.0
     stopped_early: bool = False
@@ -67,9 +69,7 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
         batch = data[order[start : start + cfg.batch_size]]
         if config.data.augment:
             batch = domain.augment(batch, generator)
-        terms = model.loss_terms(batch, reduction=config.loss.recon_reduction)
-        kl_penalty = kl_with_free_bits(terms.kl_per_dim, config.loss.free_bits, config.loss.free_bits_mode)
-        loss = terms.recon.mean() + beta * kl_penalty
+        loss, terms, _ = model.objective(batch, beta, config.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -94,13 +94,25 @@ def _epoch_line(epoch: int, epochs: int, record: dict, quality_key: str | None) 
     return "  ".join(parts)
 
 
-def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device,
-        console: Console | None = None, resume: bool = False, show_progress: bool = True) -> TrainState:
-    """Train ``model`` on ``train_data``, validating on ``val_data`` after each epoch.
+def selection_score(metrics: dict, selection_metric: str) -> float:
+    """The checkpoint-selection score of validation metrics: −loss, or a quality metric (higher wins)."""
+    if selection_metric == "loss":
+        return -metrics["loss"]
+    if selection_metric not in metrics:
+        raise VaekitUsageError(f"train.selection_metric '{selection_metric}' is not a validation metric; "
+                               f"choose from: {', '.join(k for k in metrics if not isinstance(metrics[k], list))}")
+    return metrics[selection_metric]
 
-    Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best val loss) and last.pt
-    (after every epoch, atomically). With ``resume`` it continues from last.pt.
+
+def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
+        console: Console | None = None, resume: bool = False, show_progress: bool = True) -> TrainState:
+    """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
+
+    Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best by
+    ``train.selection_metric``) and last.pt (after every epoch, atomically). Early stopping watches
+    the validation loss. With ``resume`` it continues from last.pt.
     """
+    train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
     cfg = config.train
     torch.manual_seed(config.seed)
@@ -120,7 +132,7 @@ def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device
         _restore_rng(saved["rng"], generator)
         run.truncate_metrics(state.epoch)
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
-                      f"at epoch {state.best_epoch}).")
+                      f"at epoch {state.best_loss_epoch}).")
     quality_key = domain.headline_metrics[0][0] if domain.headline_metrics else None
     model.train()
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -132,26 +144,33 @@ def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device
                 break
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
+            schedule_values = model.on_epoch_start(epoch, cfg.epochs)
+            lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("train", total=train_data.shape[0], epoch=epoch, live="")
             train_stats = train_one_epoch(model, train_data, domain, config, beta, optimizer, generator,
                                           progress, task)
             progress.remove_task(task)
-            val = evaluate(model, val_data, domain, config.loss, beta)
-            lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
+            controller_values = model.on_epoch_end(optimizer)
+            val = evaluate(model, val_data, domain, config.loss, beta)
+            val.update(domain.extra_metrics(model, tensors, config))
             seconds = time.perf_counter() - started
             state.wall_seconds += seconds
             record = {"epoch": epoch, "beta": beta, "lr": lr,
                       **{f"train_{k}": v for k, v in train_stats.items()},
                       **{f"val_{k}": v for k, v in val.items() if k not in ("kl_per_dim", "active_dims",
                                                                             "latent_dim", "samples")},
-                      "kl_per_dim": val["kl_per_dim"], "active_dims": val["active_dims"], "seconds": seconds}
+                      "kl_per_dim": val["kl_per_dim"], "active_dims": val["active_dims"],
+                      **schedule_values, **controller_values, "seconds": seconds}
             run.append_metrics(record)
-            if val["loss"] < state.best_val_loss:
-                state.best_val_loss, state.best_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
+            score = selection_score(val, cfg.selection_metric)
+            if score > state.best_score:
+                state.best_score, state.best_epoch = score, epoch
                 run.save_checkpoint(model.state_dict(), "vae_best.pth")
                 run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
                 run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
+            if val["loss"] < state.best_val_loss:
+                state.best_val_loss, state.best_loss_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
             else:
                 state.epochs_without_improvement += 1
             state.epoch = epoch
@@ -168,5 +187,5 @@ def fit(run: RunDir, config: Config, model, domain, train_data, val_data, device
                               f"dims (KL < {cfg.collapse_threshold} nats): {collapsed}[/yellow]")
     if state.stopped_early:
         console.print(f"Early stopping after epoch {state.epoch}: no better val loss for "
-                      f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_epoch}).")
+                      f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_loss_epoch}).")
     return state
