@@ -3,14 +3,17 @@
 import pytest
 import torch
 
+from vaekit.config import LossConfig
 from vaekit.errors import VaekitUsageError
 from vaekit.models import count_parameters, create_model, list_models
-from vaekit.training.losses import kl_with_free_bits
 
-# A stored-format batch for each family, by the name prefix of the model.
+
 def example_batch(name: str) -> torch.Tensor:
+    """A stored-format batch for each family, by the name prefix of the model."""
     if name.startswith("conv2d"):
         return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
+    if name.startswith("ternary"):
+        return torch.randint(-1, 2, (4, 9), dtype=torch.int8)
     raise AssertionError(f"add an example batch for model {name}")
 
 
@@ -18,10 +21,10 @@ def example_batch(name: str) -> torch.Tensor:
 def test_model_trains_a_step(name):
     torch.manual_seed(0)
     model = create_model(name, latent_dim=3)
+    model.on_epoch_start(1, 10)
     batch = example_batch(name)
-    terms = model.loss_terms(batch)
-    assert terms.recon.shape == (4,) and terms.kl_per_dim.shape == (4, 3)
-    loss = terms.recon.mean() + kl_with_free_bits(terms.kl_per_dim, 0.1, "per_sample")
+    loss, terms, _ = model.objective(batch, 0.5, LossConfig(free_bits=0.1))
+    assert terms.recon.shape == (4,) and terms.kl_per_dim.shape == (4, model.latent_dim)
     loss.backward()
     for pname, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), pname

@@ -30,6 +30,8 @@ def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
 class DataConfig:
     path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "")
     augment: bool = _help("Apply the domain's training augmentation (ARC: random rot90 and flips).", True)
+    options: dict = _help("Domain-specific settings (ternary: prior_samples, the N of the final prior "
+                          "coverage, and epoch_prior_samples, the N logged each epoch).", {})
 
 
 @dataclass
@@ -80,7 +82,8 @@ class TrainConfig:
     )
     selection_metric: str = _help(
         "Validation metric that picks checkpoints/vae_best.pth: 'loss' (lowest) or a quality metric such "
-        "as 'pixel_accuracy' or 'reconstruction_coverage' (highest).", "loss")
+        "as 'pixel_accuracy' (highest). A comma-separated list breaks ties in order, e.g. "
+        "'reconstruction_coverage,prior_coverage'.", "loss")
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
 
@@ -90,6 +93,8 @@ class Config:
     domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
     seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
     device: str = _help("auto, cpu, cuda or mps.", "auto")
+    threads: int = _help("CPU threads for torch (0 keeps torch's default). Small models often run "
+                         "fastest on 1.", 0)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)
@@ -207,6 +212,7 @@ def validate(config: Config) -> None:
     checks = [
         (config.model.latent_dim >= 1, "model.latent_dim must be at least 1"),
         (config.train.epochs >= 1, "train.epochs must be at least 1"),
+        (config.threads >= 0, "threads must be 0 (torch's default) or a positive count"),
         (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
         (config.train.lr > 0, "train.lr must be positive"),
         (config.loss.free_bits >= 0, "loss.free_bits must be non-negative"),

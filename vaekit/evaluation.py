@@ -32,7 +32,9 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     mus = []
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
-        loss, terms, _ = model.objective(batch, beta, loss_cfg)
+        loss, terms, logs = model.objective(batch, beta, loss_cfg)
+        for key, value in logs.items():
+            totals[f"log:{key}"] += float(value) * batch.shape[0]
         nll_sum = terms.recon if loss_cfg.recon_reduction == "sum" else model.reconstruction_nll(
             terms.output, batch, "sum")
         totals["loss"] += loss * batch.shape[0]
@@ -63,6 +65,7 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     }
     for key, (num, den) in quality.items():
         metrics[key] = num / den if den else float("nan")
+    metrics.update({key[4:]: float(value) / n for key, value in totals.items() if key.startswith("log:")})
     model.train(was_training)
     return metrics
 

@@ -16,7 +16,7 @@ from vaekit.models import count_parameters, create_model
 from vaekit.plots import training_curves
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
-from vaekit.training.device import resolve_device
+from vaekit.training.device import apply_threads, resolve_device
 from vaekit.training.loop import fit
 
 
@@ -63,6 +63,7 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
         config = resolve_config(domain_name, config_file, layers)
     domain = get_domain(domain_name)
     device = resolve_device(config.device)
+    apply_threads(config.threads)
     tensors = split_tensors(domain, config, device)  # fails before a run directory is made
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
@@ -85,7 +86,7 @@ def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: 
     """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
     torch.manual_seed(config.seed)
     metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta))
-    metrics.update(domain.extra_metrics(model, tensors, config))
+    metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
 
 
@@ -112,6 +113,7 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
     run = RunDir.find(ref, runs_dir)
     config = build_config([(str(run.config_path), load_yaml(run.config_path))])
     dev = resolve_device(device)
+    apply_threads(config.threads)
     model = build_model(config).to(dev)
     model.load_state_dict(run.load_checkpoint("vae_best.pth", dev))
     model.eval()

@@ -88,3 +88,18 @@ def save_grid_pairs(originals: np.ndarray, reconstructions: np.ndarray, path: Pa
                 ax.set_title("original" if offset == 0 else "reconstruction", fontsize=7, loc="left")
     fig.suptitle("Test grids (odd rows) and their reconstructions (even rows)")
     return _save(fig, path)
+
+
+TERNARY_COLORS = ListedColormap(["#2166ac", "#f7f7f7", "#b2182b"])  # -1 blue, 0 white, +1 red
+
+
+def save_ternary_tables(operations: np.ndarray, path: Path, title: str, columns: int = 8) -> Path:
+    """Ternary operations (rows of 9 values in {-1, 0, 1}) drawn as 3×3 tables."""
+    rows = -(-len(operations) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, op in zip(axes.flat, operations):
+        ax.imshow(np.asarray(op).reshape(3, 3), cmap=TERNARY_COLORS, vmin=-1, vmax=1)
+    fig.suptitle(title)
+    return _save(fig, path)

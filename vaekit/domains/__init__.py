@@ -44,8 +44,11 @@ class Domain:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
         return {}
 
-    def extra_metrics(self, model, tensors: dict, config) -> dict:
-        """Metrics that need more than one validation batch at a time (e.g. coverage of a whole set)."""
+    def extra_metrics(self, model, tensors: dict, config, during_training: bool) -> dict:
+        """Metrics that need more than one validation batch at a time (e.g. coverage of a whole set).
+
+        ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
+        """
         return {}
 
     def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
@@ -65,4 +68,4 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc  # noqa: E402,F401
+from vaekit.domains import arc, ternary  # noqa: E402,F401

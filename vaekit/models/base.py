@@ -60,6 +60,15 @@ class GaussianVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
+    @property
+    def prior_dim(self) -> int:
+        """Dimension of one prior draw (the latent size; per pathway for multi-pathway models)."""
+        return self.latent_dim
+
+    def decode_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode a batch of prior draws of size ``prior_dim``."""
+        return self.decode(z)
+
     def loss_terms(self, batch: torch.Tensor, reduction: str = "sum", sample: bool = True) -> LossTerms:
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""
         mu, sigma = self.encode(batch)

@@ -18,3 +18,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise VaekitUsageError("--device mps: MPS is not available on this machine")
     return torch.device(name)
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op CPU threads; 0 leaves torch's default."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -1,0 +1,299 @@
+"""VAEs over ternary operations: 9 positions, each a categorical over {-1, 0, 1}.
+
+``ternary_mlp`` is the single-pathway baseline. ``ternary_dual`` is the dual-pathway system of the
+seed report (v5.5): two VAEs coupled by a permeability ρ, with their own temperatures and β
+warm-ups, an entropy-alignment term, and the StateNet controller. docs/domains/ternary.md gives the
+exact math of every mechanism, matching this file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaekit.models import register_model
+from vaekit.models.base import SIGMA_FLOOR, GaussianVAE, LossTerms
+from vaekit.models.layers import GaussianHead
+from vaekit.training.losses import gaussian_kl_per_dim, kl_with_free_bits, reduce_elements
+
+POSITIONS, VALUES = 9, 3
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """x + W2·ReLU(W1·LayerNorm(x))."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class TernaryEncoder(nn.Module):
+    """One-hot (9×3 = 27) -> hidden layers (optionally residual) -> (μ, σ)."""
+
+    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0):
+        super().__init__()
+        width = hidden[-1]
+        self.body = nn.Sequential(_mlp([POSITIONS * VALUES, *hidden]), nn.ReLU(),
+                                  *[ResidualBlock(width) for _ in range(residual_blocks)])
+        self.head = GaussianHead(width, latent_dim)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class TernaryDecoder(nn.Module):
+    """z -> hidden layers (optionally residual) -> logits (batch, 9, 3)."""
+
+    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0):
+        super().__init__()
+        width = hidden[-1]
+        self.body = nn.Sequential(_mlp([latent_dim, *hidden]), nn.ReLU(),
+                                  *[ResidualBlock(width) for _ in range(residual_blocks)])
+        self.out = nn.Linear(width, POSITIONS * VALUES)
+
+    def forward(self, z):
+        return self.out(self.body(z)).view(-1, POSITIONS, VALUES)
+
+
+class TernaryCodec:
+    """Stored format: (batch, 9) int8 in {-1, 0, 1}; class index = value + 1."""
+
+    def prepare(self, batch):
+        return F.one_hot(batch.long() + 1, VALUES).flatten(1).float()
+
+    def reconstruct(self, output):
+        return (output.argmax(dim=-1) - 1).to(torch.int8)
+
+
+def _categorical_nll(logits, batch, reduction, temperature: float = 1.0):
+    per_position = F.cross_entropy((logits / temperature).transpose(1, 2), batch.long() + 1, reduction="none")
+    return reduce_elements(per_position, reduction)
+
+
+@register_model("ternary_mlp")
+class TernaryMLPVAE(TernaryCodec, GaussianVAE):
+    """Single-pathway MLP VAE over the 9 ternary positions: the baseline."""
+
+    def __init__(self, latent_dim: int = 16, hidden: tuple = (256, 256)):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = TernaryEncoder(tuple(hidden), latent_dim)
+        self.decoder = TernaryDecoder(tuple(reversed(hidden)), latent_dim)
+
+    def reconstruction_nll(self, output, batch, reduction):
+        return _categorical_nll(output, batch, reduction)
+
+
+class StateNet(nn.Module):
+    """A ~1k-parameter controller: training state (11 numbers) -> corrections in (-1, 1)^4.
+
+    Corrections are [Δlr, Δλ1, Δλ2, Δλ3]; the model scales them by ±5% (lr) and ±1% (λ).
+    """
+
+    STATE = ("entropy_A", "entropy_B", "kl_A", "kl_B", "recon_A", "recon_B", "log_grad_ratio",
+             "rho", "lambda1", "lambda2", "lambda3")
+
+    def __init__(self, width: int = 24, code: int = 12):
+        super().__init__()
+        self.encode = nn.Sequential(nn.Linear(len(self.STATE), width), nn.LayerNorm(width), nn.Tanh(),
+                                    nn.Linear(width, code))
+        self.decode = nn.Sequential(nn.Linear(code, width), nn.ReLU(), nn.Linear(width, 4), nn.Tanh())
+
+    def forward(self, state):
+        return self.decode(self.encode(state))
+
+
+def _piecewise(epoch: float, knots: list[tuple[float, float]]) -> float:
+    """Linear interpolation through (epoch, value) knots, constant outside them."""
+    if epoch <= knots[0][0]:
+        return knots[0][1]
+    for (e0, v0), (e1, v1) in zip(knots, knots[1:]):
+        if epoch <= e1:
+            return v0 + (v1 - v0) * (epoch - e0) / (e1 - e0)
+    return knots[-1][1]
+
+
+def batch_latent_entropy(z: torch.Tensor) -> torch.Tensor:
+    """Differential entropy (nats) of a Gaussian fitted per dimension to a batch of codes."""
+    variance = z.var(dim=0, unbiased=False) + 1e-6
+    return 0.5 * torch.log(2 * math.pi * math.e * variance).sum()
+
+
+@register_model("ternary_dual")
+class DualTernaryVAE(TernaryCodec, GaussianVAE):
+    """Dual-pathway ternary VAE (seed v5.5): VAE-A explores, VAE-B (residual) consolidates.
+
+    The latent of the joint model is [z_A, z_B] (2·d values); each pathway has d dimensions.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        hidden_a: tuple = (128, 128),
+        hidden_b: tuple = (128, 128),
+        residual_blocks_b: int = 1,
+        rho_knots: tuple = ((40, 0.1), (120, 0.3), (250, 0.7)),
+        temperature_a: tuple = (1.0, 0.3),
+        temperature_b: tuple = (0.9, 0.2),
+        beta_a: tuple = (0.3, 0.8),
+        beta_b: tuple = (0.0, 0.5),
+        beta_warmup_epochs: int = 50,
+        lambda1: float = 0.7,
+        lambda2: float = 0.7,
+        lambda3_center: float = 0.3,
+        lambda3_amplitude: float = 0.15,
+        lambda3_period: int = 30,
+        statenet: bool = True,
+        lr_correction_scale: float = 0.05,
+        lambda_correction_scale: float = 0.01,
+        correction_penalty: float = 0.01,
+    ):
+        super().__init__()
+        self.latent_dim = 2 * latent_dim
+        self.pathway_dim = latent_dim
+        self.encoder = nn.ModuleDict({"A": TernaryEncoder(tuple(hidden_a), latent_dim),
+                                      "B": TernaryEncoder(tuple(hidden_b), latent_dim, residual_blocks_b)})
+        self.decoder = nn.ModuleDict({"A": TernaryDecoder(tuple(reversed(hidden_a)), latent_dim),
+                                      "B": TernaryDecoder(tuple(reversed(hidden_b)), latent_dim, residual_blocks_b)})
+        self.statenet = StateNet() if statenet else None
+        self.rho_knots = [tuple(k) for k in rho_knots]
+        self.temperature_a, self.temperature_b = tuple(temperature_a), tuple(temperature_b)
+        self.beta_a, self.beta_b, self.beta_warmup_epochs = tuple(beta_a), tuple(beta_b), beta_warmup_epochs
+        self.lambda3_center, self.lambda3_amplitude, self.lambda3_period = lambda3_center, lambda3_amplitude, lambda3_period
+        self.lr_scale, self.lambda_scale, self.correction_penalty = lr_correction_scale, lambda_correction_scale, correction_penalty
+        # Training state lives in buffers so that it is checkpointed and restored with the weights.
+        for name, value in {"rho": self.rho_knots[0][1], "tau_a": temperature_a[0], "tau_b": temperature_b[0],
+                            "beta_a_now": beta_a[0], "beta_b_now": beta_b[0], "lambda1": lambda1,
+                            "lambda2": lambda2, "lambda3": lambda3_center, "grad_ratio": 1.0}.items():
+            self.register_buffer(name, torch.tensor(float(value)))
+        self.register_buffer("correction_sum", torch.zeros(4))
+        self.register_buffer("correction_steps", torch.zeros(()))
+
+    # ------------------------------------------------------------------ the two pathways
+
+    @property
+    def prior_dim(self) -> int:
+        return self.pathway_dim
+
+    def encode(self, batch):
+        x = self.prepare(batch)
+        (mu_a, s_a), (mu_b, s_b) = self.encoder["A"](x), self.encoder["B"](x)
+        return torch.cat([mu_a, mu_b], 1), torch.cat([s_a, s_b], 1) + SIGMA_FLOOR
+
+    def decode(self, z):
+        """Cross-injection: each decoder sees (1−ρ)·own + ρ·stop_gradient(other)."""
+        z_a, z_b = z.split(self.pathway_dim, dim=1)
+        rho = self.rho
+        mixed_a = (1 - rho) * z_a + rho * z_b.detach()
+        mixed_b = (1 - rho) * z_b + rho * z_a.detach()
+        return torch.stack([self.decoder["A"](mixed_a), self.decoder["B"](mixed_b)], dim=1)
+
+    def decode_prior(self, z):
+        """A prior draw feeds both pathways, so the cross-injection leaves it unchanged."""
+        return self.decode(torch.cat([z, z], dim=1))
+
+    def reconstruction_nll(self, output, batch, reduction):
+        return (_categorical_nll(output[:, 0], batch, reduction, float(self.tau_a))
+                + _categorical_nll(output[:, 1], batch, reduction, float(self.tau_b)))
+
+    def reconstruct(self, output):
+        return super().reconstruct(output[:, 0])
+
+    def pathway_predictions(self, output):
+        return {"A": super().reconstruct(output[:, 0]), "B": super().reconstruct(output[:, 1])}
+
+    @torch.no_grad()
+    def sample_prior(self, n, generator=None):
+        z = torch.randn(n, self.pathway_dim, generator=generator).to(self.rho.device)
+        return self.reconstruct(self.decode_prior(z))
+
+    # ------------------------------------------------------------------ objective and schedules
+
+    def _pathway_grad_norm(self, name: str) -> float:
+        grads = [p.grad.reshape(-1) for m in (self.encoder[name], self.decoder[name])
+                 for p in m.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.cat(grads))) if grads else 0.0
+
+    def objective(self, batch, beta, loss_cfg):
+        """λ1·L_A + λ2·L_B + λ3·|H(z_A) − H(z_B)| (+ StateNet's correction penalty); ``beta`` is unused:
+        each pathway follows its own β warm-up."""
+        mu, sigma = self.encode(batch)
+        z = mu + sigma * torch.randn_like(mu)
+        output = self.decode(z)
+        d = self.pathway_dim
+        recon_a = _categorical_nll(output[:, 0], batch, loss_cfg.recon_reduction, float(self.tau_a))
+        recon_b = _categorical_nll(output[:, 1], batch, loss_cfg.recon_reduction, float(self.tau_b))
+        kl = gaussian_kl_per_dim(mu, sigma)
+        kl_a = kl_with_free_bits(kl[:, :d], loss_cfg.free_bits, loss_cfg.free_bits_mode)
+        kl_b = kl_with_free_bits(kl[:, d:], loss_cfg.free_bits, loss_cfg.free_bits_mode)
+        loss_a = recon_a.mean() + self.beta_a_now * kl_a
+        loss_b = recon_b.mean() + self.beta_b_now * kl_b
+        entropy_a, entropy_b = batch_latent_entropy(z[:, :d]), batch_latent_entropy(z[:, d:])
+        lambdas = torch.stack([self.lambda1, self.lambda2, self.lambda3])
+        penalty = torch.zeros((), device=mu.device)
+        if self.statenet is not None:
+            if self.training:
+                grad_a, grad_b = self._pathway_grad_norm("A"), self._pathway_grad_norm("B")
+                if grad_a > 0 and grad_b > 0:
+                    self.grad_ratio.fill_(grad_a / grad_b)
+            state = torch.stack([entropy_a, entropy_b, kl[:, :d].sum(1).mean(), kl[:, d:].sum(1).mean(),
+                                 recon_a.mean(), recon_b.mean(), torch.log(self.grad_ratio), self.rho,
+                                 *lambdas]).detach()
+            corrections = self.statenet(torch.sign(state) * torch.log1p(state.abs()))  # squash scales
+            lambdas = lambdas + self.lambda_scale * corrections[1:]
+            penalty = self.correction_penalty * corrections.pow(2).sum()
+            if self.training:
+                self.correction_sum += corrections.detach()
+                self.correction_steps += 1
+        loss = lambdas[0] * loss_a + lambdas[1] * loss_b + lambdas[2] * (entropy_a - entropy_b).abs() + penalty
+        terms = LossTerms(recon=recon_a + recon_b, kl_per_dim=kl, output=output, mu=mu)
+        logs = {"recon_A": recon_a.mean(), "recon_B": recon_b.mean(), "kl_A": kl[:, :d].sum(1).mean(),
+                "kl_B": kl[:, d:].sum(1).mean(), "entropy_A": entropy_a, "entropy_B": entropy_b}
+        return loss, terms, logs
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
+        progress = min(1.0, epoch / max(total_epochs, 1))
+        warm = min(1.0, epoch / self.beta_warmup_epochs)
+        values = {
+            "rho": _piecewise(epoch, self.rho_knots),
+            "tau_a": self.temperature_a[0] + (self.temperature_a[1] - self.temperature_a[0]) * progress,
+            "tau_b": self.temperature_b[0] + (self.temperature_b[1] - self.temperature_b[0]) * progress,
+            "beta_a_now": self.beta_a[0] + (self.beta_a[1] - self.beta_a[0]) * warm,
+            "beta_b_now": self.beta_b[0] + (self.beta_b[1] - self.beta_b[0]) * warm,
+            "lambda3": self.lambda3_center + self.lambda3_amplitude * math.sin(2 * math.pi * epoch / self.lambda3_period),
+        }
+        for name, value in values.items():
+            getattr(self, name).fill_(value)
+        self.correction_sum.zero_()
+        self.correction_steps.zero_()
+        return {"rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
+                "beta_A": values["beta_a_now"], "beta_B": values["beta_b_now"]}
+
+    def on_epoch_end(self, optimizer) -> dict:
+        """Apply StateNet's mean corrections of the epoch: lr ×(1 ± 5%), λ1, λ2 ± 1%; λ3 is cyclic."""
+        if self.statenet is None or float(self.correction_steps) == 0:
+            return {"lambda1": float(self.lambda1), "lambda2": float(self.lambda2), "lambda3": float(self.lambda3)}
+        mean = self.correction_sum / self.correction_steps
+        lr_factor = 1.0 + self.lr_scale * float(mean[0])
+        for group in optimizer.param_groups:
+            group["lr"] *= lr_factor
+        self.lambda1.copy_((self.lambda1 + self.lambda_scale * mean[1]).clamp(0.5, 0.95))
+        self.lambda2.copy_((self.lambda2 + self.lambda_scale * mean[2]).clamp(0.5, 0.95))
+        return {"lambda1": float(self.lambda1), "lambda2": float(self.lambda2),
+                "lambda3": float(self.lambda3 + self.lambda_scale * mean[3]), "statenet_lr_factor": lr_factor,
+                "grad_ratio": float(self.grad_ratio)}
