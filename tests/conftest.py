@@ -22,3 +22,16 @@ TINY_MODEL_FLAGS = [
     "--set", "model.options={channels: [8, 8, 8], hidden: 16, decoder_channels: [8, 8]}",
     "--batch-size", "64",
 ]
+
+
+@pytest.fixture(scope="session")
+def ternary_corpus(tmp_path_factory) -> Path:
+    from vaekit.domains.ternary import collect_ternary
+
+    path = tmp_path_factory.mktemp("corpus") / "ternary.npz"
+    collect_ternary(path, seed=42)
+    return path
+
+
+TINY_TERNARY_FLAGS = ["--batch-size", "256", "--set", "threads=1",
+                      "--set", "data.options={prior_samples: 5000, epoch_prior_samples: 2000}"]

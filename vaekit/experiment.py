@@ -77,8 +77,8 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     model.load_state_dict(run.load_checkpoint("vae_best.pth", device))
     test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)
-    quality = domain.headline_metrics[0][0] if domain.headline_metrics else None
-    training_curves(run.read_metrics(), run.results / "training_curves.png", quality)
+    training_curves(run.read_metrics(), run.results / "training_curves.png", domain.curve_metrics,
+                    model.phase_boundaries())
     return run
 
 

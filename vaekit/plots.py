@@ -30,17 +30,18 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def training_curves(records: list[dict], path: Path, quality_key: str | None = None,
+def training_curves(records: list[dict], path: Path, quality_keys: list[str] | None = None,
                     markers: list[tuple[int, str]] | None = None) -> Path:
-    """Loss, KL and β per epoch, plus one quality metric, from metrics.jsonl records.
+    """Loss, KL and β per epoch, plus the domain's quality metrics, from metrics.jsonl records.
 
     Args:
+        quality_keys: validation metrics drawn together in the last panel.
         markers: (epoch, label) vertical lines, e.g. phase boundaries.
     """
     panels = [("Loss", ["train_loss", "val_loss"]), ("Reconstruction", ["train_recon", "val_recon"]),
               ("KL (nats)", ["train_kl", "val_kl"]), ("β and active dims", ["beta"])]
-    if quality_key:
-        panels.append((quality_key.replace("_", " "), [f"val_{quality_key}"]))
+    if quality_keys:
+        panels.append(("Quality", [f"val_{key}" for key in quality_keys]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     for ax, (title, keys) in zip(axes, panels):
         for key in keys:
@@ -51,8 +52,12 @@ def training_curves(records: list[dict], path: Path, quality_key: str | None = N
             xs, ys = _series(records, "active_dims")
             if xs:
                 ax.twinx().plot(xs, ys, color="tab:green", linestyle="--", label="active dims")
+        last_epoch = records[-1]["epoch"] if records else 0
         for epoch, label in markers or []:
-            ax.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+            if epoch <= last_epoch:
+                ax.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+                ax.annotate(label, (epoch, 1), xycoords=("data", "axes fraction"), fontsize=6,
+                            rotation=90, va="top", ha="right", color="grey")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)

@@ -24,6 +24,8 @@ class Domain:
     collect_command: str = ""
     # (metric key, column label, format) shown by `eval` and `report`, in order.
     headline_metrics: list[tuple[str, str, str]] = []
+    # Validation metrics drawn in the quality panel of training_curves.png.
+    curve_metrics: list[str] = []
 
     def default_config(self) -> dict:
         """Config overrides (nested dict) that make this domain's defaults."""

@@ -147,6 +147,7 @@ class ArcDomain(Domain):
         ("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}"),
         ("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
     ]
+    curve_metrics = ["pixel_accuracy", "nonbackground_accuracy"]
 
     def __init__(self):
         self._dihedral = _dihedral_index_table(GRID_SIZE)

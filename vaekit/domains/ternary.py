@@ -108,6 +108,7 @@ class TernaryDomain(Domain):
         ("prior_samples", "Prior samples N", "{:,}"),
         ("position_accuracy", "Position accuracy", "{:.2%}"),
     ]
+    curve_metrics = ["reconstruction_coverage", "heldout_coverage", "prior_coverage"]
 
     def default_config(self) -> dict:
         return {"data": {"path": self.default_corpus, "augment": False},

@@ -95,6 +95,10 @@ class GaussianVAE(nn.Module):
         """Act after an epoch's updates (e.g. a controller adjusting the lr); returns values to log."""
         return {}
 
+    def phase_boundaries(self) -> list[tuple[int, str]]:
+        """(epoch, label) of schedule changes held by the model, marked on the training curves."""
+        return []
+
     def pathway_predictions(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
         """Stored-format reconstructions per pathway; single-pathway models have one, named ''."""
         return {"": self.reconstruct(output)}

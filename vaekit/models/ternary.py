@@ -224,6 +224,10 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
 
     # ------------------------------------------------------------------ objective and schedules
 
+    def phase_boundaries(self):
+        knots = [(int(epoch), f"ρ phase {i + 2}") for i, (epoch, _) in enumerate(self.rho_knots)]
+        return sorted([*knots, (self.beta_warmup_epochs, "β warm-up done")])
+
     def _pathway_grad_norm(self, name: str) -> float:
         grads = [p.grad.reshape(-1) for m in (self.encoder[name], self.decoder[name])
                  for p in m.parameters() if p.grad is not None]

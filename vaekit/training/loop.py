@@ -89,12 +89,13 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
     return {"loss": loss, "recon": recon, "kl": kl}
 
 
-def _epoch_line(epoch: int, epochs: int, record: dict, quality_key: str | None) -> str:
+def _epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -> str:
     parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
              f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
              f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
-    if quality_key and record.get(f"val_{quality_key}") is not None:
-        parts.append(f"{quality_key} {record[f'val_{quality_key}']:.4f}")
+    for key in quality_keys:
+        if record.get(f"val_{key}") is not None:
+            parts.append(f"{key} {record[f'val_{key}']:.4f}")
     parts += [f"active {record['active_dims']}/{len(record['kl_per_dim'])}", f"{record['seconds']:.1f}s"]
     return "  ".join(parts)
 
@@ -145,7 +146,6 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         run.truncate_metrics(state.epoch)
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
                       f"at epoch {state.best_loss_epoch}).")
-    quality_key = domain.headline_metrics[0][0] if domain.headline_metrics else None
     model.train()
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
@@ -192,7 +192,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                  "scheduler": scheduler.state_dict(), "state": asdict(state),
                                  "rng": _rng_state(generator)}, "last.pt")
-            console.print(_epoch_line(epoch, cfg.epochs, record, quality_key), soft_wrap=True)
+            console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
             collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
             if collapsed:
                 console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
