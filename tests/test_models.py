@@ -10,6 +10,8 @@ from vaekit.models import count_parameters, create_model, list_models
 
 def example_batch(name: str) -> torch.Tensor:
     """A stored-format batch for each family, by the name prefix of the model."""
+    if name == "conv2d_frames":
+        return torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
     if name.startswith("conv2d"):
         return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
     if name.startswith("ternary"):
@@ -48,3 +50,13 @@ def test_unknown_model_and_option_are_named():
         create_model("conv2", latent_dim=2)
     with pytest.raises(VaekitUsageError, match="hidden"):
         create_model("conv2d", latent_dim=2, options={"hiden": 3})
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_frame_likelihoods_are_lowest_at_the_truth(likelihood):
+    model = create_model("conv2d_frames", latent_dim=2, options={"likelihood": likelihood})
+    batch = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    target = model.prepare(batch).clamp(0.01, 0.99)
+    exact = torch.logit(target)
+    worse = torch.logit((target + 0.2).clamp(0.01, 0.99))
+    assert (model.reconstruction_nll(exact, batch, "sum") < model.reconstruction_nll(worse, batch, "sum")).all()

@@ -66,6 +66,7 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     for key, (num, den) in quality.items():
         metrics[key] = num / den if den else float("nan")
     metrics.update({key[4:]: float(value) / n for key, value in totals.items() if key.startswith("log:")})
+    metrics.update(domain.derived_metrics(metrics))
     model.train(was_training)
     return metrics
 

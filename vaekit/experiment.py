@@ -42,7 +42,10 @@ def build_model(config: Config) -> torch.nn.Module:
 
 
 def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[str, torch.Tensor]:
+    """Load the corpus and put its splits on the device. Model options the data implies (e.g. frame
+    channels) are filled into ``config.model.options`` unless the config sets them."""
     corpus = domain.load(config.data.path)
+    config.model.options = {**domain.infer_model_options(corpus), **config.model.options}
     return {k: torch.as_tensor(v, device=device) for k, v in domain.training_arrays(corpus).items()}
 
 
@@ -141,6 +144,5 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     loaded = load_run(ref, runs_dir, device)
     corpus = loaded.domain.load(loaded.config.data.path)
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
-    files = loaded.domain.save_pictures(loaded.model, loaded.domain.training_arrays(corpus),
-                                        loaded.run.results, n, generator)
+    files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.run.results, n, generator)
     return loaded, files

@@ -108,3 +108,50 @@ def save_ternary_tables(operations: np.ndarray, path: Path, title: str, columns:
         ax.imshow(np.asarray(op).reshape(3, 3), cmap=TERNARY_COLORS, vmin=-1, vmax=1)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def save_frame_rows(rows: list[np.ndarray], labels: list[str], path: Path) -> Path:
+    """Rows of frames (each (n, H, W, C) uint8), e.g. originals above their reconstructions."""
+    columns = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 1.2, len(rows) * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (frames, label) in enumerate(zip(rows, labels)):
+        for c, frame in enumerate(frames):
+            axes[r, c].imshow(frame.squeeze(-1) if frame.shape[-1] == 1 else frame, cmap="gray",
+                              vmin=0, vmax=255, interpolation="nearest")
+        axes[r, 0].set_title(label, fontsize=8, loc="left")
+    return _save(fig, path)
+
+
+def save_latent_pca(mus: np.ndarray, time_in_episode: np.ndarray, path: Path) -> Path:
+    """Posterior means projected on their first two principal components, coloured by time."""
+    centred = mus - mus.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ vt[:2].T
+    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-12)
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    points = ax.scatter(projected[:, 0], projected[:, 1], c=time_in_episode, s=4, cmap="viridis")
+    fig.colorbar(points, ax=ax, label="step within episode")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2")
+    ax.set_title("Latent space of held-out frames (posterior means)")
+    return _save(fig, path)
+
+
+def save_latent_histograms(mus: np.ndarray, path: Path, columns: int = 8) -> Path:
+    """One histogram of posterior means per latent dimension, with N(0, 1)'s density for scale."""
+    d = mus.shape[1]
+    rows = -(-d // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.3), squeeze=False)
+    grid = np.linspace(-4, 4, 100)
+    for j, ax in enumerate(axes.flat):
+        if j >= d:
+            ax.axis("off")
+            continue
+        ax.hist(mus[:, j], bins=40, density=True, color="tab:blue", alpha=0.7)
+        ax.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), color="grey", linewidth=0.8)
+        ax.set_title(f"z{j}", fontsize=7)
+        ax.tick_params(labelsize=5)
+    fig.suptitle("Posterior means per latent dimension (grey: N(0, 1))")
+    return _save(fig, path)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vaekit.cli.common import console, usage_errors_exit_2
+from vaekit.errors import VaekitUsageError
 
 app = typer.Typer(help="Collect a corpus for a domain into one .npz file (see `vaekit collect DOMAIN --help`).",
                   no_args_is_help=True)
@@ -78,3 +79,48 @@ def collect_ternary(
     started = time.perf_counter()
     path, metadata = build(out, seed)
     print_corpus_summary(path, metadata, time.perf_counter() - started)
+
+
+@app.command("atari")
+@usage_errors_exit_2
+def collect_atari(
+    env: Annotated[str, typer.Option(help="Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5).")] = "Breakout",
+    episodes: Annotated[int, typer.Option(help="Episodes to play (split 80/10/10 by episode).")] = 100,
+    policy: Annotated[str, typer.Option(help="Action policy: random.")] = "random",
+    frame_size: Annotated[int, typer.Option(help="Side of the square frames after resizing.")] = 64,
+    grayscale: Annotated[bool, typer.Option(help="Store one grey channel instead of RGB.")] = False,
+    frameskip: Annotated[int, typer.Option(help="Emulator frames per step (the last one is kept).")] = 4,
+    max_steps_per_episode: Annotated[int, typer.Option(help="Truncate episodes after this many steps.")] = 10_000,
+    num_envs: Annotated[int, typer.Option(help="Environments stepped together (C++ threads).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the environments, the policy and the split.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
+):
+    """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
+
+    Splits are by episode (80/10/10), so no frames of one episode are in two splits. Deterministic
+    for a seed.
+
+    Example: vaekit collect atari --env Breakout --episodes 100 --frame-size 64
+    """
+    from vaekit.domains.atari import collect_atari as build
+    from vaekit.domains.atari_collect import POLICIES, CollectSettings, resolve_game
+
+    game = resolve_game(env)
+    POLICIES.get(policy)
+    if frame_size < 8 or episodes < 1 or frameskip < 1 or max_steps_per_episode < 1:
+        raise VaekitUsageError("--frame-size must be ≥ 8 and --episodes, --frameskip, --max-steps-per-episode ≥ 1")
+    settings = CollectSettings(game=game, episodes=episodes, policy=policy, frame_size=frame_size,
+                               grayscale=grayscale, frameskip=frameskip, max_steps_per_episode=max_steps_per_episode,
+                               seed=seed, num_envs=num_envs)
+    out = out or Path(f"data/atari_{game}.npz")
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[frames]:,} frames"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task(f"playing {game}", total=episodes, frames=0)
+        path, metadata = build(settings, out, lambda frames, done: progress.update(task, completed=done, frames=frames))
+    seconds = time.perf_counter() - started
+    print_corpus_summary(path, metadata, seconds, {
+        "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",
+        "mean episode length": f"{metadata['mean_episode_length']:.1f}",
+        "mean return": f"{metadata['mean_return']:.2f}", "frames/s": f"{metadata['frames'] / seconds:,.0f}"})

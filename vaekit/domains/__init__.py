@@ -46,6 +46,14 @@ class Domain:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
         return {}
 
+    def derived_metrics(self, metrics: dict) -> dict:
+        """Metrics computed from the split's other metrics (e.g. PSNR from MSE)."""
+        return {}
+
+    def infer_model_options(self, corpus: Corpus) -> dict:
+        """Model options that follow from the data (e.g. frame channels); config options win."""
+        return {}
+
     def extra_metrics(self, model, tensors: dict, config, during_training: bool) -> dict:
         """Metrics that need more than one validation batch at a time (e.g. coverage of a whole set).
 
@@ -70,4 +78,4 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc, ternary  # noqa: E402,F401
+from vaekit.domains import arc, atari, ternary  # noqa: E402,F401

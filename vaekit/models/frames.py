@@ -1,0 +1,67 @@
+"""Conv2d VAE for frames (Atari): (C, H, W) in [0, 1], a continuous decoder."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from vaekit.models import register_model
+from vaekit.models.base import GaussianVAE
+from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
+from vaekit.training.losses import reduce_elements
+
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+@register_model("conv2d_frames")
+class FrameVAE(GaussianVAE):
+    """Stride-2 convs down to 4×4, a dense bottleneck, transposed convs back up.
+
+    The decoder outputs one logit per pixel and channel; the frame it means is sigmoid(logit). The
+    likelihood is Gaussian with a fixed σ (NLL = (x − x̂)²/2σ² + log σ + ½ log 2π per element) or
+    Bernoulli on the [0, 1] intensities (binary cross-entropy).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        in_channels: int = 3,
+        frame_size: int = 64,
+        channels: tuple = (32, 64, 128, 256),
+        hidden: int = 512,
+        decoder_channels: tuple = (128, 64, 32, 32),
+        likelihood: str = "gaussian",
+        sigma: float = 0.05,
+        norm: bool = False,
+    ):
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood '{likelihood}': expected one of {', '.join(LIKELIHOODS)}")
+        if frame_size != 4 * 2 ** len(channels) // 2 ** (len(channels) - len(decoder_channels)):
+            raise ValueError(f"frame_size {frame_size} does not match {len(channels)} stride-2 stages down to 4×4 "
+                             f"and {len(decoder_channels)} stages back up")
+        self.latent_dim, self.likelihood, self.sigma = latent_dim, likelihood, sigma
+        self.encoder = ConvEncoder2d(in_channels, channels, [2] * len(channels), frame_size, hidden, latent_dim, norm)
+        self.decoder = ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels,
+                                     in_channels, norm)
+
+    def prepare(self, batch):
+        """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1]."""
+        return batch.permute(0, 3, 1, 2).float() / 255.0
+
+    def frame_means(self, output):
+        return torch.sigmoid(output)
+
+    def reconstruction_nll(self, output, batch, reduction):
+        target = self.prepare(batch)
+        if self.likelihood == "bernoulli":
+            per_element = F.binary_cross_entropy_with_logits(output, target, reduction="none")
+        else:
+            error = torch.sigmoid(output) - target
+            per_element = error.pow(2) / (2 * self.sigma**2) + math.log(self.sigma) + 0.5 * math.log(2 * math.pi)
+        return reduce_elements(per_element, reduction)
+
+    def reconstruct(self, output):
+        return (self.frame_means(output) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
