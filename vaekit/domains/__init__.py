@@ -78,4 +78,4 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc, atari, ternary  # noqa: E402,F401
+from vaekit.domains import arc, atari, gaussians, ternary  # noqa: E402,F401

@@ -195,8 +195,9 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
             collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
             if collapsed:
+                shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
                 console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
-                              f"dims (KL < {cfg.collapse_threshold} nats): {collapsed}[/yellow]")
+                              f"dims (KL < {cfg.collapse_threshold} nats): {shown}[/yellow]", soft_wrap=True)
     if state.stopped_early:
         console.print(f"Early stopping after epoch {state.epoch}: no better val loss for "
                       f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_loss_epoch}).")

@@ -1,0 +1,156 @@
+"""Gaussian-splat domain: scenes of 512 2D Gaussians fitted to the images of another corpus.
+
+The corpus stores raw splat parameters (n, 8, 512) per split (channels as in vaekit.domains.splats,
+the 512 splats in Morton order), the source images, each fit's PSNR, and per-channel normalisation
+statistics from the training split. Models train on the normalised parameters; θ stays in radians
+(a periodic quantity has no meaningful mean and standard deviation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaekit import __version__
+from vaekit.corpus import Corpus, load_corpus, save_corpus
+from vaekit.domains import Domain, register_domain
+from vaekit.domains.splats import GROUPS, fit_splats, psnr, render, sort_spatially
+from vaekit.errors import VaekitUsageError
+
+ROT = GROUPS["rot"][0]
+
+
+def source_images(corpus: Corpus) -> dict[str, np.ndarray]:
+    """The images of a source corpus per split as (n, H, W, 3) float32 in [0, 1]."""
+    kind = corpus.metadata.get("domain")
+    if kind == "atari":
+        frames = {s: corpus.arrays[s].astype(np.float32) / 255.0 for s in ("train", "val", "test")}
+        return {s: np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for s, f in frames.items()}
+    if kind == "arc":
+        from vaekit.plots import ARC_PALETTE
+
+        palette = np.asarray(ARC_PALETTE.colors if hasattr(ARC_PALETTE, "colors") else ARC_PALETTE(range(10)))
+        rgb = np.array([[int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)] for h in palette], dtype=np.float32)
+        return {s: rgb[corpus.arrays[s]] for s in ("train", "val", "test")}
+    raise VaekitUsageError(f"{corpus.path}: --from needs an atari or arc corpus, this one is '{kind}'")
+
+
+def pick_images(images: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    """About ``count`` images in all, spread evenly over each split in the source's proportions."""
+    total = sum(len(v) for v in images.values())
+    picked = {}
+    for split, array in images.items():
+        n = max(1, min(len(array), round(count * len(array) / total)))
+        picked[split] = array[np.linspace(0, len(array) - 1, n).round().astype(int)]
+    return picked
+
+
+def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 512, steps: int = 100,
+                      lr: float = 0.01, batch_size: int = 32, seed: int = 0,
+                      progress: Callable[[int], None] | None = None) -> tuple[Path, dict]:
+    """Fit splats to ``count`` images of the ``source`` corpus and write the splat corpus."""
+    images = pick_images(source_images(load_corpus(source)), count)
+    generator = torch.Generator().manual_seed(seed)
+    arrays: dict[str, np.ndarray] = {}
+    for split, split_images in images.items():
+        fitted, quality = [], []
+        for start in range(0, len(split_images), batch_size):
+            batch = torch.from_numpy(split_images[start:start + batch_size])
+            params, fit_psnr = fit_splats(batch, splats, steps, lr, generator)
+            fitted.append(sort_spatially(params))
+            quality.append(fit_psnr)
+            if progress:
+                progress(len(batch))
+        arrays[split] = torch.cat(fitted).transpose(1, 2).contiguous().numpy().astype(np.float32)  # (n, 8, K)
+        arrays[f"{split}_fit_psnr"] = torch.cat(quality).numpy().astype(np.float32)
+        arrays[f"{split}_image"] = (split_images * 255).round().astype(np.uint8)
+    mean = arrays["train"].mean(axis=(0, 2))
+    std = arrays["train"].std(axis=(0, 2)) + 1e-6
+    mean[ROT], std[ROT] = 0.0, 1.0  # θ is not normalised
+    arrays["norm_mean"], arrays["norm_std"] = mean.astype(np.float32), std.astype(np.float32)
+    all_psnr = np.concatenate([arrays[f"{s}_fit_psnr"] for s in ("train", "val", "test")])
+    metadata = {
+        "domain": "gaussians", "source": str(source), "splats": splats, "fit_steps": steps, "fit_lr": lr,
+        "seed": seed, "counts": {s: int(arrays[s].shape[0]) for s in ("train", "val", "test")},
+        "image_size": list(images["train"].shape[1:3]), "mean_fit_psnr": float(all_psnr.mean()),
+        "vaekit_version": __version__,
+    }
+    return save_corpus(out, arrays, metadata), metadata
+
+
+@register_domain("gaussians")
+class GaussiansDomain(Domain):
+    name = "gaussians"
+    default_corpus = "data/gaussians.npz"
+    collect_command = "vaekit collect gaussians --from data/atari_breakout.npz"
+    headline_metrics = [
+        *[(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}") for g in GROUPS],
+        *[(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}") for g in GROUPS],
+        ("posterior_collapse", "Posterior collapse", "{}"),
+    ]
+    curve_metrics = [f"recon_{g}" for g in GROUPS]
+
+    def default_config(self) -> dict:
+        return {"data": {"path": self.default_corpus, "augment": False},
+                "model": {"name": "conv1d_gaussian", "latent_dim": 256},
+                "beta": {"schedule": "linear_warmup", "max_beta": 1.0, "warmup_epochs": 50},
+                "train": {"batch_size": 32, "epochs": 100, "cosine_t_max": 100}}
+
+    def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
+        mean, std = corpus.arrays["norm_mean"][None, :, None], corpus.arrays["norm_std"][None, :, None]
+        return {s: ((corpus.arrays[s] - mean) / std).astype(np.float32) for s in ("train", "val", "test")}
+
+    def quality_sums(self, model, batch, output):
+        sums = {}
+        per_group = model.group_errors(output, batch)  # group -> (batch,) mean error per element
+        for group, error in per_group.items():
+            sums[f"recon_{group}"] = (error.sum(), error.numel())
+        predicted, target = model.comparable(output), model.comparable_target(batch)
+        for group, channels in model.comparable_groups().items():
+            # Σx and Σx² per channel let the split-level std be derived afterwards.
+            for tag, values in (("pred", predicted), ("true", target)):
+                v = values[:, channels]
+                sums[f"_{tag}_{group}_s1"] = (v.sum(), v.numel())
+                sums[f"_{tag}_{group}_s2"] = (v.pow(2).sum(), v.numel())
+        return sums
+
+    def derived_metrics(self, metrics: dict) -> dict:
+        out = {}
+        for group in GROUPS:
+            stds = {}
+            for tag in ("pred", "true"):
+                m1, m2 = metrics.pop(f"_{tag}_{group}_s1", None), metrics.pop(f"_{tag}_{group}_s2", None)
+                if m1 is not None:
+                    stds[tag] = max(m2 - m1 * m1, 0.0) ** 0.5
+            if len(stds) == 2:
+                out[f"std_ratio_{group}"] = stds["pred"] / stds["true"] if stds["true"] > 0 else float("nan")
+        if "active_dims" in metrics:
+            out["posterior_collapse"] = metrics["active_dims"] < max(1, metrics["latent_dim"] // 10)
+        return out
+
+    def save_pictures(self, model, arrays, results, n, generator):
+        from vaekit.plots import save_frame_rows
+
+        device = next(model.parameters()).device
+        shown = np.linspace(0, len(arrays["test"]) - 1, min(8, len(arrays["test"]))).round().astype(int)
+        mean = torch.from_numpy(arrays["norm_mean"])[None, :, None]
+        std = torch.from_numpy(arrays["norm_std"])[None, :, None]
+        raw = torch.from_numpy(arrays["test"][shown])
+        with torch.no_grad():
+            normalised = ((raw - mean) / std).to(device)
+            output = model.decode(model.encode(normalised)[0])
+            recon = model.to_normalised_params(output).cpu() * std + mean
+        images = torch.from_numpy(arrays["test_image"][shown]).float() / 255
+        size = images.shape[1:3]
+        fit = render(raw.transpose(1, 2), *size).clamp(0, 1)
+        vae = render(recon.transpose(1, 2), *size).clamp(0, 1)
+        vae_psnr = psnr(vae, images).mean().item()
+        as_uint8 = lambda x: (x.numpy() * 255).round().astype(np.uint8)  # noqa: E731
+        path = save_frame_rows([as_uint8(images), as_uint8(fit), as_uint8(vae)],
+                               ["original image", f"splat fit ({psnr(fit, images).mean():.1f} dB)",
+                                f"VAE reconstruction ({vae_psnr:.1f} dB)"], results / "reconstructions.png")
+        (results / "image_psnr.txt").write_text(f"{vae_psnr:.3f}\n")
+        return [path, results / "image_psnr.txt"]

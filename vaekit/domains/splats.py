@@ -1,0 +1,141 @@
+"""2D Gaussian splats: a differentiable renderer, a batched fitter, and spatial (Morton) ordering.
+
+A scene is K anisotropic Gaussians, each with 8 parameters (channel order of the corpus):
+
+    0-1  x, y            centre, in [0, 1] image coordinates (x right, y down)
+    2-3  log_sx, log_sy  log of the standard deviations along the Gaussian's own axes (image units)
+    4    theta           rotation of those axes, in [0, π): an ellipse is the same under θ + π
+    5-7  r, g, b         colour (the feature), added where the Gaussian lies
+
+The image is the additive blend I(p) = Σ_k c_k · exp(−½ (p − μ_k)ᵀ Σ_k⁻¹ (p − μ_k)), with
+Σ_k = R(θ_k) diag(sx², sy²) R(θ_k)ᵀ, each splat evaluated within a window around its centre.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+NUM_PARAMS = 8
+GROUPS = {"xy": [0, 1], "scale": [2, 3], "rot": [4], "feat": [5, 6, 7]}
+
+
+def pixel_grid(height: int, width: int, device=None) -> torch.Tensor:
+    """(H·W, 2) pixel centres in [0, 1] coordinates, x first."""
+    ys = (torch.arange(height, device=device) + 0.5) / height
+    xs = (torch.arange(width, device=device) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
+
+
+WINDOW_RADIUS = 3  # pixels: each splat is evaluated on the 7×7 pixels around its centre (≥ 4σ at the start)
+
+
+def render(params: torch.Tensor, height: int, width: int, radius: int = WINDOW_RADIUS) -> torch.Tensor:
+    """Render (B, K, 8) splat parameters to (B, H, W, 3) images (differentiable).
+
+    Each splat is evaluated on the (2r+1)² pixels around its centre and added into the image with
+    a scatter: the cost is K·(2r+1)² per image instead of K·H·W. Mass beyond r pixels is dropped;
+    fitted splats are a few pixels wide (initial σ = a quarter of the splat spacing).
+    """
+    batch, count, _ = params.shape
+    centre, log_scale, theta, colour = params[..., 0:2], params[..., 2:4], params[..., 4], params[..., 5:8]
+    offsets = torch.arange(-radius, radius + 1, device=params.device)
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    centre_px = torch.stack([(centre[..., 0] * width).floor(), (centre[..., 1] * height).floor()], -1).long()
+    px = (centre_px[..., 0, None] + ox.reshape(-1)).clamp(0, width - 1)  # (B, K, W²)
+    py = (centre_px[..., 1, None] + oy.reshape(-1)).clamp(0, height - 1)
+    inside = ((centre_px[..., 0, None] + ox.reshape(-1)) == px) & ((centre_px[..., 1, None] + oy.reshape(-1)) == py)
+    dx = (px + 0.5) / width - centre[..., 0:1]
+    dy = (py + 0.5) / height - centre[..., 1:2]
+    cos, sin = torch.cos(theta)[..., None], torch.sin(theta)[..., None]
+    u = dx * cos + dy * sin  # the offset along the splat's own axes (rotated by −θ)
+    v = -dx * sin + dy * cos
+    inv_var = torch.exp(-2 * log_scale)
+    weight = torch.exp(-0.5 * (u.pow(2) * inv_var[..., 0:1] + v.pow(2) * inv_var[..., 1:2])) * inside
+    contributions = weight[..., None] * colour[:, :, None, :]  # (B, K, W², 3)
+    index = (py * width + px).reshape(batch, -1, 1).expand(-1, -1, 3)
+    image = torch.zeros(batch, height * width, 3, device=params.device, dtype=params.dtype)
+    image = image.scatter_add(1, index, contributions.reshape(batch, -1, 3))
+    return image.view(batch, height, width, 3)
+
+
+def initial_params(images: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Splats on a jittered grid over each image, coloured by the pixel under them.
+
+    Their size is half the grid spacing, so neighbours overlap a little and the first render is
+    already a blurred copy of the image: the fit only refines it.
+    """
+    batch, height, width, _ = images.shape
+    rows = max(1, round(math.sqrt(count * height / width)))
+    cols = -(-count // rows)
+    cell = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"), -1).reshape(-1, 2)[:count]
+    jitter = torch.rand(batch, count, 2, generator=generator)
+    y = (cell[None, :, 0] + jitter[..., 0]) / rows
+    x = (cell[None, :, 1] + jitter[..., 1]) / cols
+    px = (x * width).long().clamp(0, width - 1)
+    py = (y * height).long().clamp(0, height - 1)
+    colour = images[torch.arange(batch)[:, None], py, px]  # (B, K, 3)
+    spacing = torch.tensor([0.5 / cols, 0.5 / rows])
+    log_scale = torch.log(spacing).expand(batch, count, 2)
+    theta = torch.zeros(batch, count, 1)
+    # Colour is scaled down by the overlap of neighbours so that the blend starts near the image.
+    overlap = 2 * math.pi * 0.25
+    return torch.cat([x[..., None], y[..., None], log_scale, theta, colour / overlap], dim=-1)
+
+
+def canonical(params: torch.Tensor) -> torch.Tensor:
+    """Keep θ in [0, π) and centres inside the image (the fit may wander slightly)."""
+    out = params.clone()
+    out[..., 4] = torch.remainder(out[..., 4], math.pi)
+    out[..., 0:2] = out[..., 0:2].clamp(0, 1)
+    return out
+
+
+def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of [0, 1] images."""
+    mse = (images.clamp(0, 1) - reference).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def fit_splats(images: torch.Tensor, count: int = 512, steps: int = 150, lr: float = 0.01,
+               generator: torch.Generator | None = None,
+               on_step: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``count`` splats to each (B, H, W, 3) image in [0, 1] by Adam on the pixel MSE.
+
+    Returns the canonical (B, count, 8) parameters and each fit's PSNR against its image.
+    """
+    generator = generator or torch.Generator().manual_seed(0)
+    height, width = images.shape[1:3]
+    params = initial_params(images, count, generator).requires_grad_(True)
+    optimizer = torch.optim.Adam([params], lr=lr)
+    for step in range(steps):
+        loss = (render(params, height, width) - images).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if on_step:
+            on_step(step)
+    fitted = canonical(params.detach())
+    with torch.no_grad():
+        quality = psnr(render(fitted, height, width), images)
+    return fitted, quality
+
+
+def morton_order(xy: torch.Tensor, bits: int = 10) -> torch.Tensor:
+    """Indices that sort (…, K, 2) points in [0, 1]² along the Z-order curve (x bits interleaved
+    with y bits), so that neighbours in the sequence are neighbours in the image."""
+    scaled = (xy.clamp(0, 1) * (2**bits - 1)).long()
+    code = torch.zeros(scaled.shape[:-1], dtype=torch.long, device=xy.device)
+    for bit in range(bits):
+        code |= ((scaled[..., 0] >> bit) & 1) << (2 * bit)
+        code |= ((scaled[..., 1] >> bit) & 1) << (2 * bit + 1)
+    return code.argsort(dim=-1)
+
+
+def sort_spatially(params: torch.Tensor) -> torch.Tensor:
+    """Reorder each scene's splats along the Morton curve of their centres."""
+    order = morton_order(params[..., 0:2])
+    return torch.gather(params, 1, order[..., None].expand_as(params))
