@@ -14,6 +14,10 @@ def example_batch(name: str) -> torch.Tensor:
         return torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
     if name.startswith("conv2d"):
         return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
+    if "conv1d" in name:
+        scenes = torch.randn(4, 8, 512)
+        scenes[:, 4] = torch.rand(4, 512) * 3.14159  # θ in [0, π)
+        return scenes
     if name.startswith("ternary"):
         return torch.randint(-1, 2, (4, 9), dtype=torch.int8)
     raise AssertionError(f"add an example batch for model {name}")
