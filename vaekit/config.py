@@ -90,6 +90,7 @@ class TrainConfig:
 
 @dataclass
 class Config:
+    name: str = _help("Experiment name shown by `report`; empty takes the --config file's name.", "")
     domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
     seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
     device: str = _help("auto, cpu, cuda or mps.", "auto")

@@ -33,6 +33,8 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
     all_layers += layers
     all_layers.append(("command", {"domain": domain_name}))
     config = build_config(all_layers)
+    if not config.name and config_file is not None:
+        config.name = Path(config_file).stem
     config.beta = resolve_beta_config(config.beta)
     return config
 

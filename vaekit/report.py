@@ -70,6 +70,7 @@ def summarize_run(run: RunDir) -> dict:
     beta = config.beta
     return {
         "run": run.run_id,
+        "name": config.name or MISSING,
         "domain": config.domain,
         "model": config.model.name,
         "latent": config.model.latent_dim,
@@ -86,7 +87,7 @@ def summarize_run(run: RunDir) -> dict:
     }
 
 
-SUMMARY_ROWS = [("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"), ("parameters", "Parameters"),
+SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"), ("parameters", "Parameters"),
                 ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
                 ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
                 ("wall_seconds", "Wall time"), ("split", "Metrics split")]
