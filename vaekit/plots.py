@@ -65,16 +65,22 @@ def training_curves(records: list[dict], path: Path, quality_keys: list[str] | N
     return _save(fig, path)
 
 
-def save_grids(grids: np.ndarray, path: Path, title: str, columns: int = 8) -> Path:
-    """A table of ARC grids drawn in the ARC palette."""
-    rows = -(-len(grids) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1), squeeze=False)
+def save_image_table(images, path: Path, title: str, cmap, vmin: float, vmax: float,
+                     columns: int = 8, cell_inches: float = 1.1) -> Path:
+    """Small images (2D arrays) in a table of ``columns`` columns, one colour map for all."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * cell_inches, rows * cell_inches), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, grid in zip(axes.flat, grids):
-        ax.imshow(grid, cmap=ARC_PALETTE, vmin=0, vmax=9, interpolation="nearest")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def save_grids(grids: np.ndarray, path: Path, title: str) -> Path:
+    """A table of ARC grids drawn in the ARC palette."""
+    return save_image_table(grids, path, title, ARC_PALETTE, 0, 9)
 
 
 def save_grid_pairs(originals: np.ndarray, reconstructions: np.ndarray, path: Path, columns: int = 8) -> Path:
@@ -98,16 +104,10 @@ def save_grid_pairs(originals: np.ndarray, reconstructions: np.ndarray, path: Pa
 TERNARY_COLORS = ListedColormap(["#2166ac", "#f7f7f7", "#b2182b"])  # -1 blue, 0 white, +1 red
 
 
-def save_ternary_tables(operations: np.ndarray, path: Path, title: str, columns: int = 8) -> Path:
+def save_ternary_tables(operations: np.ndarray, path: Path, title: str) -> Path:
     """Ternary operations (rows of 9 values in {-1, 0, 1}) drawn as 3×3 tables."""
-    rows = -(-len(operations) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, op in zip(axes.flat, operations):
-        ax.imshow(np.asarray(op).reshape(3, 3), cmap=TERNARY_COLORS, vmin=-1, vmax=1)
-    fig.suptitle(title)
-    return _save(fig, path)
+    tables = [np.asarray(op).reshape(3, 3) for op in operations]
+    return save_image_table(tables, path, title, TERNARY_COLORS, -1, 1, cell_inches=0.9)
 
 
 def save_frame_rows(rows: list[np.ndarray], labels: list[str], path: Path) -> Path:

@@ -65,6 +65,19 @@ class Domain:
         """Write samples and reconstructions under ``results``; return the files written."""
         return []
 
+    @staticmethod
+    def samples_and_reconstructions(model, arrays, results: Path, n: int, generator: torch.Generator,
+                                    shown: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """n prior samples (also saved as results/samples.npz), and up to ``shown`` test items with
+        their reconstructions from the posterior mean, all in stored format."""
+        device = next(model.parameters()).device
+        samples = model.sample_prior(n, generator).cpu().numpy()
+        test = torch.as_tensor(arrays["test"][: min(n, shown)], device=device)
+        with torch.no_grad():
+            recon = model.reconstruct(model.decode(model.encode(test)[0])).cpu().numpy()
+        np.savez_compressed(results / "samples.npz", samples=samples)
+        return samples, test.cpu().numpy(), recon
+
 
 DOMAINS: Registry[type[Domain]] = Registry("domain")
 register_domain = DOMAINS.register

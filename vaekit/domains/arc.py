@@ -175,14 +175,9 @@ class ArcDomain(Domain):
     def save_pictures(self, model, arrays, results, n, generator):
         from vaekit.plots import save_grid_pairs, save_grids
 
-        device = next(model.parameters()).device
-        samples = model.sample_prior(n, generator).cpu().numpy()
-        test = torch.as_tensor(arrays["test"][: min(n, 32)], device=device)
-        with torch.no_grad():
-            recon = model.reconstruct(model.decode(model.encode(test)[0])).cpu().numpy()
-        np.savez_compressed(results / "samples.npz", samples=samples)
+        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator)
         return [
             save_grids(samples, results / "samples.png", "Samples from z ~ N(0, I)"),
-            save_grid_pairs(test.cpu().numpy(), recon, results / "reconstructions.png"),
+            save_grid_pairs(test, recon, results / "reconstructions.png"),
             results / "samples.npz",
         ]

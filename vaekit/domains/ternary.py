@@ -142,15 +142,10 @@ class TernaryDomain(Domain):
     def save_pictures(self, model, arrays, results, n, generator):
         from vaekit.plots import save_ternary_tables
 
-        device = next(model.parameters()).device
-        samples = model.sample_prior(n, generator).cpu().numpy()
-        test = torch.as_tensor(arrays["test"][: min(n, 32)], device=device)
-        with torch.no_grad():
-            recon = model.reconstruct(model.decode(model.encode(test)[0])).cpu().numpy()
-        np.savez_compressed(results / "samples.npz", samples=samples)
+        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator)
         return [
             save_ternary_tables(samples, results / "samples.png", "Operations decoded from z ~ N(0, I)"),
-            save_ternary_tables(np.stack([test.cpu().numpy(), recon], 1).reshape(-1, 9),
+            save_ternary_tables(np.stack([test, recon], 1).reshape(-1, 9),
                                 results / "reconstructions.png", "Test operations (odd) and reconstructions (even)"),
             results / "samples.npz",
         ]
