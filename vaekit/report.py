@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from rich.table import Table
 
 from vaekit.config import build_config, load_yaml
@@ -66,7 +67,16 @@ def summarize_run(run: RunDir) -> dict:
         metrics["latent_dim"] = len(last.get("kl_per_dim", []))
         split = "val (last epoch)"
     best = min(records, key=lambda r: r["val_loss"]) if records else {}
+    last = run.checkpoints / "last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=True)["state"] if last.is_file() else {}
     model = create_model(config.model.name, config.model.latent_dim, config.model.options)
+    parameter_names = {name for name, _ in model.named_parameters()}
+    best_weights = run.checkpoints / "vae_best.pth"
+    if best_weights.is_file():  # count what was trained, even if the model's defaults changed since
+        weights = torch.load(best_weights, map_location="cpu", weights_only=True)
+        parameters = sum(t.numel() for name, t in weights.items() if name in parameter_names)
+    else:
+        parameters = count_parameters(model)
     beta = config.beta
     return {
         "run": run.run_id,
@@ -74,12 +84,13 @@ def summarize_run(run: RunDir) -> dict:
         "domain": config.domain,
         "model": config.model.name,
         "latent": config.model.latent_dim,
-        "parameters": count_parameters(model),
+        "parameters": parameters,
         "beta": f"{beta.schedule} (max {beta.max_beta:g})",
         "free_bits": f"{config.loss.free_bits:g} ({config.loss.free_bits_mode})" if config.loss.free_bits else "off",
         "recon_reduction": config.loss.recon_reduction,
         "epochs": f"{len(records)}/{config.train.epochs}",
         "best_epoch": best.get("epoch"),
+        "checkpoint_epoch": f"{state['best_epoch']} (by {config.train.selection_metric})" if state else None,
         "wall_seconds": sum(r.get("seconds", 0) for r in records),
         "split": split,
         "metrics": metrics,
@@ -90,6 +101,7 @@ def summarize_run(run: RunDir) -> dict:
 SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"), ("parameters", "Parameters"),
                 ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
                 ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
+                ("checkpoint_epoch", "Checkpoint epoch"),
                 ("wall_seconds", "Wall time"), ("split", "Metrics split")]
 
 
