@@ -13,6 +13,7 @@ from vaekit.models import count_parameters, create_model
 from vaekit.runs import RunDir
 
 MISSING = "—"
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 # Metrics every VAE has, shown after the domain's own (key, label, format).
 COMMON_METRICS = [
@@ -70,11 +71,12 @@ def summarize_run(run: RunDir) -> dict:
     last = run.checkpoints / "last.pt"
     state = torch.load(last, map_location="cpu", weights_only=True)["state"] if last.is_file() else {}
     model = create_model(config.model.name, config.model.latent_dim, config.model.options)
-    parameter_names = {name for name, _ in model.named_parameters()}
+    buffer_names = {name for name, _ in model.named_buffers()}
     best_weights = run.checkpoints / "vae_best.pth"
     if best_weights.is_file():  # count what was trained, even if the model's defaults changed since
         weights = torch.load(best_weights, map_location="cpu", weights_only=True)
-        parameters = sum(t.numel() for name, t in weights.items() if name in parameter_names)
+        parameters = sum(t.numel() for name, t in weights.items()
+                         if name not in buffer_names and not name.endswith(BATCHNORM_BUFFERS))
     else:
         parameters = count_parameters(model)
     beta = config.beta
