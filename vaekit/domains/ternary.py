@@ -111,8 +111,16 @@ class TernaryDomain(Domain):
     curve_metrics = ["reconstruction_coverage", "heldout_coverage", "prior_coverage"]
 
     def default_config(self) -> dict:
-        return {"data": {"path": self.default_corpus, "augment": False},
-                "model": {"name": "ternary_mlp", "latent_dim": 16}}
+        # β = 1 collapses a ternary VAE (see docs/domains/ternary.md); these are the baseline's settings.
+        return {"threads": 1, "data": {"path": self.default_corpus, "augment": False},
+                "model": {"name": "ternary_mlp", "latent_dim": 16},
+                "beta": {"schedule": "constant", "max_beta": 0.3},
+                "loss": {"free_bits": 0.5},
+                "train": {"batch_size": 64, "optimizer": "adamw", "weight_decay": 1e-4, "grad_clip": 1.0,
+                          "epochs": 400, "lr_schedule": "multistep",
+                          "lr_milestones": [50, 120, 180, 220, 250, 300],
+                          "selection_metric": "reconstruction_coverage,prior_coverage",
+                          "early_stopping_patience": 20}}
 
     def quality_sums(self, model, batch, output):
         predicted = next(iter(model.pathway_predictions(output).values()))
