@@ -21,6 +21,7 @@ from vaekit.domains.splats import GROUPS, fit_splats, psnr, render, sort_spatial
 from vaekit.errors import VaekitUsageError
 
 ROT = GROUPS["rot"][0]
+COLLAPSE_KL = 0.05  # nats: a dimension below this carries (almost) nothing, as in train.collapse_threshold
 
 
 def source_images(corpus: Corpus) -> dict[str, np.ndarray]:
@@ -89,7 +90,8 @@ class GaussiansDomain(Domain):
     headline_metrics = [
         *[(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}") for g in GROUPS],
         *[(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}") for g in GROUPS],
-        ("posterior_collapse", "Posterior collapse", "{}"),
+        ("informative_dims", "Dimensions with KL ≥ 0.05 nats", "{}"),
+        ("posterior_collapse", "Posterior collapse (< half informative)", "{}"),
     ]
     curve_metrics = [f"recon_{g}" for g in GROUPS]
 
@@ -127,8 +129,11 @@ class GaussiansDomain(Domain):
                     stds[tag] = max(m2 - m1 * m1, 0.0) ** 0.5
             if len(stds) == 2:
                 out[f"std_ratio_{group}"] = stds["pred"] / stds["true"] if stds["true"] > 0 else float("nan")
-        if "active_dims" in metrics:
-            out["posterior_collapse"] = metrics["active_dims"] < max(1, metrics["latent_dim"] // 10)
+        if "kl_per_dim" in metrics:
+            kl = metrics["kl_per_dim"]
+            informative = sum(value >= COLLAPSE_KL for value in kl)
+            out["informative_dims"] = informative
+            out["posterior_collapse"] = informative < len(kl) / 2
         return out
 
     def save_pictures(self, model, arrays, results, n, generator):
