@@ -112,7 +112,7 @@ class TernaryDomain(Domain):
 
     def default_config(self) -> dict:
         # β = 1 collapses a ternary VAE (see docs/domains/ternary.md); these are the baseline's settings.
-        return {"threads": 1, "data": {"path": self.default_corpus, "augment": False},
+        return {"data": {"path": self.default_corpus, "augment": False},
                 "model": {"name": "ternary_mlp", "latent_dim": 16},
                 "beta": {"schedule": "constant", "max_beta": 0.3},
                 "loss": {"free_bits": 0.5},
