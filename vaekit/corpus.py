@@ -32,15 +32,22 @@ class Corpus:
         return {name: self.arrays[name] for name in SPLITS}
 
 
-def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> Path:
-    """Write a corpus atomically (temp file in the same folder, then rename)."""
+def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> tuple[Path, dict]:
+    """Write a corpus atomically (temp file in the same folder, then rename).
+
+    The split sizes (``counts``) and the vaekit version are added to ``metadata``; returns the path
+    and the metadata as written.
+    """
+    from vaekit import __version__
+
     missing = [s for s in SPLITS if s not in arrays]
     if missing:
         raise ValueError(f"corpus is missing splits {missing}")
     path = Path(path)
+    metadata = {**metadata, "counts": {s: int(arrays[s].shape[0]) for s in SPLITS}, "vaekit_version": __version__}
     payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
     atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **payload))
-    return path
+    return path, metadata
 
 
 def load_corpus(path: str | Path, collect_hint: str | None = None) -> Corpus:

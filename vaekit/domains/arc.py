@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.corpus import save_corpus
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
@@ -118,17 +117,15 @@ def build_arc_corpus(
         "arc_version": version,
         "grid_size": GRID_SIZE,
         "seed": seed,
-        "counts": {s: int(arrays[s].shape[0]) for s in ("train", "val", "test")},
         "tasks": {s: len(v) for s, v in tasks_by_split.items()},
         "source_grids": len(grids),
-        "vaekit_version": __version__,
     }
     return arrays, metadata
 
 
 def collect_arc(out: Path, count: int, seed: int, version: str, progress=None) -> tuple[Path, dict]:
     arrays, metadata = build_arc_corpus(count, seed, version, progress)
-    return save_corpus(out, arrays, metadata), metadata
+    return save_corpus(out, arrays, metadata)
 
 
 def _dihedral_index_table(size: int) -> torch.Tensor:

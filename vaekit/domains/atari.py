@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.corpus import save_corpus
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
@@ -53,10 +52,8 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
         "frames": int(lengths.sum()),
         "mean_episode_length": float(lengths.mean()),
         "mean_return": float(data["returns"].mean()),
-        "counts": {s: int(arrays[s].shape[0]) for s in ("train", "val", "test")},
-        "vaekit_version": __version__,
     }
-    return save_corpus(out, arrays, metadata), metadata
+    return save_corpus(out, arrays, metadata)
 
 
 @register_domain("atari")

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.corpus import Corpus, load_corpus, save_corpus
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render, sort_spatially
@@ -75,11 +74,10 @@ def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 
     all_psnr = np.concatenate([arrays[f"{s}_fit_psnr"] for s in ("train", "val", "test")])
     metadata = {
         "domain": "gaussians", "source": str(source), "splats": splats, "fit_steps": steps, "fit_lr": lr,
-        "seed": seed, "counts": {s: int(arrays[s].shape[0]) for s in ("train", "val", "test")},
+        "seed": seed,
         "image_size": list(images["train"].shape[1:3]), "mean_fit_psnr": float(all_psnr.mean()),
-        "vaekit_version": __version__,
     }
-    return save_corpus(out, arrays, metadata), metadata
+    return save_corpus(out, arrays, metadata)
 
 
 @register_domain("gaussians")

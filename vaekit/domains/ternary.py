@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import __version__
 from vaekit.corpus import save_corpus
 from vaekit.domains import Domain, register_domain
 
@@ -50,10 +49,8 @@ def collect_ternary(out: Path, seed: int = 42) -> tuple[Path, dict]:
         "domain": "ternary",
         "source": "exhaustive enumeration of 3x3 tables over {-1, 0, 1}",
         "seed": seed,
-        "counts": {s: int(arrays[s].shape[0]) for s in ("train", "val", "test")},
-        "vaekit_version": __version__,
     }
-    return save_corpus(out, arrays, metadata), metadata
+    return save_corpus(out, arrays, metadata)
 
 
 @torch.no_grad()
