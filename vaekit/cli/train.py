@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, console, err_console, usage_errors_exit_2
+from vaekit.cli.common import RunsDirOption, console, err_console, usage_errors_exit_2
 from vaekit.config import parse_set_option
 
 
