@@ -38,8 +38,10 @@ def training_curves(records: list[dict], path: Path, quality_keys: list[str] | N
         quality_keys: validation metrics drawn together in the last panel.
         markers: (epoch, label) vertical lines, e.g. phase boundaries.
     """
+    # A model with schedules of its own (the dual ternary VAE) logs them; it does not use `beta`.
+    own_schedules = [k for k in ("beta_A", "beta_B", "rho") if records and k in records[-1]]
     panels = [("Loss", ["train_loss", "val_loss"]), ("Reconstruction", ["train_recon", "val_recon"]),
-              ("KL (nats)", ["train_kl", "val_kl"]), ("β and active dims", ["beta"])]
+              ("KL (nats)", ["train_kl", "val_kl"]), ("β and active dims", own_schedules or ["beta"])]
     if quality_keys:
         panels.append(("Quality", [f"val_{key}" for key in quality_keys]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
