@@ -98,6 +98,15 @@ def test_bad_settings_exit_2_with_one_line(tmp_path, arc_corpus, args, message):
     assert not (tmp_path / "runs" / "bad").exists()
 
 
+def test_resume_refuses_another_domain_or_a_config_file(tmp_path, arc_corpus):
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "r", "--epochs", 1).exit_code == 0
+    result = invoke("train", "ternary", "--runs-dir", runs, "--run-id", "r", "--resume")
+    assert result.exit_code == 2 and "trained domain 'arc'" in result.stderr
+    result = train(arc_corpus, runs, "r", "--resume", "--config", "x.yaml")
+    assert result.exit_code == 2 and "--config cannot be combined with --resume" in result.stderr
+
+
 def test_missing_corpus_points_to_collect(tmp_path):
     result = train(tmp_path / "none.npz", tmp_path / "runs", "x")
     assert result.exit_code == 2 and "vaekit collect arc" in result.stderr

@@ -61,8 +61,13 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     """
     console = console or Console(quiet=True)
     if resume:
+        if config_file is not None:
+            raise VaekitUsageError("--config cannot be combined with --resume: the run's config.yaml is used "
+                                   "(flags and --set still apply on top of it)")
         run = RunDir.create(runs_dir, run_id, resume=True, overwrite=False)
         saved = load_yaml(run.config_path)
+        if saved.get("domain") != domain_name:
+            raise VaekitUsageError(f"run '{run.run_id}' trained domain '{saved.get('domain')}', not '{domain_name}'")
         config = resolve_config(domain_name, None, [(str(run.config_path), saved), *layers])
     else:
         config = resolve_config(domain_name, config_file, layers)
