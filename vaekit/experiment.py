@@ -127,8 +127,7 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
     model = build_model(config).to(dev)
     model.load_state_dict(run.load_checkpoint("vae_best.pth", dev))
     model.eval()
-    last = run.checkpoints / "last.pt"
-    best = torch.load(last, map_location="cpu", weights_only=True)["state"]["best_epoch"] if last.is_file() else 0
+    best = run.train_state().get("best_epoch", 0)
     return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from rich.table import Table
 
 from vaekit.config import build_config, load_yaml
@@ -68,13 +67,11 @@ def summarize_run(run: RunDir) -> dict:
         metrics["latent_dim"] = len(last.get("kl_per_dim", []))
         split = "val (last epoch)"
     best = min(records, key=lambda r: r["val_loss"]) if records else {}
-    last = run.checkpoints / "last.pt"
-    state = torch.load(last, map_location="cpu", weights_only=True)["state"] if last.is_file() else {}
+    state = run.train_state()
     model = create_model(config.model.name, config.model.latent_dim, config.model.options)
     buffer_names = {name for name, _ in model.named_buffers()}
-    best_weights = run.checkpoints / "vae_best.pth"
-    if best_weights.is_file():  # count what was trained, even if the model's defaults changed since
-        weights = torch.load(best_weights, map_location="cpu", weights_only=True)
+    if (run.checkpoints / "vae_best.pth").is_file():  # count what was trained, even if defaults changed since
+        weights = run.load_checkpoint("vae_best.pth")
         parameters = sum(t.numel() for name, t in weights.items()
                          if name not in buffer_names and not name.endswith(BATCHNORM_BUFFERS))
     else:

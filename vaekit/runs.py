@@ -145,6 +145,12 @@ class RunDir:
         atomic_write_bytes(path, lambda h: torch.save(obj, h))
         return path
 
+    def train_state(self) -> dict:
+        """The trainer's state saved in last.pt (epoch, best epochs, ...); empty if none was saved."""
+        if not (self.checkpoints / "last.pt").is_file():
+            return {}
+        return self.load_checkpoint("last.pt")["state"]
+
     def load_checkpoint(self, name: str, device: torch.device | str = "cpu") -> Any:
         path = self.checkpoints / name
         if not path.is_file():

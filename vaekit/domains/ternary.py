@@ -54,16 +54,21 @@ def collect_ternary(out: Path, seed: int = 42) -> tuple[Path, dict]:
 
 
 @torch.no_grad()
-def reconstruction_coverage(model, operations: torch.Tensor, batch_size: int = 8192) -> dict[str, float]:
-    """Per pathway: the fraction of ``operations`` decoded exactly (argmax of every position) from
-    their own posterior mean."""
-    hits: dict[str, int] = {}
+def exact_reconstructions(model, operations: torch.Tensor, batch_size: int = 8192) -> dict[str, torch.Tensor]:
+    """Per pathway: a flag per operation, True where it decodes exactly (argmax of every position)
+    from its own posterior mean."""
+    flags: dict[str, list] = {}
     for start in range(0, operations.shape[0], batch_size):
         batch = operations[start:start + batch_size]
         output = model.decode(model.encode(batch)[0])
         for name, predicted in model.pathway_predictions(output).items():
-            hits[name] = hits.get(name, 0) + int((predicted == batch).all(dim=1).sum())
-    return {name: count / operations.shape[0] for name, count in hits.items()}
+            flags.setdefault(name, []).append((predicted == batch).all(dim=1))
+    return {name: torch.cat(parts) for name, parts in flags.items()}
+
+
+def reconstruction_coverage(model, operations: torch.Tensor) -> dict[str, float]:
+    """Per pathway: the fraction of ``operations`` decoded exactly from their own posterior mean."""
+    return {name: float(hit.float().mean()) for name, hit in exact_reconstructions(model, operations).items()}
 
 
 @torch.no_grad()
@@ -125,8 +130,8 @@ class TernaryDomain(Domain):
         return {"position_accuracy": (correct.sum(), correct.numel())}
 
     def extra_metrics(self, model, tensors, config, during_training) -> dict:
-        everything = torch.cat([tensors["train"], tensors["val"], tensors["test"]])
-        heldout = torch.cat([tensors["val"], tensors["test"]])
+        everything = torch.cat([tensors["train"], tensors["val"], tensors["test"]])  # held-out ops last
+        n_train = tensors["train"].shape[0]
         options = config.data.options
         if during_training:
             n = int(options.get("epoch_prior_samples", DEFAULT_EPOCH_PRIOR_SAMPLES))
@@ -135,9 +140,10 @@ class TernaryDomain(Domain):
         generator = torch.Generator().manual_seed(config.seed)
         was_training = model.training
         model.eval()
+        hits = exact_reconstructions(model, everything)
         metrics = {
-            **_suffixed(reconstruction_coverage(model, everything), "reconstruction_coverage"),
-            **_suffixed(reconstruction_coverage(model, heldout), "heldout_coverage"),
+            **_suffixed({k: float(v.float().mean()) for k, v in hits.items()}, "reconstruction_coverage"),
+            **_suffixed({k: float(v[n_train:].float().mean()) for k, v in hits.items()}, "heldout_coverage"),
             **_suffixed(prior_coverage(model, n, generator), "prior_coverage"),
             "prior_samples": n,
         }
