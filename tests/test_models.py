@@ -61,6 +61,17 @@ def test_frame_likelihoods_are_lowest_at_the_truth(likelihood):
     model = create_model("conv2d_frames", latent_dim=2, options={"likelihood": likelihood})
     batch = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
     target = model.prepare(batch).clamp(0.01, 0.99)
-    exact = torch.logit(target)
-    worse = torch.logit((target + 0.2).clamp(0.01, 0.99))
+    as_output = torch.logit if likelihood == "bernoulli" else (lambda means: means)  # logits vs means
+    exact = as_output(target)
+    worse = as_output((target + 0.2).clamp(0.01, 0.99))
     assert (model.reconstruction_nll(exact, batch, "sum") < model.reconstruction_nll(worse, batch, "sum")).all()
+
+
+def test_gaussian_frame_decoder_still_learns_where_its_output_is_far_off():
+    """The Gaussian mean is the raw output: no sigmoid whose gradient vanishes on a black screen."""
+    model = create_model("conv2d_frames", latent_dim=2, options={"likelihood": "gaussian"})
+    batch = torch.full((1, 64, 64, 3), 255, dtype=torch.uint8)
+    output = torch.full((1, 3, 64, 64), -8.0, requires_grad=True)  # a saturated sigmoid would give ~3e-4
+    model.reconstruction_nll(output, batch, "sum").sum().backward()
+    assert output.grad.abs().min() > 1.0
+    assert model.frame_means(output).max() == 0.0  # shown and scored clamped to [0, 1]

@@ -19,9 +19,15 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 class FrameVAE(GaussianVAE):
     """Stride-2 convs down to 4×4, a dense bottleneck, transposed convs back up.
 
-    The decoder outputs one logit per pixel and channel; the frame it means is sigmoid(logit). The
-    likelihood is Gaussian with a fixed σ (NLL = (x − x̂)²/2σ² + log σ + ½ log 2π per element) or
-    Bernoulli on the [0, 1] intensities (binary cross-entropy).
+    The decoder outputs one number per pixel and channel. With the Gaussian likelihood (fixed σ,
+    NLL = (x − x̂)²/2σ² + log σ + ½ log 2π per element) that number is the mean x̂ itself, clamped to
+    [0, 1] only when shown or scored; with the Bernoulli likelihood it is a logit (binary
+    cross-entropy on the [0, 1] intensities, frame = sigmoid(logit)).
+
+    Why no sigmoid under the Gaussian: the gradient of (sigmoid(l) − x)² vanishes where the sigmoid
+    saturates, and on a mostly black Atari screen it saturates at 0 everywhere. The paddle and the
+    ball then never get drawn and training stalls at the mean frame (measured: 31.8 dB on Breakout,
+    the mean frame scores 31.99 dB). A linear mean has no such flat region.
     """
 
     def __init__(
@@ -34,7 +40,7 @@ class FrameVAE(GaussianVAE):
         decoder_channels: tuple = (64, 32, 16, 16),
         likelihood: str = "gaussian",
         sigma: float = 0.05,
-        norm: bool = False,
+        norm: bool = True,
     ):
         super().__init__()
         if likelihood not in LIKELIHOODS:
@@ -52,14 +58,17 @@ class FrameVAE(GaussianVAE):
         return batch.permute(0, 3, 1, 2).float() / 255.0
 
     def frame_means(self, output):
-        return torch.sigmoid(output)
+        """The decoded frames in [0, 1]."""
+        if self.likelihood == "bernoulli":
+            return torch.sigmoid(output)
+        return output.clamp(0.0, 1.0)
 
     def reconstruction_nll(self, output, batch, reduction):
         target = self.prepare(batch)
         if self.likelihood == "bernoulli":
             per_element = F.binary_cross_entropy_with_logits(output, target, reduction="none")
         else:
-            error = torch.sigmoid(output) - target
+            error = output - target
             per_element = error.pow(2) / (2 * self.sigma**2) + math.log(self.sigma) + 0.5 * math.log(2 * math.pi)
         return reduce_elements(per_element, reduction)
 
