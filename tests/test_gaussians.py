@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from vaekit import load_corpus
 from vaekit.cli import app
-from vaekit.domains.splats import fit_splats, morton_order, render, sort_spatially
+from vaekit.domains.splats import cell_layout, fit_splats, grid_shape, morton_order, render
 from vaekit.experiment import resolve_config
 from vaekit.models import create_model
 
@@ -49,11 +49,23 @@ def test_fit_lowers_the_error_on_a_tiny_image():
 def test_morton_order_keeps_neighbours_together():
     xy = torch.tensor([[[0.9, 0.9], [0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.12, 0.12]]])
     assert morton_order(xy)[0].tolist() == [1, 4, 2, 3, 0]  # quadrants in Z order: TL, TR, BL, BR
-    params = torch.rand(2, 256, 8)
-    ordered = sort_spatially(params)
-    steps = (ordered[:, 1:, :2] - ordered[:, :-1, :2]).norm(dim=-1).mean()
-    shuffled = (params[:, 1:, :2] - params[:, :-1, :2]).norm(dim=-1).mean()
-    assert steps < shuffled / 2
+
+
+def test_cells_tile_the_image_in_spatial_order():
+    assert grid_shape(512, 64, 64) == (32, 16) and grid_shape(64, 16, 16) == (8, 8)
+    centres, (dx, dy) = cell_layout(512, 64, 64)
+    assert (dx, dy) == (1 / 16, 1 / 32)
+    assert len({(round(x, 6), round(y, 6)) for x, y in centres.tolist()}) == 512  # every cell once
+    steps = (centres[1:] - centres[:-1]).norm(dim=-1)
+    shuffled = centres[torch.randperm(512, generator=torch.Generator().manual_seed(0))]
+    assert steps.mean() < (shuffled[1:] - shuffled[:-1]).norm(dim=-1).mean() / 4
+
+
+def test_fitted_splats_stay_in_their_cells():
+    image = torch.rand(2, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    params, _ = fit_splats(image, 64, steps=40, lr=0.05)
+    centres, spacing = cell_layout(64, 16, 16)
+    assert ((params[..., :2] - centres).abs() <= torch.tensor(spacing) + 1e-6).all()
 
 
 @pytest.mark.parametrize("name", ["conv1d_gaussian", "resnet_conv1d_gaussian"])

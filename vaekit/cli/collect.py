@@ -135,15 +135,15 @@ def collect_gaussians(
     steps: Annotated[int, typer.Option(help="Adam steps per batch of images.")] = 100,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the fit.")] = 0.01,
     batch_size: Annotated[int, typer.Option(help="Images fitted together.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed of the initial splat positions.")] = 0,
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/gaussians.npz"),
 ):
     """Fit 2D Gaussian splats to the images of another corpus (Atari frames or ARC grids).
 
-    Each image gets --splats anisotropic Gaussians (position, scale, rotation, colour), initialised
-    from the image on a jittered grid and refined by Adam through a differentiable renderer, batched
-    over images. The splats are stored in Morton (Z-order) of their centres; splits follow the
-    source corpus. Each fit's PSNR is recorded.
+    Each image gets --splats anisotropic Gaussians (position, scale, rotation, colour), one per cell
+    of a fixed grid, coloured from the image and refined by Adam through a differentiable renderer,
+    batched over images; each splat stays within one cell of its own. The splats are stored in the
+    Morton (Z-order) of their cells, so index k is the same place in every image. Splits follow the
+    source corpus. Each fit's PSNR is recorded. Deterministic (no seed needed).
 
     Example: vaekit collect gaussians --from data/atari_breakout.npz --count 2000
     """
@@ -154,7 +154,7 @@ def collect_gaussians(
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("fitting splats", total=count)
-        path, metadata = build(from_, out, count, splats, steps, lr, batch_size, seed,
+        path, metadata = build(from_, out, count, splats, steps, lr, batch_size,
                                lambda k: progress.advance(task, k))
     seconds = time.perf_counter() - started
     images = sum(metadata["counts"].values())

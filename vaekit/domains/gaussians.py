@@ -16,7 +16,7 @@ import torch
 
 from vaekit.corpus import Corpus, load_corpus, save_corpus
 from vaekit.domains import Domain, register_domain
-from vaekit.domains.splats import GROUPS, fit_splats, psnr, render, sort_spatially
+from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
 
 ROT = GROUPS["rot"][0]
@@ -49,18 +49,17 @@ def pick_images(images: dict[str, np.ndarray], count: int) -> dict[str, np.ndarr
 
 
 def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 512, steps: int = 100,
-                      lr: float = 0.01, batch_size: int = 32, seed: int = 0,
+                      lr: float = 0.01, batch_size: int = 32,
                       progress: Callable[[int], None] | None = None) -> tuple[Path, dict]:
     """Fit splats to ``count`` images of the ``source`` corpus and write the splat corpus."""
     images = pick_images(source_images(load_corpus(source)), count)
-    generator = torch.Generator().manual_seed(seed)
     arrays: dict[str, np.ndarray] = {}
     for split, split_images in images.items():
         fitted, quality = [], []
         for start in range(0, len(split_images), batch_size):
             batch = torch.from_numpy(split_images[start:start + batch_size])
-            params, fit_psnr = fit_splats(batch, splats, steps, lr, generator)
-            fitted.append(sort_spatially(params))
+            params, fit_psnr = fit_splats(batch, splats, steps, lr)
+            fitted.append(params)
             quality.append(fit_psnr)
             if progress:
                 progress(len(batch))
@@ -74,7 +73,6 @@ def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 
     all_psnr = np.concatenate([arrays[f"{s}_fit_psnr"] for s in ("train", "val", "test")])
     metadata = {
         "domain": "gaussians", "source": str(source), "splats": splats, "fit_steps": steps, "fit_lr": lr,
-        "seed": seed,
         "image_size": list(images["train"].shape[1:3]), "mean_fit_psnr": float(all_psnr.mean()),
     }
     return save_corpus(out, arrays, metadata)

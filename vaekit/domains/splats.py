@@ -1,4 +1,4 @@
-"""2D Gaussian splats: a differentiable renderer, a batched fitter, and spatial (Morton) ordering.
+"""2D Gaussian splats: a differentiable renderer, a batched fitter on a fixed grid of cells in Morton order.
 
 A scene is K anisotropic Gaussians, each with 8 parameters (channel order of the corpus):
 
@@ -30,7 +30,7 @@ def pixel_grid(height: int, width: int, device=None) -> torch.Tensor:
     return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
 
 
-WINDOW_RADIUS = 3  # pixels: each splat is evaluated on the 7×7 pixels around its centre (≥ 4σ at the start)
+WINDOW_RADIUS = 3  # pixels: each splat is evaluated on the 7×7 pixels around its centre
 
 
 def render(params: torch.Tensor, height: int, width: int, radius: int = WINDOW_RADIUS) -> torch.Tensor:
@@ -38,7 +38,8 @@ def render(params: torch.Tensor, height: int, width: int, radius: int = WINDOW_R
 
     Each splat is evaluated on the (2r+1)² pixels around its centre and added into the image with
     a scatter: the cost is K·(2r+1)² per image instead of K·H·W. Mass beyond r pixels is dropped;
-    fitted splats are a few pixels wide (initial σ = a quarter of the splat spacing).
+    fitted splats are a few pixels wide (initial σ = half the cell spacing: 2 × 1 pixels for 512
+    splats on 64 × 64).
     """
     batch, count, _ = params.shape
     centre, log_scale, theta, colour = params[..., 0:2], params[..., 2:4], params[..., 4], params[..., 5:8]
@@ -62,28 +63,44 @@ def render(params: torch.Tensor, height: int, width: int, radius: int = WINDOW_R
     return image.view(batch, height, width, 3)
 
 
-def initial_params(images: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Splats on a jittered grid over each image, coloured by the pixel under them.
+def grid_shape(count: int, height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) with rows · cols == count, as close to square cells on the image as count allows
+    (512 splats on a square image: 32 rows × 16 columns)."""
+    ideal_rows = math.sqrt(count * height / width)
+    divisors = [r for r in range(1, count + 1) if count % r == 0]
+    rows = min(divisors, key=lambda r: abs(math.log(r / ideal_rows)))
+    return rows, count // rows
 
-    Their size is half the grid spacing, so neighbours overlap a little and the first render is
-    already a blurred copy of the image: the fit only refines it.
+
+def cell_layout(count: int, height: int, width: int) -> tuple[torch.Tensor, tuple[float, float]]:
+    """The (count, 2) centres of a rows × cols grid of cells over the image, in Morton order, and
+    the cell spacing (x, y) in image units.
+
+    Splat k of every scene starts in cell k of this list, so a sequence index means the same place
+    in every image: the thing Conv1d over the sequence relies on.
+    """
+    rows, cols = grid_shape(count, height, width)
+    r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    centres = torch.stack([(c.reshape(-1) + 0.5) / cols, (r.reshape(-1) + 0.5) / rows], dim=1)
+    return centres[morton_order(centres)], (1 / cols, 1 / rows)
+
+
+def initial_params(images: torch.Tensor, count: int) -> torch.Tensor:
+    """One splat per grid cell (``cell_layout``), coloured by the pixel under the cell's centre.
+
+    Each splat's standard deviations are half the cell spacing, so neighbours overlap a little and
+    the first render is already a blurred copy of the image: the fit only refines it.
     """
     batch, height, width, _ = images.shape
-    rows = max(1, round(math.sqrt(count * height / width)))
-    cols = -(-count // rows)
-    cell = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"), -1).reshape(-1, 2)[:count]
-    jitter = torch.rand(batch, count, 2, generator=generator)
-    y = (cell[None, :, 0] + jitter[..., 0]) / rows
-    x = (cell[None, :, 1] + jitter[..., 1]) / cols
-    px = (x * width).long().clamp(0, width - 1)
-    py = (y * height).long().clamp(0, height - 1)
-    colour = images[torch.arange(batch)[:, None], py, px]  # (B, K, 3)
-    spacing = torch.tensor([0.5 / cols, 0.5 / rows])
-    log_scale = torch.log(spacing).expand(batch, count, 2)
+    centres, (spacing_x, spacing_y) = cell_layout(count, height, width)
+    px = (centres[:, 0] * width).long().clamp(0, width - 1)
+    py = (centres[:, 1] * height).long().clamp(0, height - 1)
+    colour = images[:, py, px]  # (B, K, 3)
+    log_scale = torch.log(torch.tensor([0.5 * spacing_x, 0.5 * spacing_y])).expand(batch, count, 2)
     theta = torch.zeros(batch, count, 1)
     # Colour is scaled down by the overlap of neighbours so that the blend starts near the image.
     overlap = 2 * math.pi * 0.25
-    return torch.cat([x[..., None], y[..., None], log_scale, theta, colour / overlap], dim=-1)
+    return torch.cat([centres.expand(batch, count, 2), log_scale, theta, colour / overlap], dim=-1)
 
 
 def canonical(params: torch.Tensor) -> torch.Tensor:
@@ -101,25 +118,34 @@ def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 def fit_splats(images: torch.Tensor, count: int = 512, steps: int = 150, lr: float = 0.01,
-               generator: torch.Generator | None = None,
                on_step: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``count`` splats to each (B, H, W, 3) image in [0, 1] by Adam on the pixel MSE.
 
-    Returns the canonical (B, count, 8) parameters and each fit's PSNR against its image.
+    Splat k stays within one cell spacing of the centre of its cell k (the centre is the cell's
+    plus spacing · tanh(offset)), so that a sequence index keeps meaning the same place in every
+    image; scale, rotation and colour are free. Returns the canonical (B, count, 8) parameters, in
+    the Morton order of their cells, and each fit's PSNR against its image. Deterministic.
     """
-    generator = generator or torch.Generator().manual_seed(0)
     height, width = images.shape[1:3]
-    params = initial_params(images, count, generator).requires_grad_(True)
-    optimizer = torch.optim.Adam([params], lr=lr)
+    start = initial_params(images, count)
+    centres, spacing = cell_layout(count, height, width)
+    spacing = torch.tensor(spacing)
+    offset = torch.zeros(*start.shape[:2], 2, requires_grad=True)
+    shape_and_colour = start[..., 2:].clone().requires_grad_(True)
+
+    def current() -> torch.Tensor:
+        return torch.cat([centres + spacing * torch.tanh(offset), shape_and_colour], dim=-1)
+
+    optimizer = torch.optim.Adam([offset, shape_and_colour], lr=lr)
     for step in range(steps):
-        loss = (render(params, height, width) - images).pow(2).mean()
+        loss = (render(current(), height, width) - images).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if on_step:
             on_step(step)
-    fitted = canonical(params.detach())
     with torch.no_grad():
+        fitted = canonical(current())
         quality = psnr(render(fitted, height, width), images)
     return fitted, quality
 
@@ -133,9 +159,3 @@ def morton_order(xy: torch.Tensor, bits: int = 10) -> torch.Tensor:
         code |= ((scaled[..., 0] >> bit) & 1) << (2 * bit)
         code |= ((scaled[..., 1] >> bit) & 1) << (2 * bit + 1)
     return code.argsort(dim=-1)
-
-
-def sort_spatially(params: torch.Tensor) -> torch.Tensor:
-    """Reorder each scene's splats along the Morton curve of their centres."""
-    order = morton_order(params[..., 0:2])
-    return torch.gather(params, 1, order[..., None].expand_as(params))
