@@ -22,14 +22,6 @@ NUM_PARAMS = 8
 GROUPS = {"xy": [0, 1], "scale": [2, 3], "rot": [4], "feat": [5, 6, 7]}
 
 
-def pixel_grid(height: int, width: int, device=None) -> torch.Tensor:
-    """(H·W, 2) pixel centres in [0, 1] coordinates, x first."""
-    ys = (torch.arange(height, device=device) + 0.5) / height
-    xs = (torch.arange(width, device=device) + 0.5) / width
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
-
-
 WINDOW_RADIUS = 3  # pixels: each splat is evaluated on the 7×7 pixels around its centre
 
 

@@ -25,9 +25,14 @@ class FrameVAE(GaussianVAE):
     cross-entropy on the [0, 1] intensities, frame = sigmoid(logit)).
 
     Why no sigmoid under the Gaussian: the gradient of (sigmoid(l) − x)² vanishes where the sigmoid
-    saturates, and on a mostly black Atari screen it saturates at 0 everywhere. The paddle and the
-    ball then never get drawn and training stalls at the mean frame (measured: 31.8 dB on Breakout,
-    the mean frame scores 31.99 dB). A linear mean has no such flat region.
+    saturates, and on a mostly black Atari screen it saturates at 0 wherever the paddle and the ball
+    might be. A linear mean has no such flat region.
+
+    Why BatchNorm by default: without it the encoder died within the first epochs on Breakout,
+    sigmoid or not. With the linear mean alone, after 4 epochs the posterior means varied by only
+    0.001–0.017 across frames, 0/32 dimensions were active and every reconstruction was the mean
+    frame (31.7 dB; the mean frame itself scores 31.99 dB). With BatchNorm all 32 dimensions are
+    active from epoch 2 and the held-out PSNR reached 39 dB.
     """
 
     def __init__(
