@@ -28,8 +28,9 @@ def print_corpus_summary(path: Path, metadata: dict, seconds: float, extra: dict
         table.add_row(f"{split} samples", f"{n:,}")
     for key, value in (extra or {}).items():
         table.add_row(key, str(value))
-    table.add_row("source", str(metadata.get("source", "")))
-    table.add_row("seed", str(metadata.get("seed", "")))
+    for key in ("source", "seed"):  # a deterministic collection (gaussians) has no seed
+        if key in metadata:
+            table.add_row(key, str(metadata[key]))
     table.add_row("seconds", f"{seconds:.1f}")
     console.print(table)
 
