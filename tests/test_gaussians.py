@@ -100,9 +100,9 @@ def test_every_gaussians_config_loads():
     from pathlib import Path
     folder = Path(__file__).resolve().parents[1] / "examples" / "configs" / "gaussians"
     names = sorted(p.name for p in folder.glob("*.yaml"))
-    assert names == sorted(["conv1d_base.yaml", "conv1d_beta0.5.yaml", "conv1d_512d.yaml",
-                            "conv1d_512d_beta0.5.yaml", "conv1d_512d_beta0.1.yaml", "conv1d_512d_beta0.yaml",
-                            "resnet_conv1d_512d.yaml"])
+    seed_experiments = ["conv1d_base.yaml", "conv1d_beta0.5.yaml", "conv1d_512d.yaml", "conv1d_512d_beta0.5.yaml",
+                        "conv1d_512d_beta0.1.yaml", "conv1d_512d_beta0.yaml", "resnet_conv1d_512d.yaml"]
+    assert names == sorted([*seed_experiments, "conv1d_512d_beta0.01.yaml"])  # + the measured fix
     for path in folder.glob("*.yaml"):
         config = resolve_config("gaussians", path, [])
         assert config.train.batch_size == 32 and config.train.epochs == 100 and config.train.lr == 1e-3
