@@ -77,14 +77,15 @@ def cell_layout(count: int, height: int, width: int) -> tuple[torch.Tensor, tupl
     return centres[morton_order(centres)], (1 / cols, 1 / rows)
 
 
-def initial_params(images: torch.Tensor, count: int) -> torch.Tensor:
-    """One splat per grid cell (``cell_layout``), coloured by the pixel under the cell's centre.
+def initial_params(images: torch.Tensor, centres: torch.Tensor, spacing: tuple[float, float]) -> torch.Tensor:
+    """One splat per cell of ``cell_layout``'s (centres, spacing), coloured by the pixel under the
+    cell's centre.
 
     Each splat's standard deviations are half the cell spacing, so neighbours overlap a little and
     the first render is already a blurred copy of the image: the fit only refines it.
     """
     batch, height, width, _ = images.shape
-    centres, (spacing_x, spacing_y) = cell_layout(count, height, width)
+    count, (spacing_x, spacing_y) = centres.shape[0], spacing
     px = (centres[:, 0] * width).long().clamp(0, width - 1)
     py = (centres[:, 1] * height).long().clamp(0, height - 1)
     colour = images[:, py, px]  # (B, K, 3)
@@ -119,8 +120,8 @@ def fit_splats(images: torch.Tensor, count: int = 512, steps: int = 150, lr: flo
     the Morton order of their cells, and each fit's PSNR against its image. Deterministic.
     """
     height, width = images.shape[1:3]
-    start = initial_params(images, count)
     centres, spacing = cell_layout(count, height, width)
+    start = initial_params(images, centres, spacing)
     spacing = torch.tensor(spacing)
     offset = torch.zeros(*start.shape[:2], 2, requires_grad=True)
     shape_and_colour = start[..., 2:].clone().requires_grad_(True)
