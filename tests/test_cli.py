@@ -137,6 +137,16 @@ def test_auto_run_ids_count_up(tmp_path, arc_corpus):
     assert sorted(p.name for p in runs.iterdir()) == ["run_001", "run_002"]
 
 
+def test_runs_lists_every_run_even_beside_a_broken_one(tmp_path, arc_corpus):
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "good", "--epochs", 1).exit_code == 0
+    (runs / "broken").mkdir()
+    (runs / "broken" / "config.yaml").write_text("domain: arc\nmodle: {name: conv2d}\n")
+    result = invoke("runs", "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert "good" in result.output and "broken" in result.output and "unreadable" in result.output
+
+
 def test_help_texts_have_examples():
     for command in (["train"], ["eval"], ["sample"], ["report"], ["collect", "arc"]):
         result = invoke(*command, "--help")

@@ -52,8 +52,21 @@ def metrics_table(metrics: dict, domain: Domain, title: str) -> Table:
     return table
 
 
-def summarize_run(run: RunDir) -> dict:
-    """The facts `report` shows for one run, read from its directory alone."""
+def trained_parameter_count(run: RunDir, config) -> int:
+    """Parameters of the run's model, counted from its best checkpoint when there is one (so a
+    default changed since the run does not change the count)."""
+    model = create_model(config.model.name, config.model.latent_dim, config.model.options)
+    if not (run.checkpoints / "vae_best.pth").is_file():
+        return count_parameters(model)
+    buffer_names = {name for name, _ in model.named_buffers()}
+    weights = run.load_checkpoint("vae_best.pth")
+    return sum(t.numel() for name, t in weights.items()
+               if name not in buffer_names and not name.endswith(BATCHNORM_BUFFERS))
+
+
+def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
+    """The facts `report` shows for one run, read from its directory alone. Counting parameters
+    builds the model; listings that do not show them skip it."""
     config = build_config([(str(run.config_path), load_yaml(run.config_path))])
     domain = get_domain(config.domain)
     records = run.read_metrics()
@@ -68,14 +81,7 @@ def summarize_run(run: RunDir) -> dict:
         split = "val (last epoch)"
     best = min(records, key=lambda r: r["val_loss"]) if records else {}
     state = run.train_state()
-    model = create_model(config.model.name, config.model.latent_dim, config.model.options)
-    buffer_names = {name for name, _ in model.named_buffers()}
-    if (run.checkpoints / "vae_best.pth").is_file():  # count what was trained, even if defaults changed since
-        weights = run.load_checkpoint("vae_best.pth")
-        parameters = sum(t.numel() for name, t in weights.items()
-                         if name not in buffer_names and not name.endswith(BATCHNORM_BUFFERS))
-    else:
-        parameters = count_parameters(model)
+    parameters = trained_parameter_count(run, config) if with_parameters else None
     beta = config.beta
     return {
         "run": run.run_id,

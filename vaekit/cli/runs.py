@@ -15,16 +15,22 @@ def runs(runs_dir: RunsDirOption = Path("runs")):
 
     Example: vaekit runs --runs-dir runs
     """
+    from vaekit.errors import VaekitUsageError
     from vaekit.report import summarize_run
     from vaekit.runs import RunDir
 
     table = Table(title=f"Runs in {runs_dir}")
     for column in ("run", "domain", "model", "latent", "epochs", "best epoch"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     found = sorted(p for p in Path(runs_dir).glob("*") if (p / "config.yaml").is_file()) if Path(runs_dir).is_dir() else []
     for path in found:
-        s = summarize_run(RunDir(path))
-        table.add_row(s["run"], s["domain"], s["model"], str(s["latent"]), s["epochs"], str(s["best_epoch"]))
+        try:
+            s = summarize_run(RunDir(path), with_parameters=False)
+        except (VaekitUsageError, OSError, ValueError) as error:  # one broken run must not hide the rest
+            table.add_row(path.name, f"[red]unreadable: {error}[/red]", "", "", "", "")
+            continue
+        table.add_row(s["run"], s["domain"], s["model"], str(s["latent"]), s["epochs"],
+                      str(s["best_epoch"] or "—"))
     console.print(table if found else f"No runs in {runs_dir}.")
 
 
