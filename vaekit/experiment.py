@@ -17,6 +17,7 @@ from vaekit.plots import training_curves
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
+from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.loop import fit
 
 
@@ -57,8 +58,35 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     """Train a model for a domain into a run directory, then evaluate it on the test split.
 
     With ``resume`` the run's saved config is the base and ``layers`` (e.g. a larger --epochs) apply
-    on top of it.
+    on top of it. Under torchrun every worker runs this; the main worker makes and writes the run
+    directory (see ``vaekit.training.distributed``).
     """
+    workers = workers_from_environment()
+    try:
+        return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
+                          console if workers.is_main else None, show_progress, workers)
+    finally:
+        leave(workers)
+
+
+def _create_run_on_main(workers: Workers, runs_dir: Path, run_id: str | None, overwrite: bool) -> RunDir:
+    """The main worker creates the run directory (refusing an existing one) and tells the others."""
+    outcome = None
+    if workers.is_main:
+        try:
+            outcome = ("created", str(RunDir.create(runs_dir, run_id, resume=False, overwrite=overwrite).path))
+        except VaekitUsageError as error:
+            outcome = ("refused", str(error))
+    kind, value = workers.main_decides(outcome)
+    if kind == "refused":
+        if workers.is_main:
+            raise VaekitUsageError(value)
+        raise SystemExit(2)  # the main worker reports it
+    return RunDir(Path(value))
+
+
+def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite, console, show_progress,
+               workers: Workers) -> RunDir:
     console = console or Console(quiet=True)
     if resume:
         if config_file is not None:
@@ -72,18 +100,22 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     else:
         config = resolve_config(domain_name, config_file, layers)
     domain = get_domain(domain_name)
-    device = resolve_device(config.device)
+    device = join(workers, resolve_device(config.device))
     apply_threads(config.threads)
     tensors = split_tensors(domain, config, device)  # fails before a run directory is made
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if not resume:
-        run = RunDir.create(runs_dir, run_id, resume=False, overwrite=overwrite)
-    save_config(config, run.config_path)
+        run = _create_run_on_main(workers, runs_dir, run_id, overwrite)
+    if workers.is_main:
+        save_config(config, run.config_path)
+    on_workers = f" on each of {workers.world_size} workers" if workers.distributed else ""
     console.print(f"[bold]{run.run_id}[/bold]: {config.model.name} (d={config.model.latent_dim}, "
                   f"{count_parameters(model):,} parameters) on {domain_name}, "
-                  f"{tensors['train'].shape[0]:,} training samples, device {device}")
-    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress)
+                  f"{tensors['train'].shape[0]:,} training samples, device {device}{on_workers}")
+    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress, workers)
+    if not workers.is_main:
+        return run
     model.load_state_dict(run.load_checkpoint("vae_best.pth", device))
     test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)

@@ -59,6 +59,7 @@ def train(
       vaekit train arc --run-id run_007 --resume --epochs 80
     """
     from vaekit.experiment import train_run
+    from vaekit.training.distributed import workers_from_environment
 
     flags = _flag_layer({
         "data.path": str(data) if data else None, "model.name": model, "model.latent_dim": latent,
@@ -76,5 +77,7 @@ def train(
         err_console.print("Interrupted. Continue with --resume --run-id <run id> (last.pt holds the last "
                           "finished epoch).")
         raise typer.Exit(code=130) from None
+    if not workers_from_environment().is_main:  # under torchrun the main worker speaks for all
+        return
     console.print(f"Run written to [bold]{run.path}[/bold]. Next: vaekit eval {run.run_id} · "
                   f"vaekit sample {run.run_id} · vaekit report {run.run_id}")

@@ -15,6 +15,7 @@ from vaekit.errors import VaekitUsageError
 from vaekit.evaluation import collapsed_dims, evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
+from vaekit.training.distributed import SINGLE, Workers
 
 
 @dataclass
@@ -63,11 +64,14 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def train_one_epoch(model, data, domain, config: Config, beta, optimizer, generator, progress, task) -> dict:
-    """One pass over ``data`` in shuffled mini-batches; returns the epoch's mean loss terms."""
+def train_one_epoch(model, data, domain, config: Config, beta, optimizer, generator, progress, task,
+                    workers: Workers = SINGLE) -> dict:
+    """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
+    epoch's mean loss terms over all workers."""
     cfg = config.train
-    n = data.shape[0]
-    order = torch.randperm(n, generator=generator, device=generator.device).to(data.device)
+    order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
+    order = workers.shard(order)
+    n = order.shape[0]
     sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device, read once
     batches = 0
     for start in range(0, n, cfg.batch_size):
@@ -77,6 +81,7 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
         loss, terms, _ = model.objective(batch, beta, config.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        workers.average_gradients(model)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -85,7 +90,7 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
         if progress is not None:
             live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
             progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
-    loss, recon, kl = (sums / max(batches, 1)).tolist()
+    loss, recon, kl = workers.mean(sums / max(batches, 1)).tolist()
     return {"loss": loss, "recon": recon, "kl": kl}
 
 
@@ -118,12 +123,14 @@ def selection_score(metrics: dict, selection_metric: str) -> list[float]:
 
 
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
-        console: Console | None = None, resume: bool = False, show_progress: bool = True) -> TrainState:
+        console: Console | None = None, resume: bool = False, show_progress: bool = True,
+        workers: Workers = SINGLE) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
     Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best by
     ``train.selection_metric``) and last.pt (after every epoch, atomically). Early stopping watches
-    the validation loss. With ``resume`` it continues from last.pt.
+    the validation loss. With ``resume`` it continues from last.pt. Under torchrun every worker
+    calls this; only the main worker writes the run directory.
     """
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
@@ -143,13 +150,15 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
         _restore_rng(saved["rng"], generator)
-        run.truncate_metrics(state.epoch)
+        if workers.is_main:
+            run.truncate_metrics(state.epoch)
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
                       f"at epoch {state.best_loss_epoch}).")
+    workers.copy_from_main(model)
     model.train()
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
-                        transient=True, disable=not show_progress)
+                        transient=True, disable=not (show_progress and workers.is_main))
     with progress:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             if state.stopped_early:
@@ -158,11 +167,12 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             beta = beta_at(epoch, config.beta)
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
-            task = progress.add_task("train", total=train_data.shape[0], epoch=epoch, live="")
+            task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
             train_stats = train_one_epoch(model, train_data, domain, config, beta, optimizer, generator,
-                                          progress, task)
+                                          progress, task, workers)
             progress.remove_task(task)
             scheduler.step()
+            workers.average_buffers(model)  # so every worker validates and adjusts the same model
             controller_values = model.on_epoch_end(optimizer)
             val = evaluate(model, val_data, domain, config.loss, beta)
             val.update(domain.extra_metrics(model, tensors, config, during_training=True))
@@ -174,13 +184,15 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                                                                             "latent_dim", "samples")},
                       "kl_per_dim": val["kl_per_dim"], "active_dims": val["active_dims"],
                       **schedule_values, **controller_values, "seconds": seconds}
-            run.append_metrics(record)
+            if workers.is_main:
+                run.append_metrics(record)
             score = selection_score(val, cfg.selection_metric)
             if not state.best_score or score > state.best_score:
                 state.best_score, state.best_epoch = score, epoch
-                run.save_checkpoint(model.state_dict(), "vae_best.pth")
-                run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
-                run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
+                if workers.is_main:
+                    run.save_checkpoint(model.state_dict(), "vae_best.pth")
+                    run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
+                    run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
             if val["loss"] < state.best_val_loss:
                 state.best_val_loss, state.best_loss_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
             else:
@@ -189,9 +201,11 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             patience = cfg.early_stopping_patience
             if patience and epoch >= cfg.early_stopping_start and state.epochs_without_improvement >= patience:
                 state.stopped_early = True
-            run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "state": asdict(state),
-                                 "rng": _rng_state(generator)}, "last.pt")
+            state.stopped_early = workers.main_decides(state.stopped_early)
+            if workers.is_main:
+                run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(), "state": asdict(state),
+                                     "rng": _rng_state(generator)}, "last.pt")
             console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
             collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
             if collapsed:
