@@ -67,7 +67,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     epochs: int = _help("Maximum number of epochs.", 50)
-    batch_size: int = _help("Mini-batch size.", 128)
+    batch_size: int = _help("Mini-batch size (per worker when run under torchrun).", 128)
     lr: float = _help("Initial learning rate.", 1e-3)
     optimizer: str = _help("'adam' or 'adamw'.", "adam")
     weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0)

@@ -57,6 +57,7 @@ def train(
       vaekit train arc --latent 10
       vaekit train arc --config examples/configs/arc_cyclical.yaml --set train.batch_size=256
       vaekit train arc --run-id run_007 --resume --epochs 80
+      torchrun --nproc_per_node=4 -m vaekit train arc   # data-parallel; --batch-size is per worker
     """
     from vaekit.experiment import train_run
     from vaekit.training.distributed import workers_from_environment
