@@ -93,10 +93,6 @@ class Workers:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
 
 SINGLE = Workers()
 
