@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,8 @@ def arc_corpus(tmp_path_factory) -> Path:
 
 
 # A small seed-shaped model keeps CLI tests to a few seconds.
-TINY_MODEL_FLAGS = [
-    "--set", "model.options={channels: [8, 8, 8], hidden: 16, decoder_channels: [8, 8]}",
-    "--batch-size", "64",
-]
+TINY_MODEL_OPTIONS = {"channels": [8, 8, 8], "hidden": 16, "decoder_channels": [8, 8]}
+TINY_MODEL_FLAGS = ["--set", f"model.options={json.dumps(TINY_MODEL_OPTIONS)}", "--batch-size", "64"]
 
 
 @pytest.fixture(scope="session")

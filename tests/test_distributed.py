@@ -11,11 +11,9 @@ import sys
 import torch
 import torch.multiprocessing as mp
 
-from conftest import TINY_MODEL_FLAGS
+from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from vaekit.models import create_model
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
-
-TINY = {"channels": [8, 8, 8], "hidden": 16, "decoder_channels": [8, 8]}
 
 
 def free_port() -> int:
@@ -38,7 +36,7 @@ def _gradient_worker(rank: int, world_size: int, port: int, out: str) -> None:
     workers = workers_from_environment()
     join(workers, torch.device("cpu"))
     torch.manual_seed(0)
-    model = create_model("conv2d", 3, TINY)
+    model = create_model("conv2d", 3, TINY_MODEL_OPTIONS)
     batch = grids()[workers.shard(torch.arange(12))]
     deterministic_loss(model, batch).backward()
     workers.average_gradients(model)
@@ -59,7 +57,7 @@ def test_averaged_worker_gradients_equal_the_whole_batch_gradient(tmp_path):
     out = tmp_path / "grads.pt"
     mp.spawn(_gradient_worker, args=(2, free_port(), str(out)), nprocs=2)
     torch.manual_seed(0)
-    model = create_model("conv2d", 3, TINY)
+    model = create_model("conv2d", 3, TINY_MODEL_OPTIONS)
     deterministic_loss(model, grids()).backward()
     averaged = torch.load(out, weights_only=True)
     for name, param in model.named_parameters():
