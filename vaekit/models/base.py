@@ -60,6 +60,15 @@ class GaussianVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
+    def decode_data(self, z: torch.Tensor) -> torch.Tensor:
+        """The stored-format batch the model decodes from latent codes ``z`` alone.
+
+        Every picture, sample and quality metric goes through this, so decoders that predict each
+        element from already-decoded ones (autoregressive) are scored free-running, never from a
+        target. Factorised decoders take the most likely value of each element.
+        """
+        return self.reconstruct(self.decode(z))
+
     @property
     def prior_dim(self) -> int:
         """Dimension of one prior draw (the latent size; per pathway for multi-pathway models)."""
@@ -108,4 +117,4 @@ class GaussianVAE(nn.Module):
         """Decode n draws of z ~ N(0, I) into stored-format samples."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
-        return self.reconstruct(self.decode(z))
+        return self.decode_data(z)
