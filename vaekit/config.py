@@ -9,6 +9,7 @@ which is all that ``eval``, ``sample`` and ``report`` need to rebuild the experi
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from vaekit.errors import VaekitUsageError, nearest
+from vaekit.files import atomic_write_bytes
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
@@ -209,31 +211,49 @@ def build_config(layers: list[tuple[str, dict]]) -> Config:
     return config
 
 
+MAX_SEED = 2**63 - 1  # torch and numpy both take any seed in [0, 2**63)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def validate(config: Config) -> None:
-    """Check value ranges and names that a type check alone cannot."""
-    checks = [
-        (config.model.latent_dim >= 1, "model.latent_dim must be at least 1"),
-        (config.train.epochs >= 1, "train.epochs must be at least 1"),
-        (config.threads >= 0, "threads must be 0 (torch's default) or a positive count"),
-        (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
-        (config.train.lr > 0, "train.lr must be positive"),
-        (config.loss.free_bits >= 0, "loss.free_bits must be non-negative"),
-        (config.loss.recon_reduction in ("sum", "mean"), "loss.recon_reduction must be 'sum' or 'mean'"),
-        (
-            config.loss.free_bits_mode in ("per_sample", "batch_mean"),
-            "loss.free_bits_mode must be 'per_sample' or 'batch_mean'",
-        ),
-        (config.train.optimizer in ("adam", "adamw"), "train.optimizer must be 'adam' or 'adamw'"),
-        (
-            config.train.lr_schedule in ("cosine", "multistep", "constant"),
-            "train.lr_schedule must be 'cosine', 'multistep' or 'constant'",
-        ),
-        (config.device in ("auto", "cpu", "cuda", "mps") or config.device.startswith("cuda:"),
-         "device must be auto, cpu, cuda, cuda:N or mps"),
+    """Check value ranges and names that a type check alone cannot; the error echoes the value."""
+    train, loss = config.train, config.loss
+    checks = [  # (key, value, ok, what a valid value is)
+        ("seed", config.seed, 0 <= config.seed <= MAX_SEED, "an integer from 0 to 2**63 - 1"),
+        ("threads", config.threads, config.threads >= 0, "0 (torch's default) or a positive count"),
+        ("device", config.device, config.device in ("auto", "cpu", "cuda", "mps") or config.device.startswith("cuda:"),
+         "auto, cpu, cuda, cuda:N or mps"),
+        ("model.latent_dim", config.model.latent_dim, config.model.latent_dim >= 1, "at least 1"),
+        ("train.epochs", train.epochs, train.epochs >= 1, "at least 1"),
+        ("train.batch_size", train.batch_size, train.batch_size >= 1, "at least 1"),
+        ("train.lr", train.lr, _finite_number(train.lr) and train.lr > 0, "positive"),
+        ("train.weight_decay", train.weight_decay, _finite_number(train.weight_decay) and train.weight_decay >= 0,
+         "non-negative"),
+        ("train.min_lr", train.min_lr, _finite_number(train.min_lr) and train.min_lr >= 0, "non-negative"),
+        ("train.cosine_t_max", train.cosine_t_max, train.cosine_t_max >= 1, "at least 1"),
+        ("train.lr_gamma", train.lr_gamma, _finite_number(train.lr_gamma) and train.lr_gamma > 0, "positive"),
+        ("train.lr_milestones", train.lr_milestones,
+         all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in train.lr_milestones),
+         "a list of epochs (integers ≥ 1)"),
+        ("train.grad_clip", train.grad_clip, _finite_number(train.grad_clip) and train.grad_clip >= 0,
+         "non-negative (0 disables)"),
+        ("train.early_stopping_patience", train.early_stopping_patience, train.early_stopping_patience >= 0,
+         "non-negative (0 disables)"),
+        ("train.collapse_threshold", train.collapse_threshold, train.collapse_threshold >= 0, "non-negative"),
+        ("train.optimizer", train.optimizer, train.optimizer in ("adam", "adamw"), "'adam' or 'adamw'"),
+        ("train.lr_schedule", train.lr_schedule, train.lr_schedule in ("cosine", "multistep", "constant"),
+         "'cosine', 'multistep' or 'constant'"),
+        ("loss.free_bits", loss.free_bits, _finite_number(loss.free_bits) and loss.free_bits >= 0, "non-negative"),
+        ("loss.recon_reduction", loss.recon_reduction, loss.recon_reduction in ("sum", "mean"), "'sum' or 'mean'"),
+        ("loss.free_bits_mode", loss.free_bits_mode, loss.free_bits_mode in ("per_sample", "batch_mean"),
+         "'per_sample' or 'batch_mean'"),
     ]
-    for ok, message in checks:
+    for key, value, ok, expected in checks:
         if not ok:
-            raise VaekitUsageError(message)
+            raise VaekitUsageError(f"{key} must be {expected}, got {value!r}")
 
 
 def config_from_dict(data: dict, source: str) -> Config:
@@ -242,4 +262,6 @@ def config_from_dict(data: dict, source: str) -> Config:
 
 
 def save_config(config: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write ``config.yaml`` atomically: a crash or a full disk leaves the previous one intact."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))

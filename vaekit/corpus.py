@@ -8,13 +8,15 @@ source, counts, seed and vaekit version.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vaekit.errors import VaekitUsageError
-from vaekit.files import atomic_write_bytes
+from vaekit.errors import VaekitUsageError, first_line
+from vaekit.files import atomic_write_bytes, remove_stale_temp_files
 
 SPLITS = ("train", "val", "test")
 
@@ -35,8 +37,9 @@ class Corpus:
 def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> tuple[Path, dict]:
     """Write a corpus atomically (temp file in the same folder, then rename).
 
-    The split sizes (``counts``) and the vaekit version are added to ``metadata``; returns the path
-    and the metadata as written.
+    Temp files of the same corpus that a killed collect left behind are deleted first. The split
+    sizes (``counts``) and the vaekit version are added to ``metadata``; returns the path and the
+    metadata as written.
     """
     from vaekit import __version__
 
@@ -46,6 +49,7 @@ def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> tu
     path = Path(path)
     metadata = {**metadata, "counts": {s: int(arrays[s].shape[0]) for s in SPLITS}, "vaekit_version": __version__}
     payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
+    remove_stale_temp_files(path.parent, path.name)
     atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **payload))
     return path, metadata
 
@@ -63,11 +67,20 @@ def load_corpus(path: str | Path, collect_hint: str | None = None) -> Corpus:
         raise VaekitUsageError(f"corpus not found: {path}{hint}")
     try:
         with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an .npz archive of named arrays")
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as err:
-        raise VaekitUsageError(f"{path}: not a readable vaekit corpus ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        # a truncated or corrupted download or copy ends here, whatever numpy or zipfile raised
+        raise VaekitUsageError(f"{path}: not a readable vaekit corpus ({first_line(err)}); "
+                               "collect it again") from None
     missing = [s for s in (*SPLITS, "metadata") if s not in arrays]
     if missing:
         raise VaekitUsageError(f"{path}: not a vaekit corpus (missing arrays: {', '.join(missing)})")
-    metadata = json.loads(str(arrays.pop("metadata")))
+    try:
+        metadata = json.loads(str(arrays.pop("metadata")))
+    except json.JSONDecodeError as err:
+        raise VaekitUsageError(f"{path}: its metadata is not valid JSON ({err.msg})") from None
+    if not isinstance(metadata, dict):
+        raise VaekitUsageError(f"{path}: its metadata is {type(metadata).__name__}, expected a JSON object")
     return Corpus(path=path, arrays=arrays, metadata=metadata)

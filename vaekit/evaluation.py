@@ -12,6 +12,9 @@ import torch
 from vaekit.config import LossConfig
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Var_x(E_q[z_j|x]) > 0.01
+# Metrics of every model that train.selection_metric may name: 'loss' is minimised, the others are
+# maximised (kl_min: the least informative dimension). Domains add their own (Domain.selection_metrics).
+SELECTION_METRICS = ("loss", "elbo", "active_dims", "kl_min")
 
 
 @torch.no_grad()

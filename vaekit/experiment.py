@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from vaekit.config import Config, build_config, load_yaml, save_config
+from vaekit.config import Config, ModelConfig, build_config, load_yaml, save_config
+from vaekit.corpus import SPLITS
 from vaekit.domains import Domain, get_domain
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.models import count_parameters, create_model
 from vaekit.plots import training_curves
@@ -18,7 +19,7 @@ from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
-from vaekit.training.loop import fit
+from vaekit.training.loop import check_selection_metric, fit
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
@@ -37,7 +38,36 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
     if not config.name and config_file is not None:
         config.name = Path(config_file).stem
     config.beta = resolve_beta_config(config.beta)
+    check_fits_domain(config, domain)
     return config
+
+
+def check_fits_domain(config: Config, domain: Domain) -> None:
+    """The model can train on the domain, and train.selection_metric names one of its validation
+    metrics: both refused before any data is loaded or file written, listing what is valid."""
+    model_cls = domain.check_model(config.model.name)
+    check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
+
+
+def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module) -> None:
+    """Refuse a --resume whose settings describe another model than the one in the run's last.pt;
+    the error names the setting and both values. Loads last.pt's weights into ``model``."""
+    for key in ("name", "latent_dim"):
+        was, now = getattr(previous, key), getattr(config.model, key)
+        if was != now:
+            raise VaekitUsageError(f"cannot resume run '{run.run_id}': model.{key}: the run has {was!r}, "
+                                   f"the command asks for {now!r}")
+    try:
+        run.load_weights(model, "last.pt", next(model.parameters()).device, key="model")
+    except VaekitUsageError:
+        options = sorted(set(previous.options) | set(config.model.options))
+        changed = [f"model.options.{k}: the run has {previous.options.get(k)!r}, the command asks for "
+                   f"{config.model.options.get(k)!r}" for k in options
+                   if previous.options.get(k) != config.model.options.get(k)]
+        if changed:
+            raise VaekitUsageError(f"cannot resume run '{run.run_id}': {'; '.join(changed)} (the run's weights do "
+                                   "not fit that model)") from None
+        raise
 
 
 def build_model(config: Config) -> torch.nn.Module:
@@ -71,17 +101,17 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
 
 def _create_run_on_main(workers: Workers, runs_dir: Path, run_id: str | None, overwrite: bool) -> RunDir:
     """The main worker creates the run directory (refusing an existing one) and tells the others."""
-    outcome = None
+    outcome, refusal = None, None
     if workers.is_main:
         try:
             outcome = ("created", str(RunDir.create(runs_dir, run_id, resume=False, overwrite=overwrite).path))
-        except VaekitUsageError as error:
-            outcome = ("refused", str(error))
+        except VaekitError as error:
+            outcome, refusal = ("refused", error.exit_code), error
     kind, value = workers.main_decides(outcome)
     if kind == "refused":
         if workers.is_main:
-            raise VaekitUsageError(value)
-        raise SystemExit(2)  # the main worker reports it
+            raise refusal
+        raise SystemExit(value)  # the main worker reports it
     return RunDir(Path(value))
 
 
@@ -92,20 +122,25 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
         if config_file is not None:
             raise VaekitUsageError("--config cannot be combined with --resume: the run's config.yaml is used "
                                    "(flags and --set still apply on top of it)")
-        run = RunDir.create(runs_dir, run_id, resume=True, overwrite=False)
+        run = RunDir.create(runs_dir, run_id, resume=True, overwrite=False)  # writes nothing yet
         saved = load_yaml(run.config_path)
         if saved.get("domain") != domain_name:
             raise VaekitUsageError(f"run '{run.run_id}' trained domain '{saved.get('domain')}', not '{domain_name}'")
+        previous = build_config([(str(run.config_path), saved)]).model
         config = resolve_config(domain_name, None, [(str(run.config_path), saved), *layers])
     else:
         config = resolve_config(domain_name, config_file, layers)
     domain = get_domain(domain_name)
     device = join(workers, resolve_device(config.device))
     apply_threads(config.threads)
-    tensors = split_tensors(domain, config, device)  # fails before a run directory is made
+    tensors = split_tensors(domain, config, device)  # every split checked before a run directory is made
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
-    if not resume:
+    if resume:
+        check_resumable(run, previous, config, model)  # before config.yaml is rewritten
+        if workers.is_main:
+            run.reopen()
+    else:
         run = _create_run_on_main(workers, runs_dir, run_id, overwrite)
     if workers.is_main:
         save_config(config, run.config_path)
@@ -116,7 +151,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     state = fit(run, config, model, domain, tensors, device, console, resume, show_progress, workers)
     if not workers.is_main:
         return run
-    model.load_state_dict(run.load_checkpoint("vae_best.pth", device))
+    run.load_weights(model, "vae_best.pth", device)
     test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)
     training_curves(run.read_metrics(), run.results / "training_curves.png", domain.curve_metrics,
@@ -157,7 +192,7 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
     dev = resolve_device(device)
     apply_threads(config.threads)
     model = build_model(config).to(dev)
-    model.load_state_dict(run.load_checkpoint("vae_best.pth", dev))
+    run.load_weights(model, "vae_best.pth", dev)
     model.eval()
     best = run.train_state().get("best_epoch", 0)
     return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
@@ -165,6 +200,8 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
 
 def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto") -> tuple[LoadedRun, dict]:
     """Evaluate a run's best checkpoint on a split and record it in results/metrics.json."""
+    if split not in SPLITS:
+        raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(SPLITS)}")
     loaded = load_run(ref, runs_dir, device)
     tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
     if split not in tensors:

@@ -9,16 +9,23 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects; an unknown name raises an error listing the valid ones."""
+    """Maps names to objects; an unknown name raises an error listing the valid ones.
 
-    def __init__(self, kind: str):
+    ``check(name, obj)``, when given, runs at registration and raises TypeError naming what an entry
+    lacks: a contract broken by a new model or domain shows at import, not in a user's run.
+    """
+
+    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._check = check
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
+            if self._check is not None:
+                self._check(name, obj)
             self._entries[name] = obj
             return obj
 

@@ -79,7 +79,8 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
         metrics["active_dims"] = last.get("active_dims")
         metrics["latent_dim"] = len(last.get("kl_per_dim", []))
         split = "val (last epoch)"
-    best = min(records, key=lambda r: r["val_loss"]) if records else {}
+    finite = [r for r in records if isinstance(r.get("val_loss"), (int, float))]  # non-finite losses are null
+    best = min(finite, key=lambda r: r["val_loss"]) if finite else {}
     state = run.train_state()
     parameters = trained_parameter_count(run, config) if with_parameters else None
     beta = config.beta

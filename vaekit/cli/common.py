@@ -1,15 +1,21 @@
-"""What every command shares: consoles, the usage-error handler, and common option types."""
+"""What every command shares: consoles, the error handler, and common option types."""
 
 from __future__ import annotations
 
 import functools
+import os
+import traceback
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import (EXIT_DISK, EXIT_INTERNAL, EXIT_INTERRUPTED, VaekitError, VaekitWarning,
+                           first_line)
+from vaekit.files import REFUSED_WRITES
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -17,16 +23,101 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 RunsDirOption = Annotated[Path, typer.Option("--runs-dir", help="Folder holding run directories.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 
+DEBUG_VARIABLE = "VAEKIT_DEBUG"
 
-def usage_errors_exit_2(command):
-    """Turn a VaekitUsageError into one line on stderr and exit code 2."""
+
+def integer(minimum: int | None = None) -> Callable[[str], int]:
+    """A Typer ``parser`` for an integer option whose error echoes the value given
+    ("Invalid value for '--epochs': expected an integer, got 'ten'"); Typer's own message does not."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise typer.BadParameter(f"expected an integer, got {text!r}") from None
+        if minimum is not None and value < minimum:
+            raise typer.BadParameter(f"expected an integer ≥ {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def number(text: str) -> float:
+    """A Typer ``parser`` for a float option whose error echoes the value given."""
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number, got {text!r}") from None
+
+
+class _Settings:
+    debug = False  # set by the global --debug option (vaekit.cli.main_options)
+
+
+settings = _Settings()
+
+
+def debugging() -> bool:
+    """Show tracebacks: the --debug option or VAEKIT_DEBUG=1 in the environment."""
+    return settings.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    if debugging():
+        traceback.print_exc()
+    err_console.print(message, markup=False)
+    return typer.Exit(code=code)
+
+
+def _show_vaekit_warnings_as_lines() -> None:
+    """Inside warnings.catch_warnings(): print VaekitWarnings as one 'warning: ...' line each."""
+    original = warnings.showwarning
+    warnings.simplefilter("always", VaekitWarning)
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, VaekitWarning):
+            err_console.print(f"warning: {message}", markup=False)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+
+
+def cli_errors(command):
+    """Run a command so that a failure is one line on stderr and a documented exit code.
+
+    VaekitError subclasses carry their code (2 bad input, 65 non-finite, 74 disk, 130/143
+    interrupted); an OSError the file system raised for a write is a disk error naming the file;
+    Ctrl-C exits 130; anything else is an internal error, exit 1. Tracebacks only with --debug or
+    VAEKIT_DEBUG=1. VaekitWarnings print as 'warning: ...' lines.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except VaekitUsageError as err:
-            err_console.print(f"Error: {err}", markup=False)
-            raise typer.Exit(code=2) from None
+        with warnings.catch_warnings():
+            _show_vaekit_warnings_as_lines()
+            try:
+                return command(*args, **kwargs)
+            except (typer.Exit, typer.Abort, SystemExit):
+                raise
+            except VaekitError as error:
+                raise _fail(f"Error: {error}", error.exit_code) from None
+            except KeyboardInterrupt:
+                raise _fail("Interrupted.", EXIT_INTERRUPTED) from None
+            except OSError as error:
+                if error.errno in REFUSED_WRITES:
+                    where = error.filename or "a file"
+                    raise _fail(f"Error: cannot write {where}: {error.strerror}", EXIT_DISK) from None
+                raise _fail(_internal(error), EXIT_INTERNAL) from None
+            except Exception as error:  # noqa: BLE001 - the last resort: one line instead of a traceback
+                raise _fail(_internal(error), EXIT_INTERNAL) from None
 
     return wrapper
+
+
+def _internal(error: BaseException) -> str:
+    return (f"internal error: {type(error).__name__}: {first_line(error)}; rerun with {DEBUG_VARIABLE}=1 "
+            "(or vaekit --debug ...) for the traceback")
+
+
+usage_errors_exit_2 = cli_errors  # the former name, kept for commands written against it

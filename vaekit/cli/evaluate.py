@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, console, usage_errors_exit_2
+from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console
 
 
-@usage_errors_exit_2
+@cli_errors
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run id under --runs-dir, or a path to a run directory.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",

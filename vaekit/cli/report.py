@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from vaekit.cli.common import RunsDirOption, console, usage_errors_exit_2
+from vaekit.cli.common import RunsDirOption, cli_errors, console
 
 
-@usage_errors_exit_2
+@cli_errors
 def report(
     runs: Annotated[list[str], typer.Argument(help="Run ids under --runs-dir, or paths to run directories.")],
     runs_dir: RunsDirOption = Path("runs"),

@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, console, usage_errors_exit_2
+from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
 
 
-@usage_errors_exit_2
+@cli_errors
 def sample(
     run: Annotated[str, typer.Argument(help="Run id under --runs-dir, or a path to a run directory.")],
-    n: Annotated[int, typer.Option("-n", "--num-samples", help="Number of prior samples.")] = 64,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (default: the run's seed).")] = None,
+    n: Annotated[int, typer.Option("-n", "--num-samples", parser=integer(), help="Number of prior samples.")] = 64,
+    seed: Annotated[Optional[int], typer.Option(parser=integer(0), help="Sampling seed (default: the run's seed).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
 ):

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import RunsDirOption, console, err_console, usage_errors_exit_2
+from vaekit.cli.common import RunsDirOption, cli_errors, console, err_console, integer, number
 from vaekit.config import parse_set_option
+from vaekit.errors import EXIT_INTERRUPTED
 
 
 def _flag_layer(values: dict[str, object]) -> dict:
@@ -22,24 +23,24 @@ def _flag_layer(values: dict[str, object]) -> dict:
     return nested
 
 
-@usage_errors_exit_2
+@cli_errors
 def train(
     domain: Annotated[str, typer.Argument(help="Data domain: arc, atari, ternary or gaussians.")],
     data: Annotated[Optional[Path], typer.Option(help="Corpus .npz (default: the domain's collect output).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML config file.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Registered model name (see `vaekit models`).")] = None,
-    latent: Annotated[Optional[int], typer.Option(help="Latent dimension d.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Initial learning rate.")] = None,
+    latent: Annotated[Optional[int], typer.Option(parser=integer(), help="Latent dimension d.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(parser=integer(), help="Maximum epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(parser=integer(), help="Mini-batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(parser=number, help="Initial learning rate.")] = None,
     beta_schedule: Annotated[Optional[str], typer.Option(
         help="three_phase, linear_warmup, constant, ultra_conservative or cyclical.")] = None,
-    beta_max: Annotated[Optional[float], typer.Option(help="Final (or peak) β of the schedule.")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option(help="β warm-up length in epochs.")] = None,
-    free_bits: Annotated[Optional[float], typer.Option(help="Free bits, nats per latent dimension.")] = None,
+    beta_max: Annotated[Optional[float], typer.Option(parser=number, help="Final (or peak) β of the schedule.")] = None,
+    warmup_epochs: Annotated[Optional[int], typer.Option(parser=integer(), help="β warm-up length in epochs.")] = None,
+    free_bits: Annotated[Optional[float], typer.Option(parser=number, help="Free bits, nats per latent dimension.")] = None,
     free_bits_mode: Annotated[Optional[str], typer.Option(help="per_sample or batch_mean.")] = None,
     recon_reduction: Annotated[Optional[str], typer.Option(help="sum (the ELBO) or mean over elements.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (recorded in config.yaml).")] = None,
+    seed: Annotated[Optional[int], typer.Option(parser=integer(), help="Random seed, 0 or more (recorded in config.yaml).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run directory name (default: next run_NNN).")] = None,
@@ -77,7 +78,7 @@ def train(
     except KeyboardInterrupt:
         err_console.print("Interrupted. Continue with --resume --run-id <run id> (last.pt holds the last "
                           "finished epoch).")
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
     if not workers_from_environment().is_main:  # under torchrun the main worker speaks for all
         return
     console.print(f"Run written to [bold]{run.path}[/bold]. Next: vaekit eval {run.run_id} · "

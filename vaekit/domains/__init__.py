@@ -3,6 +3,10 @@ metrics that describe its quality, and the pictures that show it.
 
     @register_domain("arc")
     class ArcDomain(Domain): ...
+
+The model–domain contract: a domain declares the ``data_format`` of its corpus splits and the
+``model_protocol`` its metrics and pictures call; a model fits a domain when it reads that format
+and provides that protocol (``Domain.model_problem``). Both are checked before anything is written.
 """
 
 from __future__ import annotations
@@ -12,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.corpus import Corpus, load_corpus
+from vaekit.corpus import SPLITS, Corpus, load_corpus
+from vaekit.data_formats import DataFormat
+from vaekit.errors import VaekitUsageError
+from vaekit.evaluation import SELECTION_METRICS
+from vaekit.models import MODELS
+from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry
 
 
@@ -22,6 +31,13 @@ class Domain:
     name: str = ""
     default_corpus: str = ""
     collect_command: str = ""
+    # What every split of the corpus holds (checked on load); the models that read it may train here.
+    data_format: DataFormat
+    # What this domain's metrics and pictures call on a model (vaekit.models.protocols).
+    model_protocol: type = VAEModel
+    # Validation metrics of this domain where higher is better: what train.selection_metric may
+    # name besides evaluation.SELECTION_METRICS.
+    selection_metrics: tuple[str, ...] = ()
     # (metric key, column label, format) shown by `eval` and `report`, in order.
     headline_metrics: list[tuple[str, str, str]] = []
     # Validation metrics drawn in the quality panel of training_curves.png.
@@ -32,7 +48,51 @@ class Domain:
         return {"data": {"path": self.default_corpus}}
 
     def load(self, path: str | Path) -> Corpus:
-        return load_corpus(path, collect_hint=self.collect_command)
+        """Load a corpus and check every split against ``data_format`` (see ``validate``)."""
+        corpus = load_corpus(path, collect_hint=self.collect_command)
+        self.validate(corpus)
+        return corpus
+
+    def validate(self, corpus: Corpus) -> None:
+        """Refuse a corpus whose splits do not hold this domain's data: one error naming the file,
+        the split, what it holds and what was expected. Domains with side arrays extend this."""
+        expected = self.data_format.description
+        for split in SPLITS:
+            problem = self.data_format.problem(corpus.arrays[split])
+            if problem:
+                raise VaekitUsageError(f"{corpus.path}: split '{split}' {problem}; expected {expected}")
+        shapes = {split: corpus.arrays[split].shape[1:] for split in SPLITS}
+        for split in SPLITS[1:]:
+            if shapes[split] != shapes["train"]:
+                raise VaekitUsageError(f"{corpus.path}: split '{split}' has items of shape {shapes[split]} but "
+                                       f"'train' has {shapes['train']}; every split must hold the same shape")
+
+    def model_problem(self, model_cls: type) -> str | None:
+        """Why a model class cannot train on this domain, or None when it fits."""
+        reads = getattr(model_cls, "data_format", None)
+        if reads != self.data_format:
+            what = reads.description if isinstance(reads, DataFormat) else "no declared data format"
+            return f"it reads {what}, the domain holds {self.data_format.description}"
+        missing = missing_members(model_cls, self.model_protocol)
+        if missing:
+            return f"it lacks {', '.join(missing)} ({self.model_protocol.__name__})"
+        return None
+
+    def fitting_models(self) -> list[str]:
+        """The registered models that fit this domain."""
+        return [name for name in MODELS.names() if self.model_problem(MODELS.get(name)) is None]
+
+    def check_model(self, name: str) -> type:
+        """The registered model class ``name``, refused unless it fits this domain."""
+        problem = self.model_problem(MODELS.get(name))
+        if problem:
+            raise VaekitUsageError(f"model '{name}' cannot train on domain '{self.name}': {problem}. "
+                                   f"Models for {self.name}: {', '.join(self.fitting_models())}")
+        return MODELS.get(name)
+
+    def selection_metric_names(self, model_cls: type) -> list[str]:
+        """What train.selection_metric may name for this domain and model."""
+        return [*SELECTION_METRICS, *self.selection_metrics]
 
     def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
         """The arrays the model consumes, per split (by default the split arrays themselves)."""
@@ -79,7 +139,17 @@ class Domain:
         return samples, test.cpu().numpy(), recon
 
 
-DOMAINS: Registry[type[Domain]] = Registry("domain")
+def check_domain_class(name: str, cls: type) -> None:
+    """A registered domain declares its data format and a model protocol."""
+    if not isinstance(getattr(cls, "data_format", None), DataFormat):
+        raise TypeError(f"domain '{name}' ({cls.__name__}) must set data_format to the stored format of its "
+                        "corpus splits, e.g. vaekit.data_formats.ARC_GRID")
+    if not getattr(cls.model_protocol, "_is_protocol", False):
+        raise TypeError(f"domain '{name}' ({cls.__name__}): model_protocol must be a typing.Protocol "
+                        "(see vaekit.models.protocols)")
+
+
+DOMAINS: Registry[type[Domain]] = Registry("domain", check_domain_class)
 register_domain = DOMAINS.register
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from vaekit.corpus import save_corpus
+from vaekit.data_formats import ARC_COLORS as NUM_COLORS
+from vaekit.data_formats import ARC_GRID
+from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
-
-GRID_SIZE = 16
-NUM_COLORS = 10
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ARC_VERSIONS = {"arcagi1": "ARC-AGI-1 (400 training + 400 evaluation tasks)",
                 "arcagi2": "ARC-AGI-2 (1000 training + 120 evaluation tasks)"}
@@ -139,6 +139,8 @@ class ArcDomain(Domain):
     name = "arc"
     default_corpus = "data/arc16.npz"
     collect_command = "vaekit collect arc"
+    data_format = ARC_GRID
+    selection_metrics = ("pixel_accuracy", "nonbackground_accuracy", "exact_grid_rate")
     headline_metrics = [
         ("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}"),
         ("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}"),

@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from vaekit.corpus import save_corpus
+from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.errors import VaekitUsageError
+from vaekit.models.protocols import FrameModel
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 PIXEL_TOLERANCE = 0.1  # a pixel is "correct" when |x̂ − x| ≤ 0.1 on the [0, 1] scale
@@ -61,6 +63,9 @@ class AtariDomain(Domain):
     name = "atari"
     default_corpus = "data/atari_breakout.npz"
     collect_command = "vaekit collect atari --env Breakout --episodes 100"
+    data_format = FRAMES
+    model_protocol = FrameModel
+    selection_metrics = ("psnr", "pixel_accuracy")
     headline_metrics = [
         ("psnr", "PSNR (dB)", "{:.2f}"),
         ("mse", "MSE", "{:.6f}"),

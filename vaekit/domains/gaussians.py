@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from vaekit.corpus import Corpus, load_corpus, save_corpus
+from vaekit.data_formats import SPLAT_PARAMS, SPLAT_SEQUENCE
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
+from vaekit.models.protocols import SplatModel
 
 ROT = GROUPS["rot"][0]
 COLLAPSE_KL = 0.05  # nats: a dimension below this carries (almost) nothing, as in train.collapse_threshold
@@ -26,6 +28,10 @@ COLLAPSE_KL = 0.05  # nats: a dimension below this carries (almost) nothing, as 
 def source_images(corpus: Corpus) -> dict[str, np.ndarray]:
     """The images of a source corpus per split as (n, H, W, 3) float32 in [0, 1]."""
     kind = corpus.metadata.get("domain")
+    if kind in ("atari", "arc"):
+        from vaekit.domains import get_domain
+
+        get_domain(kind).validate(corpus)
     if kind == "atari":
         frames = {s: corpus.arrays[s].astype(np.float32) / 255.0 for s in ("train", "val", "test")}
         return {s: np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for s, f in frames.items()}
@@ -83,6 +89,9 @@ class GaussiansDomain(Domain):
     name = "gaussians"
     default_corpus = "data/gaussians.npz"
     collect_command = "vaekit collect gaussians --from data/atari_breakout.npz"
+    data_format = SPLAT_SEQUENCE
+    model_protocol = SplatModel
+    selection_metrics = ("informative_dims",)
     headline_metrics = [
         *[(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}") for g in GROUPS],
         *[(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}") for g in GROUPS],
@@ -98,6 +107,22 @@ class GaussiansDomain(Domain):
                 "model": {"name": "conv1d_gaussian", "latent_dim": 512},
                 "beta": {"schedule": "linear_warmup", "max_beta": 0.01, "warmup_epochs": 50},
                 "train": {"batch_size": 32, "epochs": 100, "cosine_t_max": 100}}
+
+    def validate(self, corpus: Corpus) -> None:
+        """The splits, and the normalisation statistics training divides by: (8,) finite, std > 0."""
+        super().validate(corpus)
+        for key in ("norm_mean", "norm_std"):
+            stats = corpus.arrays.get(key)
+            if stats is None:
+                raise VaekitUsageError(f"{corpus.path}: no '{key}' array; collect the corpus again "
+                                       f"with `{self.collect_command}`")
+            finite = stats.dtype.kind == "f" and bool(np.isfinite(stats).all())
+            if stats.shape != (SPLAT_PARAMS,) or not finite:
+                found = f"{stats.dtype} of shape {stats.shape}" + ("" if finite else ", not all finite")
+                raise VaekitUsageError(f"{corpus.path}: '{key}' holds {found}; expected {SPLAT_PARAMS} finite floats")
+        if (corpus.arrays["norm_std"] <= 0).any():
+            raise VaekitUsageError(f"{corpus.path}: 'norm_std' has values ≤ 0 ({corpus.arrays['norm_std'].tolist()}); "
+                                   "expected positive standard deviations")
 
     def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
         mean, std = corpus.arrays["norm_mean"][None, :, None], corpus.arrays["norm_std"][None, :, None]

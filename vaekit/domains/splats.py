@@ -18,9 +18,8 @@ from collections.abc import Callable
 
 import torch
 
-NUM_PARAMS = 8
-GROUPS = {"xy": [0, 1], "scale": [2, 3], "rot": [4], "feat": [5, 6, 7]}
-
+from vaekit.data_formats import SPLAT_GROUPS as GROUPS  # noqa: F401  (the channel layout, shared with models)
+from vaekit.data_formats import SPLAT_PARAMS as NUM_PARAMS  # noqa: F401
 
 WINDOW_RADIUS = 3  # pixels: each splat is evaluated on the 7×7 pixels around its centre
 

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from vaekit.corpus import save_corpus
+from vaekit.data_formats import TERNARY_TABLE
 from vaekit.domains import Domain, register_domain
+from vaekit.models.protocols import PathwayModel
 
 NUM_OPERATIONS = 3**9
 VALUES = (-1, 0, 1)
@@ -85,6 +87,9 @@ def prior_coverage(model, n: int, generator: torch.Generator, batch_size: int = 
     return {name: float(flags.sum()) / NUM_OPERATIONS for name, flags in seen.items()}
 
 
+COVERAGE_METRICS = ("reconstruction_coverage", "heldout_coverage", "prior_coverage")
+
+
 def _suffixed(values: dict[str, float], key: str) -> dict[str, float]:
     """{'': v} -> {key: v}; {'A': a, 'B': b} -> {key_A: a, key_B: b, key: min(a, b)}."""
     if list(values) == [""]:
@@ -99,6 +104,9 @@ class TernaryDomain(Domain):
     name = "ternary"
     default_corpus = "data/ternary.npz"
     collect_command = "vaekit collect ternary"
+    data_format = TERNARY_TABLE
+    model_protocol = PathwayModel
+    selection_metrics = ("position_accuracy", *COVERAGE_METRICS)
     headline_metrics = [
         ("reconstruction_coverage", "Reconstruction coverage (all 19,683; weakest pathway)", "{:.2%}"),
         ("reconstruction_coverage_A", "Reconstruction coverage, pathway A", "{:.2%}"),
@@ -123,6 +131,12 @@ class TernaryDomain(Domain):
                           "lr_milestones": [50, 120, 180, 220, 250, 300],
                           "selection_metric": "reconstruction_coverage,prior_coverage",
                           "early_stopping_patience": 20}}
+
+    def selection_metric_names(self, model_cls: type) -> list[str]:
+        """Multi-pathway models add each coverage per pathway (reconstruction_coverage_A, ...)."""
+        named = [p for p in model_cls.pathways if p]
+        return [*super().selection_metric_names(model_cls),
+                *[f"{metric}_{pathway}" for metric in COVERAGE_METRICS for pathway in named]]
 
     def quality_sums(self, model, batch, output):
         predicted = next(iter(model.pathway_predictions(output).values()))

@@ -12,10 +12,24 @@ import inspect
 
 from torch import nn
 
+from vaekit.data_formats import DataFormat
 from vaekit.errors import VaekitUsageError, nearest
+from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry
 
-MODELS: Registry[type[nn.Module]] = Registry("model")
+
+def check_model_class(name: str, cls: type) -> None:
+    """A registered model declares the data format it reads and provides everything VAEModel lists."""
+    if not isinstance(getattr(cls, "data_format", None), DataFormat):
+        raise TypeError(f"model '{name}' ({cls.__name__}) must set the class attribute data_format to "
+                        "the stored format it reads, e.g. vaekit.data_formats.ARC_GRID")
+    missing = missing_members(cls, VAEModel)
+    if missing:
+        raise TypeError(f"model '{name}' ({cls.__name__}) lacks {', '.join(missing)} "
+                        "(see vaekit.models.protocols.VAEModel; subclassing GaussianVAE provides most)")
+
+
+MODELS: Registry[type[nn.Module]] = Registry("model", check_model_class)
 register_model = MODELS.register
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from vaekit.data_formats import DataFormat
 from vaekit.training.losses import gaussian_kl_per_dim, kl_with_free_bits
 
 SIGMA_FLOOR = 1e-6  # keeps log σ² finite when Softplus underflows
@@ -29,14 +31,41 @@ class LossTerms:
     mu: torch.Tensor
 
 
-class GaussianVAE(nn.Module):
-    """A VAE with a diagonal-Gaussian posterior and a standard-normal prior.
+class TrainingHooks:
+    """What the training loop calls on every model, around its own steps; all do nothing here.
 
-    Subclasses set ``self.encoder`` (input tensor -> (mu, sigma)) and ``self.decoder``
-    (z -> output), and define how a stored batch becomes model input and how the output is
-    scored against it. Batches arrive as stored in the corpus (e.g. uint8 grids or frames).
+    A model that holds its own schedules or controllers (the dual ternary model) overrides them;
+    the loop calls them in this order and never relies on anything else of a model's internals.
     """
 
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
+        """Set per-epoch schedules held by the model; returns values to log (none by default)."""
+        return {}
+
+    def after_backward(self) -> None:
+        """Called after each step's gradients are final (averaged over workers, clipped) and
+        before the optimizer step: the one place a model may read its parameters' ``.grad``."""
+
+    def on_epoch_end(self, optimizer: torch.optim.Optimizer) -> dict:
+        """Act after an epoch's updates (e.g. a controller adjusting the lr); returns values to log."""
+        return {}
+
+    def phase_boundaries(self) -> list[tuple[int, str]]:
+        """(epoch, label) of schedule changes held by the model, marked on the training curves."""
+        return []
+
+
+class GaussianVAE(TrainingHooks, nn.Module):
+    """A VAE with a diagonal-Gaussian posterior and a standard-normal prior.
+
+    Subclasses set ``data_format`` (the stored format they read, from vaekit.data_formats),
+    ``self.encoder`` (input tensor -> (mu, sigma)) and ``self.decoder`` (z -> output), and define
+    how a stored batch becomes model input and how the output is scored against it. Batches arrive
+    as stored in the corpus (e.g. uint8 grids or frames). vaekit.models.protocols.VAEModel lists
+    everything the rest of vaekit calls.
+    """
+
+    data_format: ClassVar[DataFormat]
     latent_dim: int
     encoder: nn.Module
     decoder: nn.Module
@@ -69,15 +98,6 @@ class GaussianVAE(nn.Module):
         """
         return self.reconstruct(self.decode(z))
 
-    @property
-    def prior_dim(self) -> int:
-        """Dimension of one prior draw (the latent size; per pathway for multi-pathway models)."""
-        return self.latent_dim
-
-    def decode_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """Decode a batch of prior draws of size ``prior_dim``."""
-        return self.decode(z)
-
     def loss_terms(self, batch: torch.Tensor, reduction: str = "sum", sample: bool = True) -> LossTerms:
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""
         mu, sigma = self.encode(batch)
@@ -95,22 +115,6 @@ class GaussianVAE(nn.Module):
         terms = self.loss_terms(batch, reduction=loss_cfg.recon_reduction)
         kl_penalty = kl_with_free_bits(terms.kl_per_dim, loss_cfg.free_bits, loss_cfg.free_bits_mode)
         return terms.recon.mean() + beta * kl_penalty, terms, {}
-
-    def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
-        """Set per-epoch schedules held by the model; returns values to log (none by default)."""
-        return {}
-
-    def on_epoch_end(self, optimizer: torch.optim.Optimizer) -> dict:
-        """Act after an epoch's updates (e.g. a controller adjusting the lr); returns values to log."""
-        return {}
-
-    def phase_boundaries(self) -> list[tuple[int, str]]:
-        """(epoch, label) of schedule changes held by the model, marked on the training curves."""
-        return []
-
-    def pathway_predictions(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stored-format reconstructions per pathway; single-pathway models have one, named ''."""
-        return {"": self.reconstruct(output)}
 
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,7 +13,8 @@ import math
 import torch
 from torch import nn
 
-from vaekit.domains.splats import GROUPS
+from vaekit.data_formats import SPLAT_GROUPS as GROUPS
+from vaekit.data_formats import SPLAT_SEQUENCE
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
 from vaekit.models.layers import GaussianHead
@@ -85,6 +86,8 @@ class Conv1dDecoder(nn.Module):
 
 class SplatSequenceVAE(GaussianVAE):
     """Shared scoring of splat sequences; subclasses choose the layers."""
+
+    data_format = SPLAT_SEQUENCE
 
     def _build(self, latent_dim, encoder_filters, decoder_filters, length, bottleneck, residual_blocks,
                loss_weighting):

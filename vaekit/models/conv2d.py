@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vaekit.data_formats import ARC_GRID
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
 from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
@@ -13,6 +14,8 @@ from vaekit.training.losses import reduce_elements
 
 class CategoricalGridVAE(GaussianVAE):
     """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
+
+    data_format = ARC_GRID
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vaekit.data_formats import FRAMES
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
 from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
@@ -34,6 +35,8 @@ class FrameVAE(GaussianVAE):
     frame (31.7 dB; the mean frame itself scores 31.99 dB). With BatchNorm all 32 dimensions are
     active from epoch 2 and the held-out PSNR reached 39 dB.
     """
+
+    data_format = FRAMES
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaekit.data_formats import TERNARY_TABLE
 from vaekit.models import register_model
 from vaekit.models.base import SIGMA_FLOOR, GaussianVAE, LossTerms
 from vaekit.models.layers import GaussianHead
@@ -71,13 +72,33 @@ class TernaryDecoder(nn.Module):
 
 
 class TernaryCodec:
-    """Stored format: (batch, 9) int8 in {-1, 0, 1}; class index = value + 1."""
+    """Stored format: (batch, 9) int8 in {-1, 0, 1}; class index = value + 1.
+
+    Also what the ternary domain's coverage metrics need (protocols.PathwayModel): a single pathway,
+    named '', whose prior draws have the latent size.
+    """
+
+    data_format = TERNARY_TABLE
+    pathways: tuple[str, ...] = ("",)
 
     def prepare(self, batch):
         return F.one_hot(batch.long() + 1, VALUES).flatten(1).float()
 
     def reconstruct(self, output):
         return (output.argmax(dim=-1) - 1).to(torch.int8)
+
+    @property
+    def prior_dim(self) -> int:
+        """Dimension of one prior draw (per pathway for multi-pathway models)."""
+        return self.latent_dim
+
+    def decode_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode a batch of prior draws of size ``prior_dim``."""
+        return self.decode(z)
+
+    def pathway_predictions(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stored-format reconstructions per pathway, keyed by the names in ``pathways``."""
+        return {"": self.reconstruct(output)}
 
 
 def _categorical_nll(logits, batch, reduction, temperature: float = 1.0):
@@ -140,6 +161,8 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
 
     The latent of the joint model is [z_A, z_B] (2·d values); each pathway has d dimensions.
     """
+
+    pathways = ("A", "B")
 
     def __init__(
         self,
@@ -233,6 +256,13 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
                  for p in m.parameters() if p.grad is not None]
         return float(torch.linalg.vector_norm(torch.cat(grads))) if grads else 0.0
 
+    def after_backward(self) -> None:
+        """Record ‖∇A‖ / ‖∇B‖ of this step's gradients: StateNet reads it in the next objective()."""
+        if self.statenet is not None:
+            grad_a, grad_b = self._pathway_grad_norm("A"), self._pathway_grad_norm("B")
+            if grad_a > 0 and grad_b > 0:
+                self.grad_ratio.fill_(grad_a / grad_b)
+
     def objective(self, batch, beta, loss_cfg):
         """λ1·L_A + λ2·L_B + λ3·|H(z_A) − H(z_B)| (+ StateNet's correction penalty); ``beta`` is unused:
         each pathway follows its own β warm-up."""
@@ -251,10 +281,6 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         lambdas = torch.stack([self.lambda1, self.lambda2, self.lambda3])
         penalty = torch.zeros((), device=mu.device)
         if self.statenet is not None:
-            if self.training:
-                grad_a, grad_b = self._pathway_grad_norm("A"), self._pathway_grad_norm("B")
-                if grad_a > 0 and grad_b > 0:
-                    self.grad_ratio.fill_(grad_a / grad_b)
             state = torch.stack([entropy_a, entropy_b, kl[:, :d].sum(1).mean(), kl[:, d:].sum(1).mean(),
                                  recon_a.mean(), recon_b.mean(), torch.log(self.grad_ratio), self.rho,
                                  *lambdas]).detach()

@@ -90,9 +90,10 @@ def resolve_beta_config(cfg: BetaConfig) -> BetaConfig:
     for name in ("warmup_epochs", "ramp_epochs", "cycle_length"):
         value = getattr(resolved, name)
         if value is not None and value < (1 if name == "cycle_length" else 0):
-            raise VaekitUsageError(f"beta.{name} must be {'positive' if name == 'cycle_length' else 'non-negative'}")
-    if resolved.max_beta is None or resolved.max_beta < 0:
-        raise VaekitUsageError("beta.max_beta must be non-negative")
+            raise VaekitUsageError(f"beta.{name} must be {'positive' if name == 'cycle_length' else 'non-negative'}, "
+                                   f"got {value!r}")
+    if resolved.max_beta is None or not resolved.max_beta >= 0 or resolved.max_beta == float("inf"):
+        raise VaekitUsageError(f"beta.max_beta must be a non-negative number, got {resolved.max_beta!r}")
     return resolved
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import VaekitUsageError, nearest
 from vaekit.evaluation import collapsed_dims, evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
@@ -84,6 +84,7 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
         workers.average_gradients(model)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        model.after_backward()  # the model's one look at this step's final gradients
         optimizer.step()
         sums += torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()])
         batches += 1
@@ -120,6 +121,17 @@ def selection_score(metrics: dict, selection_metric: str) -> list[float]:
             valid = ", ".join(k for k in metrics if not isinstance(metrics[k], list))
             raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric; choose from: {valid}")
     return score
+
+
+def check_selection_metric(selection_metric: str, valid: list[str]) -> None:
+    """Refuse a ``train.selection_metric`` naming anything but the validation metrics ``valid``
+    (checked before training, so that a typo never costs an epoch)."""
+    for name in (part.strip() for part in selection_metric.split(",")):
+        if name not in valid:
+            hint = nearest(name, valid)
+            suggestion = f" (did you mean '{hint}'?)" if hint else ""
+            raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric{suggestion}; "
+                                   f"choose from: {', '.join(valid)}")
 
 
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,

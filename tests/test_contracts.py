@@ -1,0 +1,172 @@
+"""The model–domain contract: declared formats and protocols, checked by the registries, and kept
+honest by running every fitting pair."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.config import Config, LossConfig
+from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE
+from vaekit.domains import check_domain_class, get_domain, list_domains
+from vaekit.errors import VaekitUsageError
+from vaekit.evaluation import evaluate
+from vaekit.models import MODELS, check_model_class, create_model, list_models
+from vaekit.models.base import GaussianVAE
+from vaekit.models.conv2d import Conv2dGridVAE
+from vaekit.training.loop import train_one_epoch
+
+PACKAGE = Path(__file__).resolve().parents[1] / "vaekit"
+
+# Per model: options that keep it tiny, and a stored-format batch of its data.
+TINY = {
+    "conv2d": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv2d_wide": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv2d_frames": {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2},
+    "resnet_conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2,
+                               "residual_blocks": 1},
+    "ternary_mlp": {"hidden": [8]},
+    "ternary_dual": {"hidden_a": [8], "hidden_b": [8]},
+}
+
+
+def stored_batch(data_format, n: int, generator: torch.Generator) -> torch.Tensor:
+    if data_format is ARC_GRID:
+        return torch.randint(0, 10, (n, 16, 16), generator=generator, dtype=torch.uint8)
+    if data_format is TERNARY_TABLE:
+        return torch.randint(-1, 2, (n, 9), generator=generator).to(torch.int8)
+    if data_format is FRAMES:
+        return torch.randint(0, 256, (n, 16, 16, 3), generator=generator, dtype=torch.uint8)
+    if data_format is SPLAT_SEQUENCE:
+        return torch.randn(n, 8, 16, generator=generator)
+    raise AssertionError(f"add a batch for {data_format.name}")
+
+
+def pairs():
+    return [(domain, model) for domain in list_domains() for model in get_domain(domain).fitting_models()]
+
+
+def test_every_model_fits_at_least_one_domain_and_every_domain_default_fits():
+    fitted = {model for _, model in pairs()}
+    assert fitted == set(list_models())
+    for name in list_domains():
+        domain = get_domain(name)
+        assert domain.default_config()["model"]["name"] in domain.fitting_models(), name
+
+
+def test_a_pair_that_does_not_fit_is_refused_listing_the_models_that_do():
+    with pytest.raises(VaekitUsageError, match=r"model 'conv2d' cannot train on domain 'ternary': it reads 16×16 "
+                                               r".*Models for ternary: ternary_dual, ternary_mlp"):
+        get_domain("ternary").check_model("conv2d")
+
+
+def test_a_model_without_the_domain_protocol_is_refused_naming_what_it_lacks():
+    class FramesWithoutMeans(GaussianVAE):
+        data_format = FRAMES
+
+    assert get_domain("atari").model_problem(FramesWithoutMeans) == "it lacks frame_means (FrameModel)"
+    assert get_domain("atari").model_problem(MODELS.get("conv2d_frames")) is None
+
+
+def test_registration_demands_a_data_format_and_the_vae_interface():
+    class NoFormat(GaussianVAE):
+        pass
+
+    with pytest.raises(TypeError, match="must set the class attribute data_format"):
+        check_model_class("no_format", NoFormat)
+
+    class NotAVae(torch.nn.Module):
+        data_format = ARC_GRID
+
+    with pytest.raises(TypeError, match="lacks latent_dim, prepare, encode"):
+        check_model_class("not_a_vae", NotAVae)
+
+    class NoDataDomain:
+        model_protocol = object
+
+    with pytest.raises(TypeError, match="must set data_format"):
+        check_domain_class("no_data", NoDataDomain)
+
+
+def test_no_model_module_imports_a_domain_module():
+    for path in (PACKAGE / "models").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("vaekit.domains"), f"{path.name} imports {node.module}"
+
+
+@pytest.mark.parametrize("domain_name, model_name", pairs())
+def test_declared_selection_metrics_are_real_validation_metrics(domain_name, model_name):
+    """Every name train.selection_metric accepts appears in the validation metrics of the pair."""
+    torch.manual_seed(0)
+    domain = get_domain(domain_name)
+    model = create_model(model_name, 2, TINY[model_name])
+    generator = torch.Generator().manual_seed(0)
+    tensors = {split: stored_batch(domain.data_format, n, generator) for split, n in
+               (("train", 8), ("val", 6), ("test", 6))}
+    config = Config(domain=domain_name)
+    config.data.options = {"epoch_prior_samples": 64}
+    model.on_epoch_start(1, 10)
+    metrics = evaluate(model, tensors["val"], domain, LossConfig(), 0.5)
+    metrics.update(domain.extra_metrics(model, tensors, config, during_training=True))
+    names = domain.selection_metric_names(type(model))
+    missing = [name for name in names if name not in metrics]
+    assert not missing, f"declared but not produced: {missing}"
+    assert all(isinstance(metrics[name], (int, float)) for name in names)
+
+
+def test_the_stored_formats_accept_collected_data_and_refuse_the_rest():
+    grids = np.zeros((4, 16, 16), np.uint8)
+    assert ARC_GRID.problem(grids) is None
+    assert ARC_GRID.problem(grids[:0]) == "is empty"
+    assert ARC_GRID.problem(grids.astype(np.float64)) == "has dtype float64"
+    assert TERNARY_TABLE.problem(np.full((2, 9), 2, np.int8)) == "has values from 2 to 2"
+    assert FRAMES.problem(np.zeros((2, 16, 8, 3), np.uint8)) == "has frames of shape (16, 8, 3)"
+    assert FRAMES.problem(np.zeros((2, 16, 16, 1), np.uint8)) is None
+    assert SPLAT_SEQUENCE.problem(np.zeros((2, 8, 5), np.float32)) is None
+    assert SPLAT_SEQUENCE.problem(np.zeros((2, 7, 5), np.float32)) == "has items of shape (7, 5)"
+
+
+def test_the_loop_calls_after_backward_between_backward_and_the_optimizer_step():
+    torch.manual_seed(0)
+    model = Conv2dGridVAE(latent_dim=2, **TINY["conv2d"])
+    seen = []
+
+    def after_backward():
+        grads_ready = all(p.grad is not None for p in model.parameters())
+        seen.append((grads_ready, [p.detach().clone() for p in model.parameters()]))
+
+    model.after_backward = after_backward
+    config = Config()
+    config.train.batch_size = 4
+    config.data.augment = False
+    data = torch.randint(0, 10, (8, 16, 16), dtype=torch.uint8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    train_one_epoch(model, data, get_domain("arc"), config, 0.5, optimizer, torch.Generator().manual_seed(0),
+                    None, None)
+    assert len(seen) == 2 and all(ready for ready, _ in seen)
+    assert all(torch.equal(a, b) for a, b in zip(seen[0][1], before))  # called before the first step
+
+
+def test_the_dual_model_reads_gradients_only_in_after_backward():
+    torch.manual_seed(0)
+    model = create_model("ternary_dual", 2, TINY["ternary_dual"])
+    model.on_epoch_start(1, 10)
+    batch = torch.randint(-1, 2, (16, 9)).to(torch.int8)
+    loss, _, _ = model.objective(batch, 1.0, LossConfig())
+    loss.backward()
+    model.objective(batch, 1.0, LossConfig())  # gradients are there, but objective() ignores them
+    assert float(model.grad_ratio) == 1.0
+    model.after_backward()
+
+    def norm(name):
+        parts = [p.grad.reshape(-1) for m in (model.encoder[name], model.decoder[name]) for p in m.parameters()]
+        return torch.linalg.vector_norm(torch.cat(parts))
+
+    assert float(model.grad_ratio) == pytest.approx(float(norm("A") / norm("B")))
