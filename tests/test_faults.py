@@ -241,11 +241,13 @@ def test_resume_repairs_a_torn_last_line(run, arc_corpus):
     assert [r["epoch"] for r in records] == [1, 2]
 
 
-def test_a_bad_line_before_the_last_is_an_error_naming_file_and_line(run):
+def test_a_bad_line_before_the_last_is_an_error_naming_file_and_line(run, arc_corpus):
     lines = (run / "metrics.jsonl").read_text()
     (run / "metrics.jsonl").write_text('{"epoch": 1, "val\n' + lines)
-    result = invoke("report", run)
-    assert_one_line_error(result, EXIT_USAGE, f"{run / 'metrics.jsonl'}, line 1: not a JSON record")
+    before = digest(run)
+    for result in (invoke("report", run), train(arc_corpus, run.parent, "r", "--resume", "--epochs", 2)):
+        assert_one_line_error(result, EXIT_USAGE, f"{run / 'metrics.jsonl'}, line 1: not a JSON record")
+    assert digest(run) == before
 
 
 # ----------------------------------------------------------------------------- disks

@@ -50,6 +50,7 @@ def test_weights_that_do_not_fit_are_named_with_both_shapes(run):
     assert weights_mismatch(model, model.state_dict()) is None
     other = torch.nn.Linear(4, 2).state_dict()
     assert weights_mismatch(model, other) == "weight has shape (2, 4) in the file, the model needs (2, 3)"
+    assert weights_mismatch(model, {"weight": [1, 2]}) == "it holds a dict, not a state dict of tensors"
     run.save_checkpoint(other, "vae_best.pth")
     with pytest.raises(VaekitUsageError, match=r"vae_best.pth does not fit the model in .*config.yaml"):
         run.load_weights(model, "vae_best.pth")

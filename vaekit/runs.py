@@ -156,9 +156,9 @@ class RunDir:
         finally:
             os.close(fd)
 
-    def read_metrics(self) -> list[dict]:
+    def read_metrics(self, quiet: bool = False) -> list[dict]:
         """The epoch records. A torn last line (a crash while it was written) is skipped with a
-        warning; a bad line anywhere else is an error naming the file and the line."""
+        warning (none when ``quiet``); a bad line anywhere else is an error naming the file and the line."""
         if not self.metrics_path.is_file():
             return []
         lines = self.metrics_path.read_text(errors="replace").splitlines()
@@ -171,8 +171,9 @@ class RunDir:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 if index == last:
-                    warn(f"{self.metrics_path}: ignoring its last line, which was cut short (a crash while "
-                         f"writing it?); --resume drops it from the file")
+                    if not quiet:
+                            warn(f"{self.metrics_path}: ignoring its last line, which was cut short (a crash while "
+                             f"writing it?); --resume drops it from the file")
                     continue
                 raise VaekitUsageError(f"{self.metrics_path}, line {index + 1}: not a JSON record ({error.msg}); "
                                        "remove or repair that line") from None
@@ -279,6 +280,8 @@ def _checkpoint_problem(name: str, loaded: Any) -> str | None:
 def weights_mismatch(model: torch.nn.Module, weights: Mapping) -> str | None:
     """The first difference between a state dict and ``model``'s: a missing, unexpected or
     differently shaped tensor; None when the weights fit."""
+    if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return f"it holds a {type(weights).__name__}, not a state dict of tensors"
     expected = model.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]

@@ -14,6 +14,7 @@ from vaekit.data_formats import ARC_GRID
 from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ARC_VERSIONS = {"arcagi1": "ARC-AGI-1 (400 training + 400 evaluation tasks)",
                 "arcagi2": "ARC-AGI-2 (1000 training + 120 evaluation tasks)"}

@@ -16,7 +16,7 @@ import torch
 
 from vaekit.corpus import Corpus, load_corpus, save_corpus
 from vaekit.data_formats import SPLAT_PARAMS, SPLAT_SEQUENCE
-from vaekit.domains import Domain, register_domain
+from vaekit.domains import Domain, get_domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
 from vaekit.models.protocols import SplatModel
@@ -29,8 +29,6 @@ def source_images(corpus: Corpus) -> dict[str, np.ndarray]:
     """The images of a source corpus per split as (n, H, W, 3) float32 in [0, 1]."""
     kind = corpus.metadata.get("domain")
     if kind in ("atari", "arc"):
-        from vaekit.domains import get_domain
-
         get_domain(kind).validate(corpus)
     if kind == "atari":
         frames = {s: corpus.arrays[s].astype(np.float32) / 255.0 for s in ("train", "val", "test")}
