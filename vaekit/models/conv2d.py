@@ -14,6 +14,8 @@ from vaekit.training.losses import reduce_elements
 class CategoricalGridVAE(GaussianVAE):
     """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
 
+    data_bin_width = 1.0  # a categorical likelihood is already a probability of the stored grid
+
     def __init__(
         self,
         latent_dim: int = 10,
