@@ -57,7 +57,7 @@ def importance_sampled_log_likelihood(
     samples: int,
     generator: torch.Generator | None = None,
     max_decodes: int = DEFAULT_MAX_DECODES,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> LikelihoodEstimate:
     """The IWAE bound and the same-sample ELBO of every item of ``data`` (stored format).
 
@@ -68,7 +68,7 @@ def importance_sampled_log_likelihood(
         generator: a CPU generator for the noise (seeded for a reproducible estimate).
         max_decodes: at most this many codes go through the decoder at once; items are taken in
             groups of ``max(1, max_decodes // K)`` and their K codes in chunks that fit.
-        on_progress: called with the number of items finished after each group.
+        on_progress: called with (items just finished, items in all) after each group.
     """
     if samples < 1:
         raise ValueError(f"need at least one importance sample, got {samples}")
@@ -90,14 +90,14 @@ def importance_sampled_log_likelihood(
         iwae.append((torch.logsumexp(weights, dim=0) - math.log(samples)).cpu())
         elbo.append(weights.mean(dim=0).cpu())
         if on_progress:
-            on_progress(batch.shape[0])
+            on_progress(batch.shape[0], data.shape[0])
     model.train(was_training)
     return LikelihoodEstimate(torch.cat(iwae), torch.cat(elbo), samples)
 
 
 def likelihood_metrics(model, data: torch.Tensor, samples: int, seed: int,
                        max_decodes: int = DEFAULT_MAX_DECODES,
-                       on_progress: Callable[[int], None] | None = None) -> dict:
+                       on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Split-level IWAE metrics, as `vaekit eval --nll-samples K` records them.
 
     Returns ``iwae_log_likelihood`` and ``iwae_elbo`` (means over items, nats), ``iwae_samples``,

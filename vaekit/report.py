@@ -16,10 +16,15 @@ BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 # Metrics every VAE has, shown after the domain's own (key, label, format).
 COMMON_METRICS = [
-    ("kl", "Mean KL Divergence (nats)", "{:.3f}"),
+    ("kl", "KL Divergence, all dimensions (nats)", "{:.3f}"),
+    ("kl_mean", "Mean KL Divergence per dimension (nats)", "{:.3f}"),
     ("active_dims", "Active Dimensions", "{}"),
     ("elbo", "ELBO (nats/sample)", "{:.3f}"),
     ("recon", "Reconstruction loss", "{:.4f}"),
+    ("iwae_log_likelihood", "log p(x) ≥ IWAE (nats/sample)", "{:.3f}"),
+    ("iwae_bits_per_dim", "IWAE bits per dimension", "{:.4f}"),
+    ("iwae_elbo", "ELBO over the IWAE samples (nats/sample)", "{:.3f}"),
+    ("iwae_samples", "IWAE samples K", "{}"),
 ]
 
 
@@ -41,6 +46,47 @@ def metric_rows(metrics: dict, domain: Domain) -> list[tuple[str, str]]:
         elif key in metrics:
             rows.append((label, _format(metrics[key], fmt)))
     return rows
+
+
+SPLIT_TITLES = {"test": "Test Set", "val": "Validation Set", "train": "Training Set"}
+RULE = "━" * 32
+LABEL_WIDTH = 22  # "Pixel-wise Accuracy:  92.3%": the value starts in column 23, as in the ARC spec
+
+
+def _block_line(label: str, value: str, mark: str = "") -> str:
+    return f"{label + ':':<{LABEL_WIDTH - 2}}  {value}" + (f"  {mark}" if mark else "")
+
+
+def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
+    """The metric report of the ARC specification, for any domain: the domain's targets (✓ or ✗),
+    the mean KL per dimension, the active dimensions, the IWAE bound when it was computed, then
+    the specification's advice for every missed target's band."""
+    lines = [f"{SPLIT_TITLES.get(split, split)} Evaluation ({metrics['samples']:,} {domain.item_noun}):", RULE]
+    for target in domain.targets:
+        value = metrics.get(target.metric)
+        met = target.met(value)
+        lines.append(_block_line(target.label, _format(value, target.fmt), {True: "✓", False: "✗"}.get(met, "")))
+    lines.append(_block_line("Mean KL Divergence", _format(metrics.get("kl_mean"), "{:.2f}")))
+    lines.append(_block_line("Active Dimensions", f"{metrics.get('active_dims', MISSING)}/{metrics.get('latent_dim', '?')}"))
+    if "iwae_log_likelihood" in metrics:
+        per_dim = metrics.get("iwae_bits_per_dim")
+        unit = f" ({per_dim:.4f} bits/dim)" if per_dim is not None else " (unnormalised: up to a constant)"
+        lines.append(_block_line(f"log p(x) ≥ IWAE, K={metrics['iwae_samples']}",
+                                 f"{metrics['iwae_log_likelihood']:.3f} nats{unit}"))
+        lines.append(_block_line("ELBO, same samples", f"{metrics['iwae_elbo']:.3f} nats"))
+    lines.append(RULE)
+    for target in domain.targets:
+        advice = target.advice(metrics.get(target.metric))
+        if advice:
+            bound = _format(target.threshold, target.fmt)
+            lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "
+                         f"Advice: {advice}")
+    return lines
+
+
+def target_outcomes(metrics: dict, domain: Domain) -> list[dict]:
+    """Each declared target's value, threshold, ✓/✗ (``met``) and advice, for --json."""
+    return [target.outcome(metrics) for target in domain.targets]
 
 
 def metrics_table(metrics: dict, domain: Domain, title: str) -> Table:

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from vaekit.cli import collect, evaluate, report, runs, sample, train
+from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, train, traverse
 
 app = typer.Typer(
-    help="vaekit: collect data, train VAEs, and study them (eval, sample, report).\n\n"
+    help="vaekit: collect data, train VAEs, and study them (eval, sample, encode, traverse, report).\n\n"
     "Quick start: vaekit collect arc && vaekit train arc --latent 10 && vaekit report run_001",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vaekit import __version__
+
+        typer.echo(f"vaekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Options that apply before any command."""
+
+
 app.add_typer(collect.app, name="collect")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("sample")(sample.sample)
+app.command("encode")(encode.encode)
+app.command("traverse")(traverse.traverse)
+app.command("interpolate")(interpolate.interpolate)
 app.command("report")(report.report)
 app.command("runs")(runs.runs)
 app.command("models")(runs.models)
