@@ -7,8 +7,9 @@ from pathlib import Path
 from rich.table import Table
 
 from vaekit.config import build_config, load_yaml
-from vaekit.domains import Domain, get_domain
-from vaekit.models import count_parameters, create_model
+from vaekit.domains import DOMAINS, Domain, get_domain
+from vaekit.errors import VaekitUsageError
+from vaekit.models import MODELS, count_parameters, create_model
 from vaekit.runs import RunDir
 
 MISSING = "—"
@@ -188,3 +189,55 @@ def report_table(summaries: list[dict]) -> Table:
 
 def find_runs(refs: list[str], runs_dir: Path) -> list[RunDir]:
     return [RunDir.find(ref, runs_dir) for ref in refs]
+
+
+SORTABLE_FACTS = ("run", "latent", "best_epoch", "wall_seconds")
+
+
+def summary_document(summary: dict) -> dict:
+    """A run summary without its Domain object and with null for missing values, for --json."""
+    return {key: None if value == MISSING else value for key, value in summary.items() if key != "domain_obj"}
+
+
+def _sort_value(summary: dict, key: str):
+    return summary.get(key) if key in SORTABLE_FACTS else summary["metrics"].get(key)
+
+
+def list_runs(runs_dir: Path, domain: str | None = None, model: str | None = None, sort: str = "run",
+              descending: bool | None = None) -> list[dict]:
+    """Summaries of the runs under ``runs_dir``, filtered and sorted (what `vaekit runs` lists).
+
+    A run that cannot be read becomes ``{"run": name, "error": message}``; such entries are kept
+    (first) when no filter is given, so one broken run never hides the others.
+
+    Args:
+        domain, model: keep only runs of this domain / model (a registered name).
+        sort: ``run`` (the id), ``latent``, ``best_epoch``, ``wall_seconds`` or any metric key of
+            results/metrics.json (e.g. ``pixel_accuracy``); runs without it go last.
+        descending: the order; None means ascending for the run id and descending (highest first)
+            for everything else.
+    """
+    if domain is not None:
+        DOMAINS.get(domain)
+    if model is not None:
+        MODELS.get(model)
+    runs_dir = Path(runs_dir)
+    found = sorted(p for p in runs_dir.glob("*") if (p / "config.yaml").is_file()) if runs_dir.is_dir() else []
+    summaries, broken = [], []
+    for path in found:
+        try:
+            summaries.append(summarize_run(RunDir(path), with_parameters=False))
+        except (VaekitUsageError, OSError, ValueError) as error:
+            broken.append({"run": path.name, "error": str(error)})
+    summaries = [s for s in summaries if (domain is None or s["domain"] == domain)
+                 and (model is None or s["model"] == model)]
+    if sort not in SORTABLE_FACTS and summaries and all(_sort_value(s, sort) is None for s in summaries):
+        known = sorted({key for s in summaries for key, value in s["metrics"].items()
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)})
+        raise VaekitUsageError(f"--sort '{sort}': no listed run has it; sort by one of "
+                               f"{', '.join([*SORTABLE_FACTS, *known])}")
+    descending = (sort != "run") if descending is None else descending
+    present = [s for s in summaries if _sort_value(s, sort) is not None]
+    present.sort(key=lambda s: _sort_value(s, sort), reverse=descending)
+    missing = [s for s in summaries if _sort_value(s, sort) is None]
+    return (broken if domain is None and model is None else []) + present + missing
