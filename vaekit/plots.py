@@ -181,9 +181,10 @@ def save_item_table(cells: list[list[np.ndarray | None]], path: Path, title: str
     """
     rows, columns = len(cells), max(len(row) for row in cells)
     label_inches = 1.6 if any(row_labels) else 0.2
-    height = 0.7 + rows * cell_inches
+    legend_inches = 0.35 if style.legend else 0.0
+    height = 0.7 + legend_inches + rows * cell_inches
     fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(label_inches + columns * cell_inches, height))
-    fig.subplots_adjust(top=1 - 0.6 / height, bottom=0.02, wspace=0.1, hspace=0.25)
+    fig.subplots_adjust(top=1 - 0.6 / height, bottom=0.02 + legend_inches / height, wspace=0.1, hspace=0.25)
     for r, row in enumerate(cells):
         for c in range(columns):
             ax = axes[r, c]
@@ -202,6 +203,6 @@ def save_item_table(cells: list[list[np.ndarray | None]], path: Path, title: str
                 ax.set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
     if style.legend:
         handles = [Patch(facecolor=colour, edgecolor="black", label=label) for colour, label in style.legend]
-        fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=len(handles), frameon=False)
+        fig.legend(handles=handles, loc="lower center", fontsize=7, ncol=len(handles), frameon=False)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
