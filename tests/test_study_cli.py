@@ -178,3 +178,9 @@ def test_version_and_completion():
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip().startswith("vaekit ")
     assert "--install-completion" in invoke("--help").stdout
+
+
+def test_new_commands_have_help_with_examples():
+    for command in ("encode", "traverse", "interpolate", "runs", "models"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.stdout, command
