@@ -93,6 +93,12 @@ def test_encode_of_one_split_and_its_errors(runs, corpora, tmp_path):
     with np.load(runs / "ternary" / "results" / "latents_val.npz") as saved:
         assert set(saved["split"].tolist()) == {"val"}
         assert np.array_equal(all_operations()[saved["index"]], load_corpus(corpora["ternary"]).arrays["val"])
+    before = corpora["ternary"].read_bytes()
+    result = invoke("encode", "ternary", "--runs-dir", runs, "--out", corpora["ternary"])
+    assert result.exit_code == 2 and "is not a `vaekit encode` output" in result.stderr
+    assert corpora["ternary"].read_bytes() == before
+    result = invoke("encode", "ternary", "--runs-dir", runs, "--split", "val")  # its own output: replaced
+    assert result.exit_code == 0, result.output
     result = invoke("encode", "ternary", "--runs-dir", runs, "--split", "tests")
     assert result.exit_code == 2 and "--split 'tests'" in result.stderr
     result = invoke("encode", "ternary", "--runs-dir", runs, "--data", corpora["arc"])

@@ -75,14 +75,13 @@ def encode_corpus(loaded: LoadedRun, out: Path | None = None, data_path: str | P
     if batch_size < 1:
         raise VaekitUsageError(f"--batch-size {batch_size}: expected a positive count")
     splits = chosen_splits(split)
+    out = Path(out) if out else loaded.run.results / f"latents_{split}.npz"
+    _refuse_foreign_file(out)
     started = time.perf_counter()
     corpus, items = corpus_items(loaded, data_path)
     total = sum(len(items[s]) for s in splits)
-    done = 0
 
-    def advance(count: int, _: int) -> None:
-        nonlocal done
-        done += count
+    def advance(count: int, _: int) -> None:  # progress over all the splits, not one
         if on_progress:
             on_progress(count, total)
 
@@ -102,13 +101,26 @@ def encode_corpus(loaded: LoadedRun, out: Path | None = None, data_path: str | P
                 "domain": loaded.config.domain, "model": loaded.config.model.name,
                 "latent_dim": int(arrays["mu"].shape[1]), "corpus": str(corpus.path), "splits": splits,
                 "identifiers": identifiers}
-    out = Path(out) if out else loaded.run.results / f"latents_{split}.npz"
     atomic_write_bytes(out, lambda handle: np.savez_compressed(handle, metadata=np.array(json.dumps(metadata)),
                                                                **arrays))
     summary = {"path": str(out), "items": int(total), "latent_dim": metadata["latent_dim"],
                "splits": splits, "identifiers": identifiers,
                "seconds": time.perf_counter() - started, "bytes": out.stat().st_size}
     return out, summary
+
+
+def _refuse_foreign_file(out: Path) -> None:
+    """Replace an earlier `vaekit encode` output, never another file (a corpus, say)."""
+    if not out.exists():
+        return
+    try:
+        with np.load(out, allow_pickle=False) as existing:
+            ours = {"mu", "logvar", "split", "metadata"} <= set(existing.files)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise VaekitUsageError(f"--out {out}: the file exists and is not a `vaekit encode` output; "
+                               "choose another path")
 
 
 # ----------------------------------------------------------------------------- pictures
