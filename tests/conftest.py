@@ -34,3 +34,20 @@ def ternary_corpus(tmp_path_factory) -> Path:
 
 TINY_TERNARY_FLAGS = ["--batch-size", "256", "--set", "threads=1",
                       "--set", "data.options={prior_samples: 5000, epoch_prior_samples: 2000}"]
+
+
+# Four short Breakout episodes at 32×32: real ALE frames in about a second.
+TINY_ATARI_COLLECT = ["collect", "atari", "--env", "Breakout", "--episodes", "4", "--max-steps-per-episode", "25",
+                      "--frame-size", "32", "--seed", "3"]
+
+
+@pytest.fixture(scope="session")
+def atari_corpus(tmp_path_factory) -> Path:
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    path = tmp_path_factory.mktemp("atari") / "breakout.npz"
+    result = CliRunner().invoke(app, [*TINY_ATARI_COLLECT, "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path

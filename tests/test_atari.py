@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import TINY_ATARI_COLLECT
 from vaekit import load_corpus
 from vaekit.cli import app
 from vaekit.domains.atari import split_episodes
@@ -13,17 +14,8 @@ from vaekit.domains.atari_collect import resolve_game
 from vaekit.errors import VaekitUsageError
 
 runner = CliRunner()
-COLLECT = ["collect", "atari", "--env", "Breakout", "--episodes", "4", "--max-steps-per-episode", "25",
-           "--frame-size", "32", "--seed", "3"]
+COLLECT = TINY_ATARI_COLLECT  # the session fixture atari_corpus (conftest) is made with these
 TINY_FRAME_MODEL = "model.options={channels: [8, 8, 8], decoder_channels: [8, 8, 8], hidden: 32}"
-
-
-@pytest.fixture(scope="module")
-def atari_corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("atari") / "breakout.npz"
-    result = runner.invoke(app, [*COLLECT, "--out", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def test_schema_and_metadata(atari_corpus):

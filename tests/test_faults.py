@@ -103,7 +103,8 @@ def damage(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("command, checkpoint", [
     ("eval", "vae_best.pth"), ("sample", "vae_best.pth"), ("report", "vae_best.pth"), ("report", "last.pt"),
-    ("resume", "last.pt"),
+    ("resume", "last.pt"), ("encode", "vae_best.pth"), ("traverse", "vae_best.pth"),
+    ("interpolate", "vae_best.pth"),
 ])
 def test_a_truncated_checkpoint_is_named_by_every_command(run, arc_corpus, command, checkpoint):
     damage(run / "checkpoints" / checkpoint, "truncated")
@@ -212,9 +213,26 @@ def test_eval_and_sample_check_the_corpus_too(run, arc_corpus, tmp_path):
     config["data"]["path"] = str(corpus)
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     before = digest(run)
-    for command in ("eval", "sample"):
+    for command in ("eval", "sample", "encode", "traverse", "interpolate"):
         assert_one_line_error(invoke(command, run), EXIT_USAGE, str(corpus), "split 'val' has values from 0 to 12")
     assert digest(run) == before
+
+
+def test_json_output_is_one_document_or_nothing(run):
+    """--json keeps stdout for one JSON document: warnings and errors go to stderr, with the same codes."""
+    with (run / "metrics.jsonl").open("a") as handle:
+        handle.write('{"epoch": 2, "val_lo')
+    result = invoke("report", run, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"][0]["run"] == "r"
+    assert "warning:" in result.stderr and "cut short" in result.stderr
+    damage(run / "checkpoints" / "vae_best.pth", "truncated")
+    result = invoke("eval", run, "--json")
+    assert_one_line_error(result, EXIT_USAGE, "vae_best.pth: not a readable checkpoint")
+    assert result.stdout == ""
+    damage(run / "checkpoints" / "last.pt", "empty")
+    listed = json.loads(invoke("runs", "--runs-dir", run.parent, "--json").stdout)["runs"]
+    assert listed[0]["run"] == "r" and "the file is empty" in listed[0]["error"]
 
 
 # ----------------------------------------------------------------------------- torn metrics.jsonl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from vaekit.corpus import SPLITS
 from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
+from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
 from vaekit.plots import training_curves
 from vaekit.runs import RunDir
@@ -200,17 +202,40 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun
     return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
 
 
-def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto") -> tuple[LoadedRun, dict]:
+def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto",
+                 nll_samples: int = 0, nll_max_decodes: int = DEFAULT_MAX_DECODES,
+                 on_progress: Callable[[int, int], None] | None = None) -> tuple[LoadedRun, dict]:
     """Evaluate a run's best checkpoint on a split and record it in results/metrics.json."""
     if split not in SPLITS:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(SPLITS)}")
     loaded = load_run(ref, runs_dir, device)
+    return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress)
+
+
+def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0,
+                    nll_max_decodes: int = DEFAULT_MAX_DECODES,
+                    on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """All metrics of a loaded run on a split, recorded in results/metrics.json.
+
+    Args:
+        nll_samples: K > 0 adds the importance-sampled log-likelihood (IWAE) with K codes per item
+            (``vaekit.likelihood.likelihood_metrics``).
+        nll_max_decodes: codes decoded at once by the IWAE estimate (the memory cap).
+        on_progress: called with (items done, items in all) while the IWAE estimate runs.
+    """
+    if nll_samples < 0:
+        raise VaekitUsageError(f"--nll-samples {nll_samples}: expected 0 (off) or a positive count")
+    if nll_max_decodes < 1:
+        raise VaekitUsageError(f"--nll-batch {nll_max_decodes}: expected a positive count")
     tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
     if split not in tensors:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
     metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
+    if nll_samples:
+        metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
+                                          nll_max_decodes, on_progress))
     record_results(loaded.run, split, metrics, loaded.best_epoch)
-    return loaded, metrics
+    return metrics
 
 
 def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = None,

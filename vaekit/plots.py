@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 # The ten colours ARC tasks are shown in (black, blue, red, green, yellow, grey, magenta, orange,
 # light blue, maroon).
@@ -156,4 +158,51 @@ def save_latent_histograms(mus: np.ndarray, path: Path, columns: int = 8) -> Pat
         ax.set_title(f"z{j}", fontsize=7)
         ax.tick_params(labelsize=5)
     fig.suptitle("Posterior means per latent dimension (grey: N(0, 1))")
+    return _save(fig, path)
+
+
+@dataclass
+class ImageStyle:
+    """How a domain's item pictures are drawn: a colour map for 2D images (ignored for RGB), its
+    value range, and an optional legend of (colour, label) pairs."""
+
+    cmap: object = "gray"
+    vmin: float = 0
+    vmax: float = 255
+    legend: list[tuple[str, str]] = field(default_factory=list)
+
+
+def save_item_table(cells: list[list[np.ndarray | None]], path: Path, title: str, row_labels: list[str],
+                    column_labels: list[str], style: ImageStyle, cell_inches: float = 0.9) -> Path:
+    """A table of item pictures with a label per row (left) and per column (top); None is blank.
+
+    Used by traversals and interpolations of every domain (each domain turns its items into
+    pictures first, see ``Domain.render_items``).
+    """
+    rows, columns = len(cells), max(len(row) for row in cells)
+    label_inches = 1.6 if any(row_labels) else 0.2
+    legend_inches = 0.35 if style.legend else 0.0
+    height = 0.7 + legend_inches + rows * cell_inches
+    fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(label_inches + columns * cell_inches, height))
+    fig.subplots_adjust(top=1 - 0.6 / height, bottom=0.02 + legend_inches / height, wspace=0.1, hspace=0.25)
+    for r, row in enumerate(cells):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            image = row[c] if c < len(row) else None
+            if image is None:  # blank, but keeps its axes so that a row label still shows
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            else:
+                shown = image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
+                ax.imshow(shown, cmap=style.cmap, vmin=style.vmin, vmax=style.vmax, interpolation="nearest")
+            if r == 0 and c < len(column_labels):
+                ax.set_title(column_labels[c], fontsize=7)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
+    if style.legend:
+        handles = [Patch(facecolor=colour, edgecolor="black", label=label) for colour, label in style.legend]
+        fig.legend(handles=handles, loc="lower center", fontsize=7, ncol=len(handles), frameon=False)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)

@@ -7,8 +7,9 @@ from pathlib import Path
 from rich.table import Table
 
 from vaekit.config import build_config, load_yaml
-from vaekit.domains import Domain, get_domain
-from vaekit.models import count_parameters, create_model
+from vaekit.domains import DOMAINS, Domain, get_domain
+from vaekit.errors import VaekitError, VaekitUsageError
+from vaekit.models import MODELS, count_parameters, create_model
 from vaekit.runs import RunDir
 
 MISSING = "—"
@@ -16,10 +17,15 @@ BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 # Metrics every VAE has, shown after the domain's own (key, label, format).
 COMMON_METRICS = [
-    ("kl", "Mean KL Divergence (nats)", "{:.3f}"),
+    ("kl", "KL Divergence, all dimensions (nats)", "{:.3f}"),
+    ("kl_mean", "Mean KL Divergence per dimension (nats)", "{:.3f}"),
     ("active_dims", "Active Dimensions", "{}"),
     ("elbo", "ELBO (nats/sample)", "{:.3f}"),
     ("recon", "Reconstruction loss", "{:.4f}"),
+    ("iwae_log_likelihood", "log p(x) ≥ IWAE (nats/sample)", "{:.3f}"),
+    ("iwae_bits_per_dim", "IWAE bits per dimension", "{:.4f}"),
+    ("iwae_elbo", "ELBO over the IWAE samples (nats/sample)", "{:.3f}"),
+    ("iwae_samples", "IWAE samples K", "{}"),
 ]
 
 
@@ -41,6 +47,47 @@ def metric_rows(metrics: dict, domain: Domain) -> list[tuple[str, str]]:
         elif key in metrics:
             rows.append((label, _format(metrics[key], fmt)))
     return rows
+
+
+SPLIT_TITLES = {"test": "Test Set", "val": "Validation Set", "train": "Training Set"}
+RULE = "━" * 32
+LABEL_WIDTH = 22  # "Pixel-wise Accuracy:  92.3%": the value starts in column 23, as in the ARC spec
+
+
+def _block_line(label: str, value: str, mark: str = "") -> str:
+    return f"{label + ':':<{LABEL_WIDTH - 2}}  {value}" + (f"  {mark}" if mark else "")
+
+
+def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
+    """The metric report of the ARC specification, for any domain: the domain's targets (✓ or ✗),
+    the mean KL per dimension, the active dimensions, the IWAE bound when it was computed, then
+    the specification's advice for every missed target's band."""
+    lines = [f"{SPLIT_TITLES.get(split, split)} Evaluation ({metrics['samples']:,} {domain.item_noun}):", RULE]
+    for target in domain.targets:
+        value = metrics.get(target.metric)
+        met = target.met(value)
+        lines.append(_block_line(target.label, _format(value, target.fmt), {True: "✓", False: "✗"}.get(met, "")))
+    lines.append(_block_line("Mean KL Divergence", _format(metrics.get("kl_mean"), "{:.2f}")))
+    lines.append(_block_line("Active Dimensions", f"{metrics.get('active_dims', MISSING)}/{metrics.get('latent_dim', '?')}"))
+    if "iwae_log_likelihood" in metrics:
+        per_dim = metrics.get("iwae_bits_per_dim")
+        unit = f" ({per_dim:.4f} bits/dim)" if per_dim is not None else " (unnormalised: up to a constant)"
+        lines.append(_block_line(f"log p(x) ≥ IWAE, K={metrics['iwae_samples']}",
+                                 f"{metrics['iwae_log_likelihood']:.3f} nats{unit}"))
+        lines.append(_block_line("ELBO, same samples", f"{metrics['iwae_elbo']:.3f} nats"))
+    lines.append(RULE)
+    for target in domain.targets:
+        advice = target.advice(metrics.get(target.metric))
+        if advice:
+            bound = _format(target.threshold, target.fmt)
+            lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "
+                         f"Advice: {advice}")
+    return lines
+
+
+def target_outcomes(metrics: dict, domain: Domain) -> list[dict]:
+    """Each declared target's value, threshold, ✓/✗ (``met``) and advice, for --json."""
+    return [target.outcome(metrics) for target in domain.targets]
 
 
 def metrics_table(metrics: dict, domain: Domain, title: str) -> Table:
@@ -143,3 +190,55 @@ def report_table(summaries: list[dict]) -> Table:
 
 def find_runs(refs: list[str], runs_dir: Path) -> list[RunDir]:
     return [RunDir.find(ref, runs_dir) for ref in refs]
+
+
+SORTABLE_FACTS = ("run", "latent", "best_epoch", "wall_seconds")
+
+
+def summary_document(summary: dict) -> dict:
+    """A run summary without its Domain object and with null for missing values, for --json."""
+    return {key: None if value == MISSING else value for key, value in summary.items() if key != "domain_obj"}
+
+
+def _sort_value(summary: dict, key: str):
+    return summary.get(key) if key in SORTABLE_FACTS else summary["metrics"].get(key)
+
+
+def list_runs(runs_dir: Path, domain: str | None = None, model: str | None = None, sort: str = "run",
+              descending: bool | None = None) -> list[dict]:
+    """Summaries of the runs under ``runs_dir``, filtered and sorted (what `vaekit runs` lists).
+
+    A run that cannot be read becomes ``{"run": name, "error": message}``; such entries are kept
+    (first) when no filter is given, so one broken run never hides the others.
+
+    Args:
+        domain, model: keep only runs of this domain / model (a registered name).
+        sort: ``run`` (the id), ``latent``, ``best_epoch``, ``wall_seconds`` or any metric key of
+            results/metrics.json (e.g. ``pixel_accuracy``); runs without it go last.
+        descending: the order; None means ascending for the run id and descending (highest first)
+            for everything else.
+    """
+    if domain is not None:
+        DOMAINS.get(domain)
+    if model is not None:
+        MODELS.get(model)
+    runs_dir = Path(runs_dir)
+    found = sorted(p for p in runs_dir.glob("*") if (p / "config.yaml").is_file()) if runs_dir.is_dir() else []
+    summaries, broken = [], []
+    for path in found:
+        try:
+            summaries.append(summarize_run(RunDir(path), with_parameters=False))
+        except (VaekitError, OSError, ValueError) as error:  # e.g. a damaged checkpoint or config.yaml
+            broken.append({"run": path.name, "error": str(error)})
+    summaries = [s for s in summaries if (domain is None or s["domain"] == domain)
+                 and (model is None or s["model"] == model)]
+    if sort not in SORTABLE_FACTS and summaries and all(_sort_value(s, sort) is None for s in summaries):
+        known = sorted({key for s in summaries for key, value in s["metrics"].items()
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)})
+        raise VaekitUsageError(f"--sort '{sort}': no listed run has it; sort by one of "
+                               f"{', '.join([*SORTABLE_FACTS, *known])}")
+    descending = (sort != "run") if descending is None else descending
+    present = [s for s in summaries if _sort_value(s, sort) is not None]
+    present.sort(key=lambda s: _sort_value(s, sort), reverse=descending)
+    missing = [s for s in summaries if _sort_value(s, sort) is None]
+    return (broken if domain is None and model is None else []) + present + missing

@@ -6,30 +6,44 @@ from typing import Annotated
 
 import typer
 
-from vaekit.cli import collect, evaluate, report, runs, sample, train
+from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, train, traverse
 from vaekit.cli.common import settings
 
 app = typer.Typer(
-    help="vaekit: collect data, train VAEs, and study them (eval, sample, report).\n\n"
+    help="vaekit: collect data, train VAEs, and study them (eval, sample, encode, traverse, report).\n\n"
     "Quick start: vaekit collect arc && vaekit train arc --latent 10 && vaekit report run_001\n\n"
     "Errors are one line on stderr with a documented exit code (docs/errors.md).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vaekit import __version__
+
+        typer.echo(f"vaekit {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error (also: VAEKIT_DEBUG=1).")] = False,
 ):
     """Options that go before the command, e.g. vaekit --debug eval run_001."""
     settings.debug = debug
 
+
 app.add_typer(collect.app, name="collect")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("sample")(sample.sample)
+app.command("encode")(encode.encode)
+app.command("traverse")(traverse.traverse)
+app.command("interpolate")(interpolate.interpolate)
 app.command("report")(report.report)
 app.command("runs")(runs.runs)
 app.command("models")(runs.models)

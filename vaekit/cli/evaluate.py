@@ -3,28 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console
+from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
+from vaekit.cli.output import JsonOption, print_json
+from vaekit.cli.progress import item_progress
 
 
 @cli_errors
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run id under --runs-dir, or a path to a run directory.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    nll_samples: Annotated[int, typer.Option(
+        parser=integer(),
+        help="K > 0 adds the importance-sampled log-likelihood (IWAE bound) with K codes per item.")] = 0,
+    nll_batch: Annotated[Optional[int], typer.Option(
+        parser=integer(),
+        help="Codes decoded at once by the IWAE estimate, to cap its memory (default 4096).")] = None,
+    json_output: Annotated[bool, JsonOption] = False,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
 ):
     """Evaluate a run's best checkpoint; prints the metric report and writes results/metrics.json.
 
-    Example: vaekit eval run_001 --split test
+    The report opens with the domain's headline metrics against their targets (✓ or ✗, with the
+    specification's advice when a target is missed), then the full table.
+
+    Examples:
+      vaekit eval run_001 --split test
+      vaekit eval run_001 --nll-samples 100 --json
     """
     from vaekit.experiment import evaluate_run
-    from vaekit.report import metrics_table
+    from vaekit.likelihood import DEFAULT_MAX_DECODES
+    from vaekit.report import evaluation_block, metrics_table, target_outcomes
 
-    loaded, metrics = evaluate_run(run, runs_dir, split, device)
+    with item_progress(f"IWAE, K={nll_samples}", show=nll_samples > 0) as advance:
+        loaded, metrics = evaluate_run(run, runs_dir, split, device, nll_samples,
+                                       DEFAULT_MAX_DECODES if nll_batch is None else nll_batch, advance)
+    if json_output:
+        print_json({"run": loaded.run.run_id, "path": str(loaded.run.path), "domain": loaded.config.domain,
+                    "model": loaded.config.model.name, "split": split, "metrics": metrics,
+                    "targets": target_outcomes(metrics, loaded.domain)})
+        return
+    for line in evaluation_block(metrics, loaded.domain, split):
+        console.print(line, markup=False, highlight=False)
     title = f"{loaded.run.run_id}: {loaded.config.model.name} on {loaded.config.domain} ({split}, {metrics['samples']:,} samples)"
     console.print(metrics_table(metrics, loaded.domain, title))
     console.print(f"Written to {loaded.run.results / 'metrics.json'}")

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from vaekit.cli.common import RunsDirOption, cli_errors, console
+from vaekit.cli.output import JsonOption, print_json
 
 
 @cli_errors
 def report(
     runs: Annotated[list[str], typer.Argument(help="Run ids under --runs-dir, or paths to run directories.")],
     runs_dir: RunsDirOption = Path("runs"),
+    json_output: Annotated[bool, JsonOption] = False,
 ):
     """Print a table of config, training facts and metrics; several runs go side by side.
 
@@ -23,7 +25,12 @@ def report(
     Examples:
       vaekit report run_007
       vaekit report run_001 run_002 runs/other/run_003
+      vaekit report run_001 --json
     """
-    from vaekit.report import find_runs, report_table, summarize_run
+    from vaekit.report import find_runs, report_table, summarize_run, summary_document
 
-    console.print(report_table([summarize_run(run) for run in find_runs(runs, runs_dir)]))
+    summaries = [summarize_run(run) for run in find_runs(runs, runs_dir)]
+    if json_output:
+        print_json({"runs": [summary_document(s) for s in summaries]})
+        return
+    console.print(report_table(summaries))

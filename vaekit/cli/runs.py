@@ -3,54 +3,82 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vaekit.cli.common import RunsDirOption, cli_errors, console
+from vaekit.cli.output import JsonOption, print_json
 
 
 @cli_errors
-def runs(runs_dir: RunsDirOption = Path("runs")):
+def runs(
+    runs_dir: RunsDirOption = Path("runs"),
+    domain: Annotated[Optional[str], typer.Option(help="Only runs of this domain.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Only runs of this model.")] = None,
+    sort: Annotated[str, typer.Option(
+        help="run, latent, best_epoch, wall_seconds or a metric (e.g. pixel_accuracy).")] = "run",
+    descending: Annotated[Optional[bool], typer.Option(
+        "--descending/--ascending", help="Order (default: ascending run ids, highest metric first).")] = None,
+    json_output: Annotated[bool, JsonOption] = False,
+):
     """List the run directories under --runs-dir with their domain, model and progress.
 
-    Example: vaekit runs --runs-dir runs
-    """
-    from vaekit.errors import VaekitError
-    from vaekit.report import summarize_run
-    from vaekit.runs import RunDir
+    Metrics come from results/metrics.json (the test split), or the last epoch's validation metrics.
+    A run that cannot be read is listed as unreadable, with the reason.
 
+    Examples:
+      vaekit runs --runs-dir runs
+      vaekit runs --domain arc --sort pixel_accuracy
+      vaekit runs --json
+    """
+    from vaekit.report import list_runs, summary_document
+
+    listed = list_runs(runs_dir, domain, model, sort, descending)
+    if json_output:
+        print_json({"runs_dir": str(runs_dir), "sort": sort,
+                    "runs": [summary_document(s) for s in listed]})
+        return
     table = Table(title=f"Runs in {runs_dir}")
-    for column in ("run", "domain", "model", "latent", "epochs", "best epoch"):
+    columns = ["run", "domain", "model", "latent", "epochs", "best epoch"]
+    by_metric = sort not in ("run", "latent", "best_epoch")
+    for column in columns + ([sort] if by_metric else []):
         table.add_column(column, overflow="fold")
-    found = sorted(p for p in Path(runs_dir).glob("*") if (p / "config.yaml").is_file()) if Path(runs_dir).is_dir() else []
-    for path in found:
-        try:
-            s = summarize_run(RunDir(path), with_parameters=False)
-        except (VaekitError, OSError, ValueError) as error:  # one broken run must not hide the rest
-            table.add_row(path.name, f"[red]unreadable: {error}[/red]", "", "", "", "")
+    for s in listed:
+        if "error" in s:  # one broken run must not hide the rest
+            table.add_row(s["run"], f"[red]unreadable: {escape(s['error'])}[/red]", *[""] * (len(table.columns) - 2))
             continue
-        table.add_row(s["run"], s["domain"], s["model"], str(s["latent"]), s["epochs"],
-                      str(s["best_epoch"] or "—"))
-    console.print(table if found else f"No runs in {runs_dir}.")
+        row = [s["run"], s["domain"], s["model"], str(s["latent"]), s["epochs"], str(s["best_epoch"] or "—")]
+        if by_metric:
+            value = s["wall_seconds"] if sort == "wall_seconds" else s["metrics"].get(sort)
+            row.append("—" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+        table.add_row(*row)
+    console.print(table if listed else f"No runs in {runs_dir}.")
 
 
 @cli_errors
-def models():
+def models(json_output: Annotated[bool, JsonOption] = False):
     """List the registered models, the domains each one can train on, and the domains.
 
-    Example: vaekit models
+    Example: vaekit models --json
     """
     from vaekit.domains import get_domain, list_domains
     from vaekit.models import MODELS
 
     domains = [get_domain(name) for name in list_domains()]
+    described = [{"name": name, "description": (MODELS.get(name).__doc__ or "").strip().splitlines()[0],
+                  "domains": [d.name for d in domains if d.model_problem(MODELS.get(name)) is None]}
+                 for name in MODELS.names()]
+    if json_output:
+        print_json({"models": described, "domains": list_domains()})
+        return
     table = Table(title="Registered models")
     table.add_column("name")
     table.add_column("domains")
     table.add_column("description")
-    for name in MODELS.names():
-        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()[0]
-        fits = [d.name for d in domains if d.model_problem(MODELS.get(name)) is None]
-        table.add_row(name, ", ".join(fits) or "—", doc)
+    for entry in described:
+        table.add_row(entry["name"], ", ".join(entry["domains"]) or "—", entry["description"])
     console.print(table)
     console.print(f"Domains: {', '.join(list_domains())}")

@@ -23,6 +23,7 @@ from vaekit.evaluation import SELECTION_METRICS
 from vaekit.models import MODELS
 from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry
+from vaekit.targets import Target
 
 
 class Domain:
@@ -42,6 +43,14 @@ class Domain:
     headline_metrics: list[tuple[str, str, str]] = []
     # Validation metrics drawn in the quality panel of training_curves.png.
     curve_metrics: list[str] = []
+    # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
+    # specification states one.
+    targets: list[Target] = []
+    # What one item is called in the evaluation block ("Test Set Evaluation (10,000 images)").
+    item_noun: str = "items"
+    # Per-item side arrays of the corpus (stored as ``{split}_{name}``) that identify an item, so
+    # that `vaekit encode` output can be joined with other data.
+    item_identifiers: tuple[str, ...] = ()
 
     def default_config(self) -> dict:
         """Config overrides (nested dict) that make this domain's defaults."""
@@ -120,6 +129,26 @@ class Domain:
         ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
         """
         return {}
+
+    def item_images(self, items: np.ndarray, arrays: dict[str, np.ndarray]):
+        """Pictures of stored-format items (as ``decode_data`` returns them) and how to draw them.
+
+        Returns:
+            (images, style): an array of 2D (colour-mapped) or H×W×3 images, one per item, and a
+            ``vaekit.plots.ImageStyle``.
+        """
+        raise NotImplementedError(f"domain '{self.name}' cannot draw its items")
+
+    def render_items(self, cells: list[list[np.ndarray | None]], arrays: dict[str, np.ndarray], path: Path,
+                     title: str, row_labels: list[str], column_labels: list[str]) -> Path:
+        """Draw rows of stored-format items as one labelled image grid; None leaves a cell blank."""
+        from vaekit.plots import save_item_table
+
+        filled = [item for row in cells for item in row if item is not None]
+        images, style = self.item_images(np.stack(filled), arrays)
+        pictures = iter(images)
+        drawn = [[None if item is None else next(pictures) for item in row] for row in cells]
+        return save_item_table(drawn, path, title, row_labels, column_labels, style)
 
     def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
         """Write samples and reconstructions under ``results``; return the files written."""

@@ -14,6 +14,7 @@ from vaekit.data_formats import ARC_GRID
 from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.targets import Target
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ARC_VERSIONS = {"arcagi1": "ARC-AGI-1 (400 training + 400 evaluation tasks)",
@@ -148,6 +149,15 @@ class ArcDomain(Domain):
         ("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
     ]
     curve_metrics = ["pixel_accuracy", "nonbackground_accuracy"]
+    targets = [Target(
+        "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
+        source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
+        fallbacks=((0.85, "85–90 %: raise the latent dimension to d = 12–16 and retrain (--latent 12)"),
+                   (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
+                   (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")),
+    )]
+    item_noun = "images"
+    item_identifiers = ("task", "height", "width")
 
     def __init__(self):
         self._dihedral = _dihedral_index_table(GRID_SIZE)
@@ -171,6 +181,11 @@ class ArcDomain(Domain):
             "nonbackground_accuracy": ((correct & foreground).sum(), foreground.sum()),
             "exact_grid_rate": (correct.flatten(1).all(dim=1).sum(), batch.shape[0]),
         }
+
+    def item_images(self, items, arrays):
+        from vaekit.plots import ARC_PALETTE, ImageStyle
+
+        return items, ImageStyle(ARC_PALETTE, 0, 9)
 
     def save_pictures(self, model, arrays, results, n, generator):
         from vaekit.plots import save_grid_pairs, save_grids

@@ -15,6 +15,7 @@ from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.errors import VaekitUsageError
 from vaekit.models.protocols import FrameModel
+from vaekit.targets import Target
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 PIXEL_TOLERANCE = 0.1  # a pixel is "correct" when |x̂ − x| ≤ 0.1 on the [0, 1] scale
@@ -72,6 +73,10 @@ class AtariDomain(Domain):
         ("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
     ]
     curve_metrics = ["psnr"]
+    targets = [Target("psnr", "PSNR", "{:.2f} dB", threshold=33.0,
+                      source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")]
+    item_noun = "frames"
+    item_identifiers = ("episode", "step")
 
     def default_config(self) -> dict:
         return {"data": {"path": self.default_corpus, "augment": False},
@@ -92,6 +97,11 @@ class AtariDomain(Domain):
     def derived_metrics(self, metrics: dict) -> dict:
         mse = metrics.get("mse")
         return {"psnr": 10 * math.log10(1.0 / mse) if mse else float("inf")} if mse is not None else {}
+
+    def item_images(self, items, arrays):
+        from vaekit.plots import ImageStyle
+
+        return items, ImageStyle("gray", 0, 255)
 
     def save_pictures(self, model, arrays, results, n, generator):
         from vaekit.plots import save_frame_rows, save_latent_histograms, save_latent_pca

@@ -20,6 +20,7 @@ from vaekit.domains import Domain, get_domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
 from vaekit.models.protocols import SplatModel
+from vaekit.targets import Target
 
 ROT = GROUPS["rot"][0]
 COLLAPSE_KL = 0.05  # nats: a dimension below this carries (almost) nothing, as in train.collapse_threshold
@@ -43,12 +44,13 @@ def source_images(corpus: Corpus) -> dict[str, np.ndarray]:
 
 
 def pick_images(images: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
-    """About ``count`` images in all, spread evenly over each split in the source's proportions."""
+    """Indices of about ``count`` images in all, spread evenly over each split in the source's
+    proportions."""
     total = sum(len(v) for v in images.values())
     picked = {}
     for split, array in images.items():
         n = max(1, min(len(array), round(count * len(array) / total)))
-        picked[split] = array[np.linspace(0, len(array) - 1, n).round().astype(int)]
+        picked[split] = np.linspace(0, len(array) - 1, n).round().astype(int)
     return picked
 
 
@@ -56,8 +58,10 @@ def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 
                       lr: float = 0.01, batch_size: int = 32,
                       progress: Callable[[int], None] | None = None) -> tuple[Path, dict]:
     """Fit splats to ``count`` images of the ``source`` corpus and write the splat corpus."""
-    images = pick_images(source_images(load_corpus(source)), count)
-    arrays: dict[str, np.ndarray] = {}
+    all_images = source_images(load_corpus(source))
+    picked = pick_images(all_images, count)
+    images = {split: all_images[split][index] for split, index in picked.items()}
+    arrays: dict[str, np.ndarray] = {f"{split}_source_index": index for split, index in picked.items()}
     for split, split_images in images.items():
         fitted, quality = [], []
         for start in range(0, len(split_images), batch_size):
@@ -97,6 +101,11 @@ class GaussiansDomain(Domain):
         ("posterior_collapse", "Posterior collapse (< half informative)", "{}"),
     ]
     curve_metrics = [f"recon_{g}" for g in GROUPS]
+    targets = [Target(f"recon_{group}", f"Recon loss {group}", "{:.3f}", threshold=goal, higher_is_better=False,
+                      source="splat VAE experiment notes (seed 004): the weighted-loss run's goal")
+               for group, goal in (("rot", 0.6), ("feat", 0.7))]
+    item_noun = "scenes"
+    item_identifiers = ("source_index",)  # the image's row in its split of the source corpus
 
     def default_config(self) -> dict:
         # The best measured setting (512D, β 0.01, per-group loss); at β = 1 all but a few dimensions
@@ -156,6 +165,15 @@ class GaussiansDomain(Domain):
             out["informative_dims"] = informative
             out["posterior_collapse"] = informative < len(kl) / 2
         return out
+
+    def item_images(self, items, arrays):
+        """Normalised splat parameters (n, 8, K) rendered at the source images' size."""
+        from vaekit.plots import ImageStyle
+
+        mean, std = arrays["norm_mean"][None, :, None], arrays["norm_std"][None, :, None]
+        raw = torch.from_numpy(np.asarray(items, dtype=np.float32) * std + mean)
+        images = render(raw.transpose(1, 2), *arrays["test_image"].shape[1:3]).clamp(0, 1)
+        return (images.numpy() * 255).round().astype(np.uint8), ImageStyle("gray", 0, 255)
 
     def save_pictures(self, model, arrays, results, n, generator):
         from vaekit.plots import save_frame_rows

@@ -98,6 +98,21 @@ class GaussianVAE(TrainingHooks, nn.Module):
         """
         return self.reconstruct(self.decode(z))
 
+    # Width of one quantisation bin of the stored data in the space where the likelihood is a
+    # probability (1.0) or a density (e.g. 1/255 for 8-bit intensities on [0, 1]). None when
+    # reconstruction_nll is not a normalised negative log-likelihood: then an importance-sampled
+    # estimate is a bound only up to a constant, and no bits per dimension are reported.
+    data_bin_width: float | None = None
+
+    def log_likelihood(self, batch: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) per sample, in nats: the term importance sampling weighs.
+
+        The default decodes ``z`` and scores ``batch`` with the summed reconstruction NLL. A model
+        whose likelihood needs the target while decoding (an autoregressive decoder's
+        teacher-forced likelihood) or that has several decoders overrides this.
+        """
+        return -self.reconstruction_nll(self.decode(z), batch, "sum")
+
     def loss_terms(self, batch: torch.Tensor, reduction: str = "sum", sample: bool = True) -> LossTerms:
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""
         mu, sigma = self.encode(batch)

@@ -16,6 +16,7 @@ class CategoricalGridVAE(GaussianVAE):
     """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
 
     data_format = ARC_GRID
+    data_bin_width = 1.0  # a categorical likelihood is already a probability of the stored grid
 
     def __init__(
         self,

@@ -61,6 +61,12 @@ class FrameVAE(GaussianVAE):
         self.decoder = ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels,
                                      in_channels, norm)
 
+    @property
+    def data_bin_width(self) -> float | None:
+        """The Gaussian is a density over intensities/255, so a pixel value's bin is 1/255 wide; the
+        Bernoulli of a grey level in (0, 1) is not a normalised likelihood of that level."""
+        return 1 / 255 if self.likelihood == "gaussian" else None
+
     def prepare(self, batch):
         """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1]."""
         return batch.permute(0, 3, 1, 2).float() / 255.0

@@ -80,6 +80,7 @@ class TernaryCodec:
 
     data_format = TERNARY_TABLE
     pathways: tuple[str, ...] = ("",)
+    data_bin_width = 1.0  # categorical: log p(x|z) is a log-probability of the stored operation
 
     def prepare(self, batch):
         return F.one_hot(batch.long() + 1, VALUES).flatten(1).float()
@@ -236,6 +237,13 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
 
     def reconstruct(self, output):
         return super().reconstruct(output[:, 0])
+
+    def log_likelihood(self, batch, z):
+        """log p(x | z) of pathway A (the pathway samples and reconstructions are decoded from) at
+        its current temperature, with z = [z_A, z_B]: ρ mixes z_B into decoder A's input, so
+        both halves of the code matter. (The training NLL adds pathway B's term as well, which
+        makes it the likelihood of the operation seen twice, not of one operation.)"""
+        return -_categorical_nll(self.decode(z)[:, 0], batch, "sum", float(self.tau_a))
 
     def pathway_predictions(self, output):
         return {"A": super().reconstruct(output[:, 0]), "B": super().reconstruct(output[:, 1])}

@@ -1,0 +1,168 @@
+"""The Python API, for notebooks and scripts: the functions the CLI calls, behind one ``Run`` object.
+
+    import vaekit
+    run = vaekit.train("ternary", epochs=2, latent_dim=8)   # the same config layers as `vaekit train`
+    run = vaekit.load_run("runs/run_003")
+    mu, logvar = run.encode(run.items("test")[:16])
+    operations = run.decode(mu)
+    metrics = run.evaluate("test", nll_samples=10)         # the same metrics as `vaekit eval`
+
+docs/api.md documents it; tests/test_api.py runs that page's example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from vaekit import latent, study
+from vaekit.config import Config
+from vaekit.errors import VaekitUsageError, nearest
+from vaekit.experiment import LoadedRun, evaluate_loaded, train_run
+from vaekit.experiment import load_run as load_loaded_run
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def _field_paths() -> dict[str, list[str]]:
+    """Every config field's unqualified name -> its dotted paths (top-level fields by their name)."""
+    paths: dict[str, list[str]] = {}
+    for top in dataclasses.fields(Config):
+        default = top.default_factory() if top.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            for inner in dataclasses.fields(default):
+                paths.setdefault(inner.name, []).append(f"{top.name}.{inner.name}")
+        else:
+            paths.setdefault(top.name, []).insert(0, top.name)
+    return paths
+
+
+def _set(nested: dict, dotted: str, value) -> None:
+    *sections, key = dotted.split(".")
+    for section in sections:
+        nested = nested.setdefault(section, {})
+    nested[key] = value
+
+
+def keyword_layer(fields: dict, overrides: dict | None = None) -> dict:
+    """Nested config overrides from keyword arguments.
+
+    A keyword names a config field: a top-level one (``seed``, ``threads``) or a section field whose
+    name is unique (``epochs`` → train.epochs, ``latent_dim`` → model.latent_dim, ``max_beta`` →
+    beta.max_beta). ``overrides`` takes dotted names for the rest (``{"model.options": {...}}``).
+    """
+    paths = _field_paths()
+    nested: dict = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name not in paths:
+            hint = nearest(name, paths)
+            raise VaekitUsageError(f"unknown config field '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+        if len(paths[name]) > 1 and "." in paths[name][0]:
+            raise VaekitUsageError(f"'{name}' is ambiguous ({', '.join(paths[name])}): pass it as "
+                                   f"overrides={{'{paths[name][0]}': ...}}")
+        _set(nested, paths[name][0], value)
+    for dotted, value in (overrides or {}).items():
+        _set(nested, dotted, value)
+    return nested
+
+
+class Run:
+    """A trained run: its config, domain and best model, and what can be done with them.
+
+    Tensors come back on the CPU in the corpus's stored format (``decode``, ``sample``) or as
+    float32 codes (``encode``).
+    """
+
+    def __init__(self, loaded: LoadedRun):
+        self._loaded = loaded
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}: {self.config.model.name} on {self.config.domain}, d={self.model.latent_dim})"
+
+    @property
+    def path(self) -> Path:
+        return self._loaded.run.path
+
+    @property
+    def run_id(self) -> str:
+        return self._loaded.run.run_id
+
+    @property
+    def config(self) -> Config:
+        return self._loaded.config
+
+    @property
+    def domain(self):
+        return self._loaded.domain
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._loaded.model
+
+    def items(self, split: str = "test", data: str | Path | None = None) -> np.ndarray:
+        """The items of a split as the model takes them (the run's corpus, or ``data``)."""
+        study.chosen_splits(split)
+        return study.corpus_items(self._loaded, data)[1][split]
+
+    def encode(self, x, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means and log-variances, (n, d) each, of items ``x`` (array or tensor)."""
+        return latent.encode(self.model, torch.as_tensor(x), batch_size)
+
+    def decode(self, z, batch_size: int = 1024) -> torch.Tensor:
+        """Items decoded from codes ``z`` (n, d) by ``model.decode_data``."""
+        return latent.decode(self.model, torch.as_tensor(z, dtype=torch.float32), batch_size)
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """``n`` items decoded from prior draws (the run's seed unless ``seed`` is given)."""
+        generator = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
+        return self.model.sample_prior(n, generator).cpu()
+
+    def evaluate(self, split: str = "test", nll_samples: int = 0) -> dict:
+        """The metrics `vaekit eval` reports (and records in results/metrics.json)."""
+        return evaluate_loaded(self._loaded, split, nll_samples)
+
+    def encode_corpus(self, out: str | Path | None = None, split: str = "all", data: str | Path | None = None) -> Path:
+        """What `vaekit encode` writes; returns the .npz path."""
+        return study.encode_corpus(self._loaded, Path(out) if out else None, data, split)[0]
+
+    def traverse(self, split: str = "test", items: int = 3, **options) -> list[Path]:
+        """What `vaekit traverse` draws (options as its flags: span, steps, max_dims, rows, out_dir)."""
+        return study.traverse_run(self._loaded, split, items, **options).paths
+
+    def interpolate(self, split: str = "test", pairs: int = 3, **options) -> Path:
+        """What `vaekit interpolate` draws (options as its flags: steps, methods, rows, out_dir)."""
+        return study.interpolate_run(self._loaded, split, pairs, **options)
+
+
+def load_run(ref: str | Path, runs_dir: str | Path = DEFAULT_RUNS_DIR, device: str = "auto") -> Run:
+    """Reopen a run from its directory (a path, or a run id under ``runs_dir``)."""
+    return Run(load_loaded_run(ref, Path(runs_dir), device))
+
+
+def train(domain: str, *, config: str | Path | None = None, data: str | Path | None = None,
+          model: str | None = None, overrides: dict | None = None, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+          run_id: str | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          quiet: bool = False, **fields) -> Run:
+    """Train like `vaekit train` and return the finished run.
+
+    Layers, lowest first: defaults, the domain's defaults, ``config`` (YAML), then the keyword
+    arguments: ``data`` (data.path), ``model`` (model.name), any config field by its name
+    (``epochs=5``, ``latent_dim=16``, ``max_beta=0.5``, ``threads=1``) and ``overrides`` by dotted
+    name.
+
+    Args:
+        quiet: print nothing (else the run's lines and, with ``progress``, a live bar).
+    """
+    layer = keyword_layer({**fields, "path": str(data) if data else None}, overrides)
+    if model is not None:
+        _set(layer, "model.name", model)
+    console = Console(quiet=quiet)
+    run = train_run(domain, Path(config) if config else None, [("keyword arguments", layer)], Path(runs_dir),
+                    run_id, resume, overwrite, console, progress and not quiet)
+    return load_run(run.path)

@@ -1,0 +1,16 @@
+"""Machine-readable output: exactly one JSON document on stdout (`--json`)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from vaekit.runs import _json_safe
+
+JsonOption = typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
+
+
+def print_json(document) -> None:
+    """Print ``document`` as strict JSON (NaN and infinity become null) on stdout, without rich."""
+    typer.echo(json.dumps(_json_safe(document), indent=2, allow_nan=False, default=str))

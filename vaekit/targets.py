@@ -1,0 +1,53 @@
+"""Targets a domain declares for its headline metrics, and the advice when one is missed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """A headline metric of a domain's evaluation block, with an optional pass mark.
+
+    Attributes:
+        metric: key in the metrics dict.
+        label: shown before the value ("Pixel-wise Accuracy").
+        fmt: format of the value ("{:.1%}").
+        threshold: the target; None shows the metric without ✓ or ✗.
+        higher_is_better: whether the target is a minimum (True) or a maximum.
+        source: where the target comes from (a seed specification), for docs and --json.
+        fallbacks: (bound, advice) bands for a missed target, nearest the target first: the first
+            band whose bound the value reaches gives the advice (for a maximum: the first bound the
+            value stays under). The last band should catch everything.
+    """
+
+    metric: str
+    label: str
+    fmt: str
+    threshold: float | None = None
+    higher_is_better: bool = True
+    source: str = ""
+    fallbacks: tuple[tuple[float, str], ...] = ()
+
+    def met(self, value: float | None) -> bool | None:
+        """True or False against the threshold; None without a threshold or a finite value."""
+        if self.threshold is None or value is None or not math.isfinite(value):
+            return None
+        return value >= self.threshold if self.higher_is_better else value <= self.threshold
+
+    def advice(self, value: float | None) -> str | None:
+        """The fallback advice for a missed target's band, or None."""
+        if self.met(value) is not False:
+            return None
+        for bound, text in self.fallbacks:
+            if (value >= bound) if self.higher_is_better else (value <= bound):
+                return text
+        return None
+
+    def outcome(self, metrics: dict) -> dict:
+        """The target's result for one metrics dict, as `vaekit eval --json` reports it."""
+        value = metrics.get(self.metric)
+        return {"metric": self.metric, "label": self.label, "value": value, "target": self.threshold,
+                "higher_is_better": self.higher_is_better, "met": self.met(value),
+                "advice": self.advice(value), "source": self.source}
