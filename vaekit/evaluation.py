@@ -19,13 +19,17 @@ SELECTION_METRICS = ("loss", "elbo", "active_dims", "kl_min")
 
 @torch.no_grad()
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024) -> dict:
+             batch_size: int = 1024, z_swap: bool = False) -> dict:
     """Evaluate ``model`` on ``data`` (stored format, already on the model's device).
 
     Returns a dict of floats: ``loss`` (the model's training objective at ``beta``, batch-weighted),
     ``recon``, ``kl``,
     ``elbo`` (per sample, nats, from a sampled z), ``kl_per_dim`` (list) with ``kl_min``/``kl_max``/
     ``kl_mean``, ``active_dims``, and the domain's quality metrics (decoded from the posterior mean).
+
+    With ``z_swap`` the quality metrics are also computed with every item decoded from another
+    item's posterior mean (its neighbour in the batch), as ``zswap_<metric>``: a decoder that
+    ignores z scores the same both ways, one that uses it scores far lower swapped.
     """
     was_training = model.training
     model.eval()
@@ -48,6 +52,11 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
         for key, (num, den) in domain.quality_sums(model, batch, model.decode(terms.mu)).items():
             quality[key][0] += float(num)
             quality[key][1] += float(den)
+        if z_swap and batch.shape[0] > 1:
+            swapped = model.decode(terms.mu.roll(1, dims=0))
+            for key, (num, den) in domain.quality_sums(model, batch, swapped).items():
+                quality[f"zswap_{key}"][0] += float(num)
+                quality[f"zswap_{key}"][1] += float(den)
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()
     recon = float(totals["recon"]) / n
     kl_total = float(kl_per_dim.sum())

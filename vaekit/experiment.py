@@ -166,7 +166,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
 def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
     """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
     torch.manual_seed(config.seed)
-    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta))
+    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta), z_swap=True)
     metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
 

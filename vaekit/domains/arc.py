@@ -130,6 +130,30 @@ def collect_arc(out: Path, count: int, seed: int, version: str, progress=None) -
     return save_corpus(out, arrays, metadata)
 
 
+DENSITY_BUCKETS = ((0.0, 0.1, "density_00_10"), (0.1, 0.3, "density_10_30"), (0.3, 0.6, "density_30_60"),
+                   (0.6, 1.01, "density_60_100"))
+COLOUR_COUNT_BUCKETS = ((1, 2, "colours_1"), (2, 3, "colours_2"), (3, 4, "colours_3"), (4, 11, "colours_4plus"))
+
+
+def grid_groups(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(batch,) masks of the grids in each error-analysis group: by the share of non-zero cells and
+    by the number of distinct colours (background included)."""
+    flat = batch.flatten(1).long()
+    density = (flat != 0).float().mean(dim=1)
+    present = torch.zeros(flat.shape[0], NUM_COLORS, device=batch.device).scatter_(1, flat, 1.0)
+    colours = present.sum(dim=1)
+    groups = {name: (density >= lo) & (density < hi) for lo, hi, name in DENSITY_BUCKETS}
+    groups.update({name: (colours >= lo) & (colours < hi) for lo, hi, name in COLOUR_COUNT_BUCKETS})
+    return groups
+
+
+def accuracy_by_group(correct: torch.Tensor, groups: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    """Pixel-accuracy sums ``pixel_accuracy_<group>`` of each group of grids."""
+    per_grid = correct.flatten(1).sum(dim=1)
+    cells = correct[0].numel()
+    return {f"pixel_accuracy_{name}": (per_grid[mask].sum(), mask.sum() * cells) for name, mask in groups.items()}
+
+
 def _dihedral_index_table(size: int) -> torch.Tensor:
     """(8, size*size): for each symmetry, the source cell of every destination cell."""
     cells = np.arange(size * size).reshape(size, size)
@@ -176,11 +200,12 @@ class ArcDomain(Domain):
         predicted = model.reconstruct(output)
         correct = predicted == batch
         foreground = batch != 0
-        return {
+        sums = {
             "pixel_accuracy": (correct.sum(), correct.numel()),
             "nonbackground_accuracy": ((correct & foreground).sum(), foreground.sum()),
             "exact_grid_rate": (correct.flatten(1).all(dim=1).sum(), batch.shape[0]),
         }
+        return {**sums, **accuracy_by_group(correct, grid_groups(batch))}
 
     def item_images(self, items, arrays):
         from vaekit.plots import ARC_PALETTE, ImageStyle

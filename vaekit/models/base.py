@@ -89,6 +89,14 @@ class GaussianVAE(TrainingHooks, nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
+    def decode_for_likelihood(self, z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """The decoder output that scores ``batch`` given ``z`` (its log-likelihood's factors).
+
+        Factorised decoders ignore ``batch``. Autoregressive decoders read it as the context of each
+        element (teacher forcing): only ever to score a likelihood, never to reconstruct.
+        """
+        return self.decode(z)
+
     def decode_data(self, z: torch.Tensor) -> torch.Tensor:
         """The stored-format batch the model decodes from latent codes ``z`` alone.
 
@@ -117,7 +125,7 @@ class GaussianVAE(TrainingHooks, nn.Module):
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""
         mu, sigma = self.encode(batch)
         z = mu + sigma * torch.randn_like(mu) if sample else mu
-        output = self.decode(z)
+        output = self.decode_for_likelihood(z, batch)
         recon = self.reconstruction_nll(output, batch, reduction)
         return LossTerms(recon=recon, kl_per_dim=gaussian_kl_per_dim(mu, sigma), output=output, mu=mu)
 

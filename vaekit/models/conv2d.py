@@ -8,11 +8,29 @@ import torch.nn.functional as F
 from vaekit.data_formats import ARC_GRID
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
-from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
+from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d, SpatialBroadcastDecoder2d
 from vaekit.training.losses import reduce_elements
 
 
-class CategoricalGridVAE(GaussianVAE):
+class CategoricalCells:
+    """Grids of integer colours (batch, H, W) uint8: one-hot in, a categorical per cell out.
+
+    Mixed into every grid VAE; the class sets ``self.num_colors``."""
+
+    num_colors: int
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(batch.long(), self.num_colors).permute(0, 3, 1, 2).float()
+
+    def reconstruction_nll(self, output, batch, reduction):
+        per_cell = F.cross_entropy(output.float(), batch.long(), reduction="none")
+        return reduce_elements(per_cell, reduction)
+
+    def reconstruct(self, output: torch.Tensor) -> torch.Tensor:
+        return output.argmax(dim=1).to(torch.uint8)
+
+
+class CategoricalGridVAE(CategoricalCells, GaussianVAE):
     """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
 
     data_format = ARC_GRID
@@ -37,16 +55,6 @@ class CategoricalGridVAE(GaussianVAE):
             latent_dim, hidden, self.encoder.feature_shape, decoder_channels, num_colors, norm
         )
 
-    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(batch.long(), self.num_colors).permute(0, 3, 1, 2).float()
-
-    def reconstruction_nll(self, output, batch, reduction):
-        per_cell = F.cross_entropy(output, batch.long(), reduction="none")
-        return reduce_elements(per_cell, reduction)
-
-    def reconstruct(self, output: torch.Tensor) -> torch.Tensor:
-        return output.argmax(dim=1).to(torch.uint8)
-
 
 @register_model("conv2d")
 class Conv2dGridVAE(CategoricalGridVAE):
@@ -69,3 +77,23 @@ class WideConv2dGridVAE(CategoricalGridVAE):
         norm: bool = True,
     ):
         super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, decoder_channels, norm)
+
+
+@register_model("conv2d_broadcast")
+class BroadcastGridVAE(CategoricalGridVAE):
+    """The seed's encoder with a spatial-broadcast decoder: z tiled over 16×16 with coordinates,
+    then stride-1 3×3 convolutions."""
+
+    def __init__(
+        self,
+        latent_dim: int = 10,
+        num_colors: int = 10,
+        grid_size: int = 16,
+        channels: tuple = (32, 64, 128),
+        strides: tuple = (1, 2, 2),
+        hidden: int = 128,
+        decoder_channels: tuple = (64, 64, 64, 64),
+        norm: bool = False,
+    ):
+        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, (), norm)
+        self.decoder = SpatialBroadcastDecoder2d(latent_dim, grid_size, decoder_channels, num_colors, norm)

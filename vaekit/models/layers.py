@@ -87,3 +87,35 @@ class ConvDecoder2d(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.dense(z).view(-1, *self.feature_shape))
+
+
+class SpatialBroadcastDecoder2d(nn.Module):
+    """z tiled over the grid with two coordinate channels, then stride-1 3×3 convolutions
+    (Watters et al., 2019): every cell reads all of z and knows where it is.
+
+    Args:
+        latent_dim: d.
+        size: side of the square output.
+        channels: output channels of each 3×3 convolution.
+        out_channels: channels of the output (logits per class).
+        norm: add BatchNorm after each convolution.
+    """
+
+    def __init__(self, latent_dim, size, channels, out_channels, norm=False):
+        super().__init__()
+        axis = torch.linspace(-1.0, 1.0, size)
+        rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+        self.register_buffer("coords", torch.stack([rows, cols]).unsqueeze(0), persistent=False)
+        self.size = size
+        layers: list[nn.Module] = []
+        in_ch = latent_dim + 2
+        for out_ch in channels:
+            layers += _conv_block(in_ch, out_ch, 1, norm)
+            in_ch = out_ch
+        layers.append(nn.Conv2d(in_ch, out_channels, kernel_size=1))
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        tiled = z[:, :, None, None].expand(-1, -1, self.size, self.size)
+        coords = self.coords.expand(z.shape[0], -1, -1, -1).to(z.dtype)
+        return self.convs(torch.cat([tiled, coords], dim=1))
