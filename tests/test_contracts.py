@@ -26,6 +26,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vaekit"
 TINY = {
     "conv2d": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
     "conv2d_wide": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv2d_broadcast": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv2d_ar": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4], "head_channels": 4},
     "conv2d_frames": {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]},
     "conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2},
     "resnet_conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2,

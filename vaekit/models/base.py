@@ -115,11 +115,11 @@ class GaussianVAE(TrainingHooks, nn.Module):
     def log_likelihood(self, batch: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z) per sample, in nats: the term importance sampling weighs.
 
-        The default decodes ``z`` and scores ``batch`` with the summed reconstruction NLL. A model
-        whose likelihood needs the target while decoding (an autoregressive decoder's
-        teacher-forced likelihood) or that has several decoders overrides this.
+        The default scores ``batch`` with the summed reconstruction NLL of ``decode_for_likelihood``
+        (so an autoregressive decoder's teacher-forced factors). A model with several decoders
+        overrides this.
         """
-        return -self.reconstruction_nll(self.decode(z), batch, "sum")
+        return -self.reconstruction_nll(self.decode_for_likelihood(z, batch), batch, "sum")
 
     def loss_terms(self, batch: torch.Tensor, reduction: str = "sum", sample: bool = True) -> LossTerms:
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""

@@ -17,6 +17,8 @@ class CategoricalCells:
 
     Mixed into every grid VAE; the class sets ``self.num_colors``."""
 
+    data_format = ARC_GRID
+    data_bin_width = 1.0  # a categorical likelihood is already a probability of the stored grid
     num_colors: int
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
@@ -32,9 +34,6 @@ class CategoricalCells:
 
 class CategoricalGridVAE(CategoricalCells, GaussianVAE):
     """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
-
-    data_format = ARC_GRID
-    data_bin_width = 1.0  # a categorical likelihood is already a probability of the stored grid
 
     def __init__(
         self,
