@@ -13,8 +13,8 @@ install-test:
 # A real, short ARC job end to end: collect -> train a few epochs -> eval -> sample -> report.
 quickstart: install
 	vaekit collect arc --count 20000 --out $(QUICK_DIR)/data/arc16.npz
-	vaekit train arc --data $(QUICK_DIR)/data/arc16.npz --runs-dir $(QUICK_DIR)/runs --run-id demo \
-		--overwrite --epochs 5 --latent 10 --beta-schedule cyclical --free-bits 0.3
+	vaekit train arc --config examples/configs/arc_quickstart.yaml --data $(QUICK_DIR)/data/arc16.npz \
+		--runs-dir $(QUICK_DIR)/runs --run-id demo --overwrite
 	vaekit eval demo --runs-dir $(QUICK_DIR)/runs
 	vaekit sample demo --runs-dir $(QUICK_DIR)/runs -n 32
 	vaekit report demo --runs-dir $(QUICK_DIR)/runs
