@@ -64,6 +64,9 @@ class LossConfig:
     options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
 
 
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = _help("Maximum number of epochs.", 50)
@@ -86,6 +89,15 @@ class TrainConfig:
         "'reconstruction_coverage,prior_coverage'.", "loss")
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
+    precision: str = _help(
+        "Autocast precision of training, evaluation and sampling: 'fp32', 'bf16', 'fp16' (CUDA only, with "
+        "loss scaling) or 'auto' (bf16 where the hardware runs it natively, else fp32). Weights, optimizer "
+        "state and checkpoints stay fp32. The run's config.yaml records the resolved value, never 'auto'.",
+        "fp32")
+    compile: bool = _help(
+        "Compile the training step (forward and backward) with torch.compile; falls back to eager with a "
+        "warning where it fails. Costs seconds to a minute once per process, reported as compile_seconds.",
+        False)
 
 
 @dataclass
@@ -224,6 +236,8 @@ def validate(config: Config) -> None:
             "loss.free_bits_mode must be 'per_sample' or 'batch_mean'",
         ),
         (config.train.optimizer in ("adam", "adamw"), "train.optimizer must be 'adam' or 'adamw'"),
+        (config.train.precision in PRECISIONS,
+         f"train.precision '{config.train.precision}': expected one of {', '.join(PRECISIONS)}"),
         (
             config.train.lr_schedule in ("cosine", "multistep", "constant"),
             "train.lr_schedule must be 'cosine', 'multistep' or 'constant'",

@@ -10,14 +10,15 @@ from collections import defaultdict
 import torch
 
 from vaekit.config import LossConfig
+from vaekit.training.precision import inference
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Var_x(E_q[z_j|x]) > 0.01
 
 
-@torch.no_grad()
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024) -> dict:
-    """Evaluate ``model`` on ``data`` (stored format, already on the model's device).
+             batch_size: int = 1024, precision: str = "fp32") -> dict:
+    """Evaluate ``model`` on ``data`` (stored format, already on the model's device) in inference
+    mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32).
 
     Returns a dict of floats: ``loss`` (the model's training objective at ``beta``, batch-weighted),
     ``recon``, ``kl``,
@@ -26,6 +27,13 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     """
     was_training = model.training
     model.eval()
+    with inference(precision, data.device):
+        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size)
+    model.train(was_training)
+    return metrics
+
+
+def _evaluate(model, data, domain, loss_cfg, beta, batch_size) -> dict:
     n = data.shape[0]
     totals: dict[str, torch.Tensor | float] = defaultdict(float)
     quality: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
@@ -67,7 +75,6 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
         metrics[key] = num / den if den else float("nan")
     metrics.update({key[4:]: float(value) / n for key, value in totals.items() if key.startswith("log:")})
     metrics.update(domain.derived_metrics(metrics))
-    model.train(was_training)
     return metrics
 
 

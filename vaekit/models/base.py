@@ -35,11 +35,18 @@ class GaussianVAE(nn.Module):
     Subclasses set ``self.encoder`` (input tensor -> (mu, sigma)) and ``self.decoder``
     (z -> output), and define how a stored batch becomes model input and how the output is
     scored against it. Batches arrive as stored in the corpus (e.g. uint8 grids or frames).
+
+    ``encode`` and ``decode`` return fp32 even when autocast runs the layers in bf16 or fp16, so
+    that every loss term, KL sum and metric is computed and accumulated in fp32. A subclass that
+    overrides them keeps that contract (tests/test_models.py checks it for every registered model).
     """
 
     latent_dim: int
     encoder: nn.Module
     decoder: nn.Module
+    # Convolutional models whose kernels run faster on NHWC tensors say so; ``create_model`` then
+    # stores their 4-d weights channels-last (the measurements are in docs/training.md).
+    prefers_channels_last: bool = False
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Turn a stored batch into the encoder's input tensor."""
@@ -55,10 +62,10 @@ class GaussianVAE(nn.Module):
 
     def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, sigma = self.encoder(self.prepare(batch))
-        return mu, sigma + SIGMA_FLOOR
+        return mu.float(), sigma.float() + SIGMA_FLOOR
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return self.decoder(z).float()
 
     def decode_data(self, z: torch.Tensor) -> torch.Tensor:
         """The stored-format batch the model decodes from latent codes ``z`` alone.
