@@ -1,0 +1,241 @@
+"""What the throughput benchmarks share: plain-PyTorch twins of vaekit's conv VAEs, the settings
+grammar, interleaved timing rounds, the machine's matmul peak and the result table.
+
+The plain twins are written here on purpose, layer by layer, without vaekit's model classes or
+training loop: they are the reference a PyTorch user would write by hand (fp32, eager, the default
+Adam), so a ratio above 1 is what vaekit's settings add on top of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaekit.models import count_parameters, create_model
+
+# The layers of each vaekit model at its defaults, and the stored shape of one sample.
+TWINS = {
+    "conv2d": dict(kind="grid", in_ch=10, channels=(32, 64, 128), strides=(1, 2, 2), size=16, hidden=128,
+                   decoder_channels=(64, 32), out_ch=10, norm=False, latent=10),
+    "conv2d_wide": dict(kind="grid", in_ch=10, channels=(64, 128, 256), strides=(1, 2, 2), size=16, hidden=512,
+                        decoder_channels=(128, 64), out_ch=10, norm=True, latent=10),
+    "conv2d_frames": dict(kind="frame", in_ch=3, channels=(16, 32, 64, 128), strides=(2, 2, 2, 2), size=64,
+                          hidden=256, decoder_channels=(64, 32, 16, 16), out_ch=3, norm=True, latent=32),
+}
+FRAME_SIGMA = 0.05  # conv2d_frames' default Gaussian likelihood
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PlainConvVAE(nn.Module):
+    """The conv VAE of ``TWINS[name]`` in plain PyTorch: conv stages, dense, (μ, softplus σ), dense,
+    transposed-conv stages, output conv."""
+
+    def __init__(self, kind, in_ch, channels, strides, size, hidden, decoder_channels, out_ch, norm, latent):
+        super().__init__()
+        self.kind = kind
+        layers, c, side = [], in_ch, size
+        for out, stride in zip(channels, strides):
+            layers += [nn.Conv2d(c, out, 3, stride, 1), *([nn.BatchNorm2d(out)] if norm else []), nn.ReLU()]
+            c, side = out, side // stride
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU())
+        self.mu, self.sigma = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+        self.expand = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, c * side * side), nn.ReLU())
+        self.shape = (c, side, side)
+        layers = []
+        for out in decoder_channels:
+            layers += [nn.ConvTranspose2d(c, out, 4, 2, 1), *([nn.BatchNorm2d(out)] if norm else []), nn.ReLU()]
+            c = out
+        self.decoder = nn.Sequential(*layers, nn.Conv2d(c, out_ch, 3, padding=1))
+
+    def _input(self, batch):
+        if self.kind == "grid":
+            return F.one_hot(batch.long(), 10).permute(0, 3, 1, 2).float()
+        return batch.permute(0, 3, 1, 2).float() / 255
+
+    def _decode(self, z):
+        return self.decoder(self.expand(z).view(-1, *self.shape))
+
+    def terms(self, batch: torch.Tensor, beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-sample loss (reconstruction NLL summed over elements + β · KL), the model input and
+        the posterior mean."""
+        x = self._input(batch)
+        h = self.encoder(x)
+        mu, sigma = self.mu(h), F.softplus(self.sigma(h)) + 1e-6
+        out = self._decode(mu + sigma * torch.randn_like(mu))
+        if self.kind == "grid":
+            nll = F.cross_entropy(out, batch.long(), reduction="none").flatten(1).sum(1)
+        else:
+            nll = ((out - x).pow(2) / (2 * FRAME_SIGMA**2)).flatten(1).sum(1)
+        kl = 0.5 * (sigma.pow(2) + mu.pow(2) - 1 - torch.log(sigma.pow(2))).sum(1)
+        return nll + beta * kl, x, mu
+
+    def loss(self, batch: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        return self.terms(batch, beta)[0].mean()
+
+    @torch.no_grad()
+    def evaluate(self, data: torch.Tensor, batch_size: int) -> tuple[float, float]:
+        """What vaekit's ``evaluate`` computes at its core: the mean loss (sampled z) and the
+        quality of the decoded posterior mean (pixel accuracy, or MSE for frames)."""
+        loss, quality = 0.0, 0.0
+        for start in range(0, data.shape[0], batch_size):
+            batch = data[start:start + batch_size]
+            per_sample, x, mu = self.terms(batch)
+            loss += float(per_sample.sum())
+            out = self._decode(mu)
+            if self.kind == "grid":
+                quality += float((out.argmax(1) == batch).float().mean()) * batch.shape[0]
+            else:
+                quality += float((out.clamp(0, 1) - x).pow(2).mean()) * batch.shape[0]
+        return loss / data.shape[0], quality / data.shape[0]
+
+
+def plain_twin(name: str) -> PlainConvVAE:
+    """The plain twin of a vaekit model; refuses one whose parameter count differs from vaekit's."""
+    twin = PlainConvVAE(**TWINS[name])
+    ours = count_parameters(create_model(name, TWINS[name]["latent"]))
+    if count_parameters(twin) != ours:
+        raise SystemExit(f"the plain twin of {name} has {count_parameters(twin):,} parameters, vaekit's {ours:,}")
+    return twin
+
+
+def random_corpus(name: str, n: int, device: torch.device) -> torch.Tensor:
+    """``n`` random samples in the model's stored format (the cost does not depend on content)."""
+    spec = TWINS[name]
+    if spec["kind"] == "grid":
+        return torch.randint(0, 10, (n, spec["size"], spec["size"]), dtype=torch.uint8, device=device)
+    return torch.randint(0, 256, (n, spec["size"], spec["size"], spec["in_ch"]), dtype=torch.uint8, device=device)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    """'plain' (the reference loop) or vaekit with a precision, optionally '+cl' (channels-last
+    weights) and '+compile'; written e.g. 'bf16+cl+compile'."""
+
+    label: str
+    plain: bool = False
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Setting":
+        if text == "plain":
+            return cls(label=text, plain=True)
+        precision, *flags = text.split("+")
+        if precision not in PRECISIONS or not set(flags) <= {"cl", "compile"}:
+            raise SystemExit(f"setting '{text}': expected 'plain' or <fp32|bf16|fp16>[+cl][+compile]")
+        return cls(label=text, precision=precision, channels_last="cl" in flags, compile="compile" in flags)
+
+
+def memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    return model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Entry:
+    """One row of the table: a model at a batch size in one setting, and its timed rounds."""
+
+    model: str
+    batch_size: int
+    setting: Setting
+    run: Callable[[], int]  # one pass over the samples; returns how many it processed
+    flops_per_sample: float = 0.0
+    rates: list[float] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) -> None:
+    """Time every entry once per round, rounds one after another, so that a change in the machine's
+    load hits all settings alike; the order rotates each round so no entry always runs first."""
+    for r in range(rounds):
+        shift = r % len(entries)
+        for entry in entries[shift:] + entries[:shift]:
+            synchronize(device)
+            started = time.perf_counter()
+            n = entry.run()
+            synchronize(device)
+            entry.rates.append(n / (time.perf_counter() - started))
+        print(f"round {r + 1}/{rounds} done", flush=True)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """FLOP/s of a large square matmul in ``dtype``: the machine's practical peak for that precision."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    synchronize(device)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+        synchronize(device)
+    return 2 * size**3 * count / (time.perf_counter() - started)
+
+
+def flops_per_sample(step: Callable[[], None], batch_size: int) -> float:
+    """FLOPs (matmuls and convolutions, forward and backward) of one step, per sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / batch_size
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def report(entries: list[Entry], peaks: dict[str, float], unit: str, out: str | None = None) -> None:
+    """Print the table: rate and ratio to the same model's 'plain' entry at the reference batch
+    size, paired round by round (median, min–max), and the fraction of the matmul peak."""
+    print(f"\nmatmul peak: fp32 {peaks['fp32'] / 1e9:,.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:,.0f} GFLOP/s "
+          f"({torch.get_num_threads()} threads, torch {torch.__version__})")
+    print(f"{'model':<14}{'batch':>6}  {'setting':<18}{unit + ' median (min–max)':>30}  "
+          f"{'× plain median (min–max)':>26}  {'GFLOP/s':>8}  {'% peak':>7}")
+    rows = []
+    for entry in entries:
+        reference = next((e for e in entries if e.model == entry.model and e.setting.plain
+                          and e.extra.get("reference")), None)
+        ratios = [a / b for a, b in zip(entry.rates, reference.rates)] if reference else []
+        achieved = statistics.median(entry.rates) * entry.flops_per_sample
+        peak = peaks["bf16" if entry.setting.precision in ("bf16", "fp16") else "fp32"]
+        print(f"{entry.model:<14}{entry.batch_size:>6}  {entry.setting.label:<18}"
+              f"{_spread(entry.rates, '{:,.0f}'):>30}  {_spread(ratios, '{:.2f}') if ratios else '—':>26}  "
+              f"{achieved / 1e9:>8,.1f}  {100 * achieved / peak:>6.1f}%")
+        rows.append({"model": entry.model, "batch_size": entry.batch_size, "setting": entry.setting.label,
+                     "rates": entry.rates, "ratios": ratios, "gflops": achieved / 1e9,
+                     "peak_fraction": achieved / peak, **entry.extra})
+    if out:
+        with open(out, "w") as handle:
+            json.dump({"peaks": peaks, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                       "rows": rows}, handle, indent=1)
+        print(f"wrote {out}")
+
+
+def check_samples(samples: int, batch_sizes: list[int]) -> None:
+    if samples < max(batch_sizes):
+        raise SystemExit(f"--samples {samples} is smaller than the largest batch size {max(batch_sizes)}")
+    if any(samples % b for b in batch_sizes):
+        lcm = math.lcm(*batch_sizes)
+        print(f"note: --samples {samples} is not a multiple of every batch size (e.g. {lcm}); the last "
+              "batch of a pass is shorter")
