@@ -164,10 +164,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) -> None:
+def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) -> dict[str, list[float]]:
     """Time every entry once per round, rounds one after another, so that a change in the machine's
-    load hits all settings alike; the order rotates each round so no entry always runs first."""
+    load hits all settings alike; the order rotates each round so no entry always runs first.
+
+    Returns:
+        The matmul peak (FLOP/s) of fp32 and bf16, measured at the start of every round.
+    """
+    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for r in range(rounds):
+        for precision in peaks:
+            peaks[precision].append(matmul_peak(DTYPES[precision], device))
         shift = r % len(entries)
         for entry in entries[shift:] + entries[:shift]:
             synchronize(device)
@@ -176,9 +183,10 @@ def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) 
             synchronize(device)
             entry.rates.append(n / (time.perf_counter() - started))
         print(f"round {r + 1}/{rounds} done", flush=True)
+    return peaks
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 0.5) -> float:
     """FLOP/s of a large square matmul in ``dtype``: the machine's practical peak for that precision."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
@@ -205,26 +213,28 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def report(entries: list[Entry], peaks: dict[str, float], unit: str, out: str | None = None) -> None:
-    """Print the table: rate and ratio to the same model's 'plain' entry at the reference batch
-    size, paired round by round (median, min–max), and the fraction of the matmul peak."""
-    print(f"\nmatmul peak: fp32 {peaks['fp32'] / 1e9:,.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:,.0f} GFLOP/s "
+def report(entries: list[Entry], peaks: dict[str, list[float]], unit: str, out: str | None = None) -> None:
+    """Print the table: rate and ratio to the same model's reference 'plain' entry, and the fraction
+    of the matmul peak in the setting's precision, each paired round by round (median, min–max)."""
+    print(f"\nmatmul peak per round: fp32 {_spread([p / 1e9 for p in peaks['fp32']], '{:,.0f}')} GFLOP/s, "
+          f"bf16 {_spread([p / 1e9 for p in peaks['bf16']], '{:,.0f}')} GFLOP/s "
           f"({torch.get_num_threads()} threads, torch {torch.__version__})")
     print(f"{'model':<14}{'batch':>6}  {'setting':<18}{unit + ' median (min–max)':>30}  "
-          f"{'× plain median (min–max)':>26}  {'GFLOP/s':>8}  {'% peak':>7}")
+          f"{'× plain median (min–max)':>26}  {'GFLOP/s':>8}  {'% of matmul peak':>20}")
     rows = []
     for entry in entries:
         reference = next((e for e in entries if e.model == entry.model and e.setting.plain
                           and e.extra.get("reference")), None)
         ratios = [a / b for a, b in zip(entry.rates, reference.rates)] if reference else []
-        achieved = statistics.median(entry.rates) * entry.flops_per_sample
+        achieved = [rate * entry.flops_per_sample for rate in entry.rates]
         peak = peaks["bf16" if entry.setting.precision in ("bf16", "fp16") else "fp32"]
+        fractions = [100 * a / p for a, p in zip(achieved, peak)]
         print(f"{entry.model:<14}{entry.batch_size:>6}  {entry.setting.label:<18}"
               f"{_spread(entry.rates, '{:,.0f}'):>30}  {_spread(ratios, '{:.2f}') if ratios else '—':>26}  "
-              f"{achieved / 1e9:>8,.1f}  {100 * achieved / peak:>6.1f}%")
+              f"{statistics.median(achieved) / 1e9:>8,.1f}  {_spread(fractions, '{:.0f}') + ' %':>20}")
         rows.append({"model": entry.model, "batch_size": entry.batch_size, "setting": entry.setting.label,
-                     "rates": entry.rates, "ratios": ratios, "gflops": achieved / 1e9,
-                     "peak_fraction": achieved / peak, **entry.extra})
+                     "rates": entry.rates, "ratios": ratios, "flops_per_sample": entry.flops_per_sample,
+                     "peak_percent": fractions, **entry.extra})
     if out:
         with open(out, "w") as handle:
             json.dump({"peaks": peaks, "threads": torch.get_num_threads(), "torch": torch.__version__,

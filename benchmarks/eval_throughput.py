@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from bench_common import (TWINS, Entry, Setting, check_samples, flops_per_sample, interleaved_rounds, matmul_peak,
+from bench_common import (TWINS, Entry, Setting, check_samples, flops_per_sample, interleaved_rounds,
                           memory_format, plain_twin, random_corpus, report)
 from vaekit.config import LossConfig
 from vaekit.domains import get_domain
@@ -79,7 +79,6 @@ def main() -> None:
     settings = [Setting.parse(s) for s in args.settings]
     batch_sizes = sorted(set(args.batch_sizes) | ({args.reference_batch} if any(s.plain for s in settings) else set()))
     check_samples(args.samples, batch_sizes)
-    peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16, device) for p in ("fp32", "bf16")}
     entries = []
     for name in args.models:
         data = random_corpus(name, args.samples, device)
@@ -96,7 +95,7 @@ def main() -> None:
                 entries.append(entry)
     print(f"{len(entries)} entries built; timing {args.rounds} interleaved rounds of {args.samples} samples each",
           flush=True)
-    interleaved_rounds(entries, args.rounds, device)
+    peaks = interleaved_rounds(entries, args.rounds, device)
     report(entries, peaks, "samples/s", args.json)
 
 

@@ -15,8 +15,8 @@ each round (interleaved), so that the ratios are taken between passes that ran m
 The ratio column divides each round's rate by the same round's rate of the plain loop at
 --reference-batch; the table shows its median and min–max over the rounds. GFLOP/s counts the
 matmuls and convolutions of one step (forward and backward, torch.utils.flop_counter) times the
-median rate; '% peak' compares it with a large matmul's FLOP/s in the setting's precision, measured
-at the start.
+rate; '% of matmul peak' divides it by the FLOP/s of a 2048² matmul in the setting's precision
+(fp32, or bf16 for bf16/fp16), measured at the start of the same round.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import argparse
 
 import torch
 
-from bench_common import (TWINS, Entry, Setting, check_samples, flops_per_sample, interleaved_rounds, matmul_peak,
+from bench_common import (TWINS, Entry, Setting, check_samples, flops_per_sample, interleaved_rounds,
                           memory_format, plain_twin, random_corpus, report)
 from vaekit.config import Config
 from vaekit.domains import get_domain
@@ -108,7 +108,6 @@ def main() -> None:
     settings = [Setting.parse(s) for s in args.settings]
     batch_sizes = sorted(set(args.batch_sizes) | ({args.reference_batch} if any(s.plain for s in settings) else set()))
     check_samples(args.samples, batch_sizes)
-    peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16, device) for p in ("fp32", "bf16")}
     entries = []
     for name in args.models:
         data = random_corpus(name, args.samples, device)
@@ -125,7 +124,7 @@ def main() -> None:
                 entries.append(entry)
     print(f"{len(entries)} entries built; timing {args.rounds} interleaved rounds of {args.samples} samples each",
           flush=True)
-    interleaved_rounds(entries, args.rounds, device)
+    peaks = interleaved_rounds(entries, args.rounds, device)
     report(entries, peaks, "samples/s", args.json)
 
 

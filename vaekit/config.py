@@ -106,9 +106,10 @@ class Config:
     domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
     seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
     device: str = _help("auto, cpu, cuda or mps.", "auto")
-    threads: int = _help("CPU threads for torch (0 keeps torch's default, one per core). When several "
-                         "runs share a machine, 1 per run avoids oversubscribed cores, which can slow "
-                         "small models tenfold.", 0)
+    threads: int = _help("CPU threads for torch: 0 keeps torch's default, one per core (the ternary "
+                         "domain defaults to 1). Set 1 when other runs or jobs share the cores: on 2 "
+                         "shared cores a second thread made conv2d steps 3x and ternary epochs 10-20x "
+                         "slower. Keep 0 on a machine of its own.", 0)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)

@@ -41,6 +41,9 @@ def train(
     recon_reduction: Annotated[Optional[str], typer.Option(help="sum (the ELBO) or mean over elements.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (recorded in config.yaml).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        help="CPU threads; 0 = one per core (default; ternary: 1). Use 1 when other jobs share the cores: "
+             "oversubscribed cores made epochs 3-20x slower.")] = None,
     precision: Annotated[Optional[str], typer.Option(
         help="fp32, bf16, fp16 (CUDA only) or auto (bf16 where the hardware runs it natively).")] = None,
     compile_: Annotated[Optional[bool], typer.Option(
@@ -74,7 +77,7 @@ def train(
         "loss.free_bits": free_bits, "loss.free_bits_mode": free_bits_mode,
         "loss.recon_reduction": recon_reduction, "train.precision": precision, "train.compile": compile_,
     })
-    top = {k: v for k, v in {"seed": seed, "device": device}.items() if v is not None}
+    top = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
     layers = [("command-line flags", {**flags, **top})]
     layers += [(f"--set {item}", parse_set_option(item)) for item in set_ or []]
     try:

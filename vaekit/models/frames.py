@@ -35,6 +35,8 @@ class FrameVAE(GaussianVAE):
     active from epoch 2 and the held-out PSNR reached 39 dB.
     """
 
+    prefers_channels_last = True  # 1.6x faster fp32 training steps on CPU (docs/training.md)
+
     def __init__(
         self,
         latent_dim: int = 32,
