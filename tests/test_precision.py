@@ -15,6 +15,7 @@ from vaekit.config import Config
 from vaekit.errors import VaekitUsageError
 from vaekit.models import create_model
 from vaekit.training import precision as precision_module
+from vaekit.training.distributed import SINGLE
 from vaekit.training.loop import make_optimizer
 from vaekit.training.precision import inference_precision, resolve_precision
 from vaekit.training.step import TrainStep, epoch_batch_sizes
@@ -199,3 +200,18 @@ def test_compiled_training_reports_compile_time_once_and_resumes(tmp_path, arc_c
     result = train(arc_corpus, runs, "r", "--epochs", 3, "--resume", "--no-compile")
     assert result.exit_code == 0, result.output
     assert [r["epoch"] for r in records(runs / "r")] == [1, 2, 3]
+
+
+def test_a_model_that_cannot_be_compiled_trains_eagerly_after_one_warning(monkeypatch):
+    from rich.console import Console
+
+    from vaekit.training.loop import _compile
+
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("torch.compile must not be called"))
+    model = create_model("ternary_dual", 2)
+    step = TrainStep(model, make_optimizer(model, Config().train), "fp32", CPU, Config().loss)
+    console = Console(record=True, width=200)
+    data = torch.randint(-1, 2, (10, 9), dtype=torch.int8)
+    assert _compile(step, data, 4, SINGLE, console) is None
+    assert console.export_text().strip() == "warning: DualTernaryVAE does not support torch.compile; training eagerly"
+    assert step.forward == step.eager_forward

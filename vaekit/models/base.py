@@ -47,6 +47,9 @@ class GaussianVAE(nn.Module):
     # Convolutional models whose kernels run faster on NHWC tensors say so; ``create_model`` then
     # stores their 4-d weights channels-last (the measurements are in docs/training.md).
     prefers_channels_last: bool = False
+    # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
+    # into Python numbers every step, so torch.compile would recompile until it gives up).
+    supports_compile: bool = True
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Turn a stored batch into the encoder's input tensor."""

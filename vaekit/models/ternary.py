@@ -141,6 +141,8 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
     The latent of the joint model is [z_A, z_B] (2·d values); each pathway has d dimensions.
     """
 
+    supports_compile = False  # the objective reads last step's gradient norms and float temperatures
+
     def __init__(
         self,
         latent_dim: int = 16,

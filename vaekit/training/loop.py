@@ -121,6 +121,10 @@ def selection_score(metrics: dict, selection_metric: str) -> list[float]:
 def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
     """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
     (None, after one warning, where torch.compile fails and training goes on eagerly)."""
+    if not getattr(step.model, "supports_compile", True):
+        console.print(f"[yellow]warning: {type(step.model).__name__} does not support torch.compile; training "
+                      "eagerly[/yellow]", soft_wrap=True)
+        return None
     shard = workers.shard(torch.arange(data.shape[0], device=data.device))
     examples = [data[shard[:size]] for size in epoch_batch_sizes(shard.shape[0], batch_size)]
     seconds = step.compile_now(examples, beta=1.0)
