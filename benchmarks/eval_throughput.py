@@ -9,7 +9,8 @@ quality of the decoded posterior mean. The other settings run ``vaekit.evaluatio
 terms, per-dimension KL, active units and the domain's quality metrics, under inference_mode) in a
 precision, optionally with channels-last weights ('+cl'). Untrained models: the cost does not depend
 on the weights. Entries are timed in interleaved rounds; ratios are paired per round against the
-plain entry at --reference-batch. '+compile' does not apply: evaluation is not compiled.
+plain entry at --reference-batch, and so is the fraction of the peak FLOP/s (see train_throughput.py).
+'+compile' does not apply: evaluation is not compiled.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ each round (interleaved), so that the ratios are taken between passes that ran m
 The ratio column divides each round's rate by the same round's rate of the plain loop at
 --reference-batch; the table shows its median and min–max over the rounds. GFLOP/s counts the
 matmuls and convolutions of one step (forward and backward, torch.utils.flop_counter) times the
-rate; '% of matmul peak' divides it by the FLOP/s of a 2048² matmul in the setting's precision
-(fp32, or bf16 for bf16/fp16), measured at the start of the same round.
+rate; '% of peak' divides it by the machine's peak FLOP/s in the setting's precision (fp32, or bf16
+for bf16/fp16): the faster of a 2048² matmul and a large 3×3 convolution, measured at the start of
+the same round.
 """
 
 from __future__ import annotations
