@@ -8,6 +8,7 @@ Adam), so a ratio above 1 is what vaekit's settings add on top of it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaekit.models import count_parameters, create_model
+from vaekit.training.device import resolve_device
 
 # The layers of each vaekit model at its defaults, and the stored shape of one sample.
 TWINS = {
@@ -30,6 +32,7 @@ TWINS = {
     "conv2d_frames": dict(kind="frame", in_ch=3, channels=(16, 32, 64, 128), strides=(2, 2, 2, 2), size=64,
                           hidden=256, decoder_channels=(64, 32, 16, 16), out_ch=3, norm=True, latent=32),
 }
+DOMAIN_OF_KIND = {"grid": "arc", "frame": "atari"}  # whose augmentation and metrics vaekit's side uses
 FRAME_SIGMA = 0.05  # conv2d_frames' default Gaussian likelihood
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -258,3 +261,56 @@ def check_samples(samples: int, batch_sizes: list[int]) -> None:
         lcm = math.lcm(*batch_sizes)
         print(f"note: --samples {samples} is not a multiple of every batch size (e.g. {lcm}); the last "
               "batch of a pass is shorter")
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def parser_with_common_options(doc: str, settings: list[str], batch_sizes: list[int], reference_batch: int,
+                               samples: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["conv2d", "conv2d_wide"], choices=list(TWINS))
+    parser.add_argument("--settings", nargs="+", default=settings,
+                        help="'plain' or <fp32|bf16|fp16>[+cl][+compile], e.g. bf16+cl+compile")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=batch_sizes)
+    parser.add_argument("--reference-batch", type=int, default=reference_batch,
+                        help="batch size of the plain entry that the ratios divide by")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=samples, help="samples per timed pass")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="also write the rows (every round) to this JSON file")
+    return parser
+
+
+EntryMaker = Callable[[str, torch.Tensor, int, Setting], Entry]
+
+
+def run_benchmark(args: argparse.Namespace, make_plain: EntryMaker, make_vaekit: EntryMaker,
+                  plain_work: Callable[[PlainConvVAE, torch.Tensor], object]) -> None:
+    """Build every entry (model × batch size × setting; the plain loop also at the reference batch),
+    count the FLOPs of ``plain_work`` on a batch once per model, time the rounds, print the table."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch._dynamo.config.cache_size_limit = 256  # one compiled step per compiled entry, all in one process
+    device = resolve_device(args.device)
+    settings = [Setting.parse(s) for s in args.settings]
+    batch_sizes = sorted(set(args.batch_sizes) | ({args.reference_batch} if any(s.plain for s in settings) else set()))
+    check_samples(args.samples, batch_sizes)
+    entries = []
+    for name in args.models:
+        data = random_corpus(name, args.samples, device)
+        twin = plain_twin(name).to(device)  # vaekit's model does the same maths: count the FLOPs once
+        flops = flops_per_sample(lambda: plain_work(twin, data[:args.reference_batch]), args.reference_batch)
+        for batch_size in batch_sizes:
+            for setting in settings:
+                if not setting.plain and batch_size not in args.batch_sizes:
+                    continue
+                entry = (make_plain if setting.plain else make_vaekit)(name, data, batch_size, setting)
+                entry.flops_per_sample = flops
+                entry.extra["reference"] = setting.plain and batch_size == args.reference_batch
+                entries.append(entry)
+    print(f"{len(entries)} entries built; timing {args.rounds} interleaved rounds of {args.samples} samples each",
+          flush=True)
+    peaks = interleaved_rounds(entries, args.rounds, device)
+    report(entries, peaks, "samples/s", args.json)

@@ -22,22 +22,18 @@ the same round.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from bench_common import (TWINS, Entry, Setting, check_samples, flops_per_sample, interleaved_rounds,
-                          memory_format, plain_twin, random_corpus, report)
+from bench_common import (DOMAIN_OF_KIND, TWINS, Entry, Setting, memory_format, parser_with_common_options,
+                          plain_twin, run_benchmark)
 from vaekit.config import Config
 from vaekit.domains import get_domain
 from vaekit.models import create_model
-from vaekit.training.device import resolve_device
 from vaekit.training.loop import make_optimizer, train_one_epoch
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep, epoch_batch_sizes
 
 DEFAULT_SETTINGS = ["plain", "fp32", "fp32+cl", "bf16", "bf16+cl", "fp32+compile", "bf16+cl+compile"]
-DOMAIN_OF_KIND = {"grid": "arc", "frame": "atari"}
 
 
 def plain_entry(name: str, data: torch.Tensor, batch_size: int, setting: Setting) -> Entry:
@@ -90,43 +86,9 @@ def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Settin
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["conv2d", "conv2d_wide"], choices=list(TWINS))
-    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 256, 512])
-    parser.add_argument("--reference-batch", type=int, default=128,
-                        help="batch size of the plain loop that the ratios divide by (the seed's 128)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=4096, help="samples per timed pass")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", help="also write the rows (every round) to this JSON file")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch._dynamo.config.cache_size_limit = 256  # one compiled step per compiled entry, all in one process
-    device = resolve_device(args.device)
-    settings = [Setting.parse(s) for s in args.settings]
-    batch_sizes = sorted(set(args.batch_sizes) | ({args.reference_batch} if any(s.plain for s in settings) else set()))
-    check_samples(args.samples, batch_sizes)
-    entries = []
-    for name in args.models:
-        data = random_corpus(name, args.samples, device)
-        twin = plain_twin(name).to(device)  # vaekit's model does the same maths: count the FLOPs once
-        flops = flops_per_sample(lambda: twin.loss(data[:args.reference_batch]).backward(), args.reference_batch)
-        for batch_size in batch_sizes:
-            for setting in settings:
-                if not setting.plain and batch_size not in args.batch_sizes:
-                    continue
-                make = plain_entry if setting.plain else vaekit_entry
-                entry = make(name, data, batch_size, setting)
-                entry.flops_per_sample = flops
-                entry.extra["reference"] = setting.plain and batch_size == args.reference_batch
-                entries.append(entry)
-    print(f"{len(entries)} entries built; timing {args.rounds} interleaved rounds of {args.samples} samples each",
-          flush=True)
-    peaks = interleaved_rounds(entries, args.rounds, device)
-    report(entries, peaks, "samples/s", args.json)
+    parser = parser_with_common_options(__doc__, DEFAULT_SETTINGS, batch_sizes=[128, 256, 512],
+                                        reference_batch=128, samples=4096)
+    run_benchmark(parser.parse_args(), plain_entry, vaekit_entry, lambda twin, batch: twin.loss(batch).backward())
 
 
 if __name__ == "__main__":
