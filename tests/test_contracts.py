@@ -19,6 +19,7 @@ from vaekit.models import MODELS, check_model_class, create_model, list_models
 from vaekit.models.base import GaussianVAE
 from vaekit.models.conv2d import Conv2dGridVAE
 from vaekit.training.loop import train_one_epoch
+from vaekit.training.step import TrainStep
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vaekit"
 
@@ -150,8 +151,8 @@ def test_the_loop_calls_after_backward_between_backward_and_the_optimizer_step()
     data = torch.randint(0, 10, (8, 16, 16), dtype=torch.uint8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     before = [p.detach().clone() for p in model.parameters()]
-    train_one_epoch(model, data, get_domain("arc"), config, 0.5, optimizer, torch.Generator().manual_seed(0),
-                    None, None)
+    step = TrainStep(model, optimizer, "fp32", torch.device("cpu"), config.loss)
+    train_one_epoch(step, data, get_domain("arc"), config, 0.5, torch.Generator().manual_seed(0), None, None)
     assert len(seen) == 2 and all(ready for ready, _ in seen)
     assert all(torch.equal(a, b) for a, b in zip(seen[0][1], before))  # called before the first step
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaekit.models import register_model
-from vaekit.models.base import GaussianVAE
+from vaekit.models.base import GaussianVAE, at_least_fp32
 from vaekit.models.conv2d import CategoricalCells
 from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
 
@@ -132,12 +132,12 @@ class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Free-running greedy logits from z alone (no target is read)."""
-        return self.decoder["head"].generate(self.decoder["canvas"](z))
+        return at_least_fp32(self.decoder["head"].generate(self.decoder["canvas"](z)))
 
     def decode_for_likelihood(self, z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits: every cell given z and the true cells before it, the factors of
         the exact log p(x | z)."""
-        return self.decoder["head"](self.decoder["canvas"](z), self.prepare(batch))
+        return at_least_fp32(self.decoder["head"](self.decoder["canvas"](z), self.prepare(batch)))
 
 
 @register_model("conv2d_ar")
