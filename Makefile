@@ -27,3 +27,4 @@ test-all: install-test
 
 benchmark: install
 	$(PYTHON) benchmarks/train_throughput.py
+	$(PYTHON) benchmarks/eval_throughput.py

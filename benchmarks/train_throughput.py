@@ -1,58 +1,94 @@
-"""Training throughput (samples/s) of the grid VAEs through the real training hot path.
+"""Training throughput (samples/s) of vaekit's conv VAEs per setting, against a plain PyTorch loop.
 
-    python benchmarks/train_throughput.py [--models conv2d conv2d_wide] [--samples 20480] [--device auto]
+    python benchmarks/train_throughput.py                       # the full table (tens of minutes)
+    python benchmarks/train_throughput.py --models conv2d --batch-sizes 128 \\
+        --settings plain fp32 bf16+cl --rounds 2 --samples 1024  # a quick look
 
-Uses random 16×16 grids of the ARC corpus shape (the cost does not depend on their content), with
-augmentation on, as `vaekit train arc` runs it. Prints one line per model.
+Rows are model × batch size × setting. A setting is 'plain' (the reference: the same layers written
+out in plain PyTorch in bench_common.py, fp32, eager, one-hot → forward → cross-entropy + KL →
+backward → default Adam step, no augmentation) or vaekit's training step (its own loop with the
+ARC augmentation, fused Adam) in a precision, optionally with channels-last weights ('+cl') and
+torch.compile ('+compile'), e.g. 'bf16+cl+compile'. Every entry is built and warmed up first (compile
+times are printed then), then timed once per round over --samples random samples, all entries in
+each round (interleaved), so that the ratios are taken between passes that ran moments apart.
+
+The ratio column divides each round's rate by the same round's rate of the plain loop at
+--reference-batch; the table shows its median and min–max over the rounds. GFLOP/s counts the
+matmuls and convolutions of one step (forward and backward, torch.utils.flop_counter) times the
+rate; '% of peak' divides it by the machine's peak FLOP/s in the setting's precision (fp32, or bf16
+for bf16/fp16): the faster of a 2048² matmul and a large 3×3 convolution, measured at the start of
+the same round.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import torch
 
+from bench_common import (DOMAIN_OF_KIND, TWINS, Entry, Setting, memory_format, parser_with_common_options,
+                          plain_twin, run_benchmark)
 from vaekit.config import Config
 from vaekit.domains import get_domain
-from vaekit.models import count_parameters, create_model
-from vaekit.training.device import resolve_device
+from vaekit.models import create_model
 from vaekit.training.loop import make_optimizer, train_one_epoch
+from vaekit.training.precision import resolve_precision
+from vaekit.training.step import TrainStep, epoch_batch_sizes
+
+DEFAULT_SETTINGS = ["plain", "fp32", "fp32+cl", "bf16", "bf16+cl", "fp32+compile", "bf16+cl+compile"]
 
 
-def measure(name: str, samples: int, device: torch.device, batch_size: int) -> float:
+def plain_entry(name: str, data: torch.Tensor, batch_size: int, setting: Setting) -> Entry:
+    torch.manual_seed(0)
+    model = plain_twin(name).to(data.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(batch):
+        loss = model.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def run() -> int:
+        order = torch.randperm(data.shape[0], device=data.device)
+        for start in range(0, data.shape[0], batch_size):
+            step(data[order[start:start + batch_size]])
+        return data.shape[0]
+
+    step(data[:batch_size])  # warm-up
+    return Entry(name, batch_size, setting, run)
+
+
+def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Setting) -> Entry:
+    device = data.device
     config = Config()
     config.train.batch_size = batch_size
+    domain = get_domain(DOMAIN_OF_KIND[TWINS[name]["kind"]])
     torch.manual_seed(0)
-    model = create_model(name, latent_dim=10).to(device)
-    data = torch.randint(0, 10, (samples, 16, 16), dtype=torch.uint8, device=device)
-    generator = torch.Generator(device=device).manual_seed(0)
+    model = memory_format(create_model(name, TWINS[name]["latent"]).to(device), setting.channels_last)
+    model.train()
     optimizer = make_optimizer(model, config.train)
-    domain = get_domain("arc")
-    warmup = data[: batch_size * 4]
-    train_one_epoch(model, warmup, domain, config, 1.0, optimizer, generator, None, None)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    train_one_epoch(model, data, domain, config, 1.0, optimizer, generator, None, None)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    rate = samples / (time.perf_counter() - started)
-    print(f"{name:<12} {count_parameters(model):>10,} params  batch {batch_size}  {rate:>9,.0f} samples/s  "
-          f"({device}, {torch.get_num_threads()} threads, torch {torch.__version__})")
-    return rate
+    step = TrainStep(model, optimizer, resolve_precision(setting.precision, device), device, config.loss)
+    generator = torch.Generator(device=device).manual_seed(0)
+    extra = {}
+    if setting.compile:
+        examples = [data[:size] for size in epoch_batch_sizes(data.shape[0], batch_size)]
+        seconds = step.compile_now(examples, beta=1.0)
+        extra["compile_seconds"] = seconds
+        print(f"  {name} batch {batch_size} {setting.label}: "
+              + (f"compiled in {seconds:.1f} s" if seconds is not None else f"compile FAILED ({step.compile_error})"),
+              flush=True)
+
+    def run() -> int:
+        train_one_epoch(step, data, domain, config, 1.0, generator, None, None)
+        return data.shape[0]
+
+    train_one_epoch(step, data[: batch_size * 2], domain, config, 1.0, generator, None, None)  # warm-up
+    return Entry(name, batch_size, setting, run, extra=extra)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["conv2d", "conv2d_wide"])
-    parser.add_argument("--samples", type=int, default=20_480)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    for name in args.models:
-        measure(name, args.samples, device, args.batch_size)
+    parser = parser_with_common_options(__doc__, DEFAULT_SETTINGS, batch_sizes=[128, 256, 512],
+                                        reference_batch=128, samples=4096)
+    run_benchmark(parser.parse_args(), plain_entry, vaekit_entry, lambda twin, batch: twin.loss(batch).backward())
 
 
 if __name__ == "__main__":

@@ -39,6 +39,33 @@ def test_model_trains_a_step(name):
     assert sample.shape[0] == 2 and sample.dtype == batch.dtype
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_model_returns_fp32_under_bf16_autocast(name):
+    """The contract that keeps losses and metrics in fp32 while the layers run in bf16."""
+    torch.manual_seed(0)
+    model = create_model(name, latent_dim=3)
+    model.on_epoch_start(1, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mu, sigma = model.encode(example_batch(name))
+        output = model.decode(mu)
+        scored = model.decode_for_likelihood(mu, example_batch(name))
+        loss, terms, _ = model.objective(example_batch(name), 0.5, LossConfig())
+    assert mu.dtype == sigma.dtype == output.dtype == scored.dtype == torch.float32
+    assert loss.dtype == terms.recon.dtype == terms.kl_per_dim.dtype == torch.float32
+    assert torch.isfinite(loss)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_declared_memory_format_is_applied(name):
+    model = create_model(name, latent_dim=3)
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    # a 1×1 kernel's weight is laid out the same both ways, so each weight is checked for the declared
+    # layout rather than against the other one
+    layout = torch.channels_last if model.prefers_channels_last else torch.contiguous_format
+    assert all(p.is_contiguous(memory_format=layout) for p in weights)
+
+
 def test_seed_conv2d_has_the_seed_layers():
     model = create_model("conv2d", latent_dim=10)
     convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]

@@ -66,6 +66,9 @@ class LossConfig:
     options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
 
 
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = _help("Maximum number of epochs.", 50)
@@ -88,6 +91,15 @@ class TrainConfig:
         "'reconstruction_coverage,prior_coverage'.", "loss")
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
+    precision: str = _help(
+        "Autocast precision of training, evaluation and sampling: 'fp32', 'bf16', 'fp16' (CUDA only, with "
+        "loss scaling) or 'auto' (bf16 where the hardware runs it natively, else fp32). Weights, optimizer "
+        "state and checkpoints stay fp32. The run's config.yaml records the resolved value, never 'auto'.",
+        "fp32")
+    compile: bool = _help(
+        "Compile the training step (forward and backward) with torch.compile; falls back to eager with a "
+        "warning where it fails. Costs seconds to a minute once per process, reported as compile_seconds.",
+        False)
 
 
 @dataclass
@@ -96,9 +108,10 @@ class Config:
     domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
     seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
     device: str = _help("auto, cpu, cuda or mps.", "auto")
-    threads: int = _help("CPU threads for torch (0 keeps torch's default, one per core). When several "
-                         "runs share a machine, 1 per run avoids oversubscribed cores, which can slow "
-                         "small models tenfold.", 0)
+    threads: int = _help("CPU threads for torch: 0 keeps torch's default, one per core (the ternary "
+                         "domain defaults to 1). Set 1 when other runs or jobs share the cores: on 2 "
+                         "shared cores a second thread made conv2d steps 3x and ternary epochs 10-20x "
+                         "slower. Keep 0 on a machine of its own.", 0)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)
@@ -244,6 +257,7 @@ def validate(config: Config) -> None:
          "non-negative (0 disables)"),
         ("train.collapse_threshold", train.collapse_threshold, train.collapse_threshold >= 0, "non-negative"),
         ("train.optimizer", train.optimizer, train.optimizer in ("adam", "adamw"), "'adam' or 'adamw'"),
+        ("train.precision", train.precision, train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("train.lr_schedule", train.lr_schedule, train.lr_schedule in ("cosine", "multistep", "constant"),
          "'cosine', 'multistep' or 'constant'"),
         ("loss.free_bits", loss.free_bits, _finite_number(loss.free_bits) and loss.free_bits >= 0, "non-negative"),

@@ -10,6 +10,7 @@ from collections import defaultdict
 import torch
 
 from vaekit.config import LossConfig
+from vaekit.training.precision import inference
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Var_x(E_q[z_j|x]) > 0.01
 # Metrics of every model that train.selection_metric may name: 'loss' is minimised, the others are
@@ -17,10 +18,10 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Va
 SELECTION_METRICS = ("loss", "elbo", "active_dims", "kl_min")
 
 
-@torch.no_grad()
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024, z_swap: bool = False) -> dict:
-    """Evaluate ``model`` on ``data`` (stored format, already on the model's device).
+             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32") -> dict:
+    """Evaluate ``model`` on ``data`` (stored format, already on the model's device) in inference
+    mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32).
 
     Returns a dict of floats: ``loss`` (the model's training objective at ``beta``, batch-weighted),
     ``recon``, ``kl``,
@@ -33,6 +34,13 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     """
     was_training = model.training
     model.eval()
+    with inference(precision, data.device):
+        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap)
+    model.train(was_training)
+    return metrics
+
+
+def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap) -> dict:
     n = data.shape[0]
     totals: dict[str, torch.Tensor | float] = defaultdict(float)
     quality: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
@@ -79,7 +87,6 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
         metrics[key] = num / den if den else float("nan")
     metrics.update({key[4:]: float(value) / n for key, value in totals.items() if key.startswith("log:")})
     metrics.update(domain.derived_metrics(metrics))
-    model.train(was_training)
     return metrics
 
 

@@ -22,6 +22,7 @@ from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.loop import check_selection_metric, fit
+from vaekit.training.precision import inference, inference_precision, resolve_precision
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
@@ -136,6 +137,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
         config = resolve_config(domain_name, config_file, layers)
     domain = get_domain(domain_name)
     device = join(workers, resolve_device(config.device))
+    config.train.precision = resolve_precision(config.train.precision, device)  # 'auto' is saved resolved
     apply_threads(config.threads)
     tensors = split_tensors(domain, config, device)  # every split checked before a run directory is made
     torch.manual_seed(config.seed)
@@ -166,8 +168,12 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
 def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
     """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
     torch.manual_seed(config.seed)
-    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta), z_swap=True)
-    metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
+    device = tensors[split].device
+    precision = inference_precision(config.train.precision, device)
+    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
+                       z_swap=True, precision=precision)
+    with inference(precision, device):
+        metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
 
 
@@ -246,5 +252,6 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     loaded = load_run(ref, runs_dir, device)
     corpus = loaded.domain.load(loaded.config.data.path)
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
-    files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.run.results, n, generator)
+    with inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
+        files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.run.results, n, generator)
     return loaded, files

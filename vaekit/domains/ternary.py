@@ -128,7 +128,9 @@ class TernaryDomain(Domain):
 
     def default_config(self) -> dict:
         # β = 1 collapses a ternary VAE (see docs/domains/ternary.md); these are the baseline's settings.
-        return {"data": {"path": self.default_corpus, "augment": False},
+        # One thread: the MLP's matrices are too small to split across cores, and a second thread
+        # on shared cores made epochs 10-20x slower (docs/training.md#threads).
+        return {"threads": 1, "data": {"path": self.default_corpus, "augment": False},
                 "model": {"name": "ternary_mlp", "latent_dim": 16},
                 "beta": {"schedule": "constant", "max_beta": 0.3},
                 "loss": {"free_bits": 0.5},

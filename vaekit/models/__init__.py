@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+import torch
 from torch import nn
 
 from vaekit.data_formats import DataFormat
@@ -46,9 +47,12 @@ def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.
                 f"model '{name}' has no option '{key}'{suggestion}; it takes: {', '.join(accepted)}"
             )
     try:
-        return cls(latent_dim=latent_dim, **options)
+        model = cls(latent_dim=latent_dim, **options)
     except (TypeError, ValueError) as err:
         raise VaekitUsageError(f"model '{name}': {err}") from None
+    if getattr(model, "prefers_channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def list_models() -> list[str]:

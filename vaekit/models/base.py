@@ -31,6 +31,11 @@ class LossTerms:
     mu: torch.Tensor
 
 
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in fp32 if autocast left it in a 16-bit float type; fp32 and fp64 pass unchanged."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 class TrainingHooks:
     """What the training loop calls on every model, around its own steps; all do nothing here.
 
@@ -63,12 +68,23 @@ class GaussianVAE(TrainingHooks, nn.Module):
     how a stored batch becomes model input and how the output is scored against it. Batches arrive
     as stored in the corpus (e.g. uint8 grids or frames). vaekit.models.protocols.VAEModel lists
     everything the rest of vaekit calls.
+
+    ``encode``, ``decode`` and ``decode_for_likelihood`` return fp32 (or the model's own fp64) even
+    when autocast runs the layers in bf16 or fp16, so that every loss term, KL sum and metric is
+    computed and accumulated in fp32. A subclass that overrides them keeps that contract
+    (tests/test_models.py checks it for every registered model).
     """
 
     data_format: ClassVar[DataFormat]
     latent_dim: int
     encoder: nn.Module
     decoder: nn.Module
+    # Convolutional models whose kernels run faster on NHWC tensors say so; ``create_model`` then
+    # stores their 4-d weights channels-last (the measurements are in docs/training.md).
+    prefers_channels_last: bool = False
+    # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
+    # into Python numbers every step, so torch.compile would recompile until it gives up).
+    supports_compile: bool = True
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Turn a stored batch into the encoder's input tensor."""
@@ -84,10 +100,10 @@ class GaussianVAE(TrainingHooks, nn.Module):
 
     def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, sigma = self.encoder(self.prepare(batch))
-        return mu, sigma + SIGMA_FLOOR
+        return at_least_fp32(mu), at_least_fp32(sigma) + SIGMA_FLOOR
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return at_least_fp32(self.decoder(z))
 
     def decode_for_likelihood(self, z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """The decoder output that scores ``batch`` given ``z`` (its log-likelihood's factors).

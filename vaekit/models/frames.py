@@ -37,6 +37,7 @@ class FrameVAE(GaussianVAE):
     """
 
     data_format = FRAMES
+    prefers_channels_last = True  # 1.6x faster fp32 training steps on CPU (docs/training.md)
 
     def __init__(
         self,

@@ -131,13 +131,13 @@ class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
         })
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Free-running greedy logits from z alone (no target is read)."""
-        return self.decoder["head"].generate(self.decoder["canvas"](z))
+        """Free-running greedy logits from z alone (no target is read); fp32 under any autocast."""
+        return self.decoder["head"].generate(self.decoder["canvas"](z)).float()
 
     def decode_for_likelihood(self, z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits: every cell given z and the true cells before it, the factors of
-        the exact log p(x | z)."""
-        return self.decoder["head"](self.decoder["canvas"](z), self.prepare(batch))
+        the exact log p(x | z); fp32 under any autocast."""
+        return self.decoder["head"](self.decoder["canvas"](z), self.prepare(batch)).float()
 
 
 @register_model("conv2d_ar")

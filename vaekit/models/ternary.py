@@ -164,6 +164,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
     """
 
     pathways = ("A", "B")
+    supports_compile = False  # the objective reads its temperatures as Python floats and updates running sums in place
 
     def __init__(
         self,
@@ -217,7 +218,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
     def encode(self, batch):
         x = self.prepare(batch)
         (mu_a, s_a), (mu_b, s_b) = self.encoder["A"](x), self.encoder["B"](x)
-        return torch.cat([mu_a, mu_b], 1), torch.cat([s_a, s_b], 1) + SIGMA_FLOOR
+        return torch.cat([mu_a, mu_b], 1).float(), torch.cat([s_a, s_b], 1).float() + SIGMA_FLOOR
 
     def decode(self, z):
         """Cross-injection: each decoder sees (1−ρ)·own + ρ·stop_gradient(other)."""
@@ -225,7 +226,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         rho = self.rho
         mixed_a = (1 - rho) * z_a + rho * z_b.detach()
         mixed_b = (1 - rho) * z_b + rho * z_a.detach()
-        return torch.stack([self.decoder["A"](mixed_a), self.decoder["B"](mixed_b)], dim=1)
+        return torch.stack([self.decoder["A"](mixed_a), self.decoder["B"](mixed_b)], dim=1).float()
 
     def decode_prior(self, z):
         """A prior draw feeds both pathways, so the cross-injection leaves it unchanged."""
@@ -292,7 +293,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
             state = torch.stack([entropy_a, entropy_b, kl[:, :d].sum(1).mean(), kl[:, d:].sum(1).mean(),
                                  recon_a.mean(), recon_b.mean(), torch.log(self.grad_ratio), self.rho,
                                  *lambdas]).detach()
-            corrections = self.statenet(torch.sign(state) * torch.log1p(state.abs()))  # squash scales
+            corrections = self.statenet(torch.sign(state) * torch.log1p(state.abs())).float()  # squash scales
             lambdas = lambdas + self.lambda_scale * corrections[1:]
             penalty = self.correction_penalty * corrections.pow(2).sum()
             if self.training:

@@ -16,6 +16,8 @@ from vaekit.evaluation import collapsed_dims, evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
+from vaekit.training.precision import inference
+from vaekit.training.step import TrainStep, epoch_batch_sizes
 
 
 @dataclass
@@ -64,7 +66,7 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def train_one_epoch(model, data, domain, config: Config, beta, optimizer, generator, progress, task,
+def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
                     workers: Workers = SINGLE) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
     epoch's mean loss terms over all workers."""
@@ -72,21 +74,14 @@ def train_one_epoch(model, data, domain, config: Config, beta, optimizer, genera
     order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
     order = workers.shard(order)
     n = order.shape[0]
-    sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device, read once
+    sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
     batches = 0
     for start in range(0, n, cfg.batch_size):
         batch = data[order[start : start + cfg.batch_size]]
         if config.data.augment:
             batch = domain.augment(batch, generator)
-        loss, terms, _ = model.objective(batch, beta, config.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        workers.average_gradients(model)
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        model.after_backward()  # the model's one look at this step's final gradients
-        optimizer.step()
-        sums += torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()])
+        loss, recon, kl = step(batch, beta)
+        sums += torch.stack([loss, recon, kl]).float()
         batches += 1
         if progress is not None:
             live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
@@ -134,6 +129,24 @@ def check_selection_metric(selection_metric: str, valid: list[str]) -> None:
                                    f"choose from: {', '.join(valid)}")
 
 
+def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
+    """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
+    (None, after one warning, where torch.compile fails and training goes on eagerly)."""
+    if not getattr(step.model, "supports_compile", True):
+        console.print(f"[yellow]warning: {type(step.model).__name__} does not support torch.compile; training "
+                      "eagerly[/yellow]", soft_wrap=True)
+        return None
+    shard = workers.shard(torch.arange(data.shape[0], device=data.device))
+    examples = [data[shard[:size]] for size in epoch_batch_sizes(shard.shape[0], batch_size)]
+    seconds = step.compile_now(examples, beta=1.0)
+    if seconds is None:
+        console.print(f"[yellow]warning: torch.compile failed, training eagerly instead ({step.compile_error})"
+                      "[/yellow]", soft_wrap=True)
+    else:
+        console.print(f"Compiled the training step in {seconds:.1f} s.")
+    return seconds
+
+
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
         workers: Workers = SINGLE) -> TrainState:
@@ -142,7 +155,8 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best by
     ``train.selection_metric``) and last.pt (after every epoch, atomically). Early stopping watches
     the validation loss. With ``resume`` it continues from last.pt. Under torchrun every worker
-    calls this; only the main worker writes the run directory.
+    calls this; only the main worker writes the run directory. ``config.train.precision`` must be
+    resolved already (see ``vaekit.training.precision.resolve_precision``).
     """
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
@@ -152,12 +166,14 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     generator.manual_seed(config.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
+    step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers)
     state = TrainState()
     if resume:
         saved = run.load_checkpoint("last.pt", device)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        step.load_state_dict(saved.get("step", {}))
         state = TrainState(**saved["state"])
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
@@ -168,6 +184,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                       f"at epoch {state.best_loss_epoch}).")
     workers.copy_from_main(model)
     model.train()
+    compile_seconds = _compile(step, train_data, cfg.batch_size, workers, console) if cfg.compile else None
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
@@ -180,14 +197,15 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
-            train_stats = train_one_epoch(model, train_data, domain, config, beta, optimizer, generator,
-                                          progress, task, workers)
+            train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
+                                          workers)
             progress.remove_task(task)
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model
             controller_values = model.on_epoch_end(optimizer)
-            val = evaluate(model, val_data, domain, config.loss, beta)
-            val.update(domain.extra_metrics(model, tensors, config, during_training=True))
+            val = evaluate(model, val_data, domain, config.loss, beta, precision=cfg.precision)
+            with inference(cfg.precision, device):
+                val.update(domain.extra_metrics(model, tensors, config, during_training=True))
             seconds = time.perf_counter() - started
             state.wall_seconds += seconds
             record = {"epoch": epoch, "beta": beta, "lr": lr,
@@ -195,7 +213,9 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                       **{f"val_{k}": v for k, v in val.items() if k not in ("kl_per_dim", "active_dims",
                                                                             "latent_dim", "samples")},
                       "kl_per_dim": val["kl_per_dim"], "active_dims": val["active_dims"],
-                      **schedule_values, **controller_values, "seconds": seconds}
+                      **schedule_values, **controller_values, "precision": cfg.precision, "seconds": seconds}
+            if compile_seconds is not None:  # once per process, in the first epoch it trained
+                record["compile_seconds"], compile_seconds = compile_seconds, None
             if workers.is_main:
                 run.append_metrics(record)
             score = selection_score(val, cfg.selection_metric)
@@ -216,7 +236,8 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             state.stopped_early = workers.main_decides(state.stopped_early)
             if workers.is_main:
                 run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scheduler": scheduler.state_dict(), "state": asdict(state),
+                                     "scheduler": scheduler.state_dict(), "step": step.state_dict(),
+                                     "state": asdict(state),
                                      "rng": _rng_state(generator)}, "last.pt")
             console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
             collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)

@@ -1,0 +1,111 @@
+"""One optimisation step, in the run's precision and optionally compiled with torch.compile."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from vaekit.config import LossConfig
+from vaekit.training.distributed import SINGLE, Workers
+from vaekit.training.precision import autocast, grad_scaler
+
+
+class TrainStep:
+    """Forward under autocast, backward (loss-scaled for fp16), gradient averaging over workers,
+    clipping, the model's ``after_backward`` hook and the optimizer step.
+
+    With ``compile``, the forward pass is compiled by ``torch.compile``; AOTAutograd compiles its
+    backward graph with it, so the whole objective and its gradient run as generated kernels. Only
+    the optimizer step (already one fused kernel) stays eager. Call ``compile_now`` before training
+    so that compiling is timed on its own rather than inside the first epoch.
+
+    Args:
+        model: the VAE, already on ``device``.
+        optimizer: its optimizer.
+        precision: a resolved precision ('fp32', 'bf16' or 'fp16').
+        device: the training device.
+        loss_cfg: the run's loss settings, passed to ``model.objective``.
+        grad_clip: clip the gradient norm to this value (0 disables).
+        workers: the data-parallel workers whose gradients are averaged.
+    """
+
+    def __init__(self, model, optimizer: torch.optim.Optimizer, precision: str, device: torch.device,
+                 loss_cfg: LossConfig, grad_clip: float = 0.0, workers: Workers = SINGLE):
+        self.model, self.optimizer, self.precision, self.device = model, optimizer, precision, device
+        self.loss_cfg, self.grad_clip, self.workers = loss_cfg, grad_clip, workers
+        self.scaler = grad_scaler(precision, device)
+        self.forward = self.eager_forward
+        self.compile_error: str | None = None
+        self._beta = (None, None)
+
+    def eager_forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss to minimise, and the batch means of the reconstruction term and of the total KL."""
+        with autocast(self.precision, self.device):
+            loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
+        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+
+    def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``."""
+        loss, recon, kl = self.forward(batch, self.beta_tensor(beta))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.workers.average_gradients(self.model)
+        self.scaler.unscale_(self.optimizer)  # true gradients for clipping and the model (no-op unless fp16)
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.model.after_backward()  # the model's one look at this step's final gradients, outside any compiled region
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), recon, kl
+
+    def compile_now(self, example_batches: list[torch.Tensor], beta: float) -> float | None:
+        """Compile the forward and backward for the batch shapes of an epoch, leaving the model, its
+        gradients and the random state as they were.
+
+        Returns:
+            The seconds spent compiling, or None if torch.compile failed here (then the step stays
+            eager and ``compile_error`` says why).
+        """
+        compiled = torch.compile(self.eager_forward)
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        started = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                for batch in example_batches:
+                    loss, _, _ = compiled(batch, self.beta_tensor(beta))
+                    loss.backward()
+        except Exception as error:  # a missing C++ compiler, an unsupported backend, ...
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            self.compile_error = f"{type(error).__name__}: {first_line}"[:300]
+            return None
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for name, b in self.model.named_buffers():
+                    b.copy_(buffers[name])
+        self.forward = compiled
+        return time.perf_counter() - started
+
+    def beta_tensor(self, beta: float) -> torch.Tensor:
+        """β as a 0-d tensor on the device, made once per value: a compiled step takes it as an input,
+        where a Python float would be compiled in as a constant (and recompiled for 0 and 1)."""
+        if self._beta[0] != beta:
+            self._beta = (beta, torch.tensor(float(beta), device=self.device))
+        return self._beta[1]
+
+    def state_dict(self) -> dict:
+        return {"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the loss scale of an fp16 run; a checkpoint of another precision has none."""
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def epoch_batch_sizes(n: int, batch_size: int) -> list[int]:
+    """The distinct mini-batch sizes of an epoch over ``n`` samples (a shorter last batch adds one)."""
+    sizes = [min(batch_size, n)]
+    if n > batch_size and n % batch_size:
+        sizes.append(n % batch_size)
+    return sizes
