@@ -86,7 +86,7 @@ def test_registration_demands_a_data_format_and_the_vae_interface():
     class NotAVae(torch.nn.Module):
         data_format = ARC_GRID
 
-    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prepare, encode"):
+    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prefers_channels_last, supports_compile, prepare, encode"):
         check_model_class("not_a_vae", NotAVae)
 
     class NoDataDomain:
@@ -141,20 +141,24 @@ def test_the_loop_calls_after_backward_between_backward_and_the_optimizer_step()
     seen = []
 
     def after_backward():
-        grads_ready = all(p.grad is not None for p in model.parameters())
-        seen.append((grads_ready, [p.detach().clone() for p in model.parameters()]))
+        grads = [p.grad for p in model.parameters()]
+        grads_ready = all(g is not None for g in grads)
+        norm = float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))) if grads_ready else None
+        seen.append((grads_ready, norm, [p.detach().clone() for p in model.parameters()]))
 
     model.after_backward = after_backward
     config = Config()
     config.train.batch_size = 4
+    config.train.grad_clip = 1e-3
     config.data.augment = False
     data = torch.randint(0, 10, (8, 16, 16), dtype=torch.uint8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = TrainStep(model, optimizer, "fp32", torch.device("cpu"), config.loss, config.train.grad_clip)
     before = [p.detach().clone() for p in model.parameters()]
-    step = TrainStep(model, optimizer, "fp32", torch.device("cpu"), config.loss)
     train_one_epoch(step, data, get_domain("arc"), config, 0.5, torch.Generator().manual_seed(0), None, None)
-    assert len(seen) == 2 and all(ready for ready, _ in seen)
-    assert all(torch.equal(a, b) for a, b in zip(seen[0][1], before))  # called before the first step
+    assert len(seen) == 2 and all(ready for ready, _, _ in seen)
+    assert all(norm <= 1e-3 * 1.01 for _, norm, _ in seen)  # called after clipping
+    assert all(torch.equal(a, b) for a, b in zip(seen[0][2], before))  # called before the first step
 
 
 def test_the_dual_model_reads_gradients_only_in_after_backward():
@@ -173,3 +177,24 @@ def test_the_dual_model_reads_gradients_only_in_after_backward():
         return torch.linalg.vector_norm(torch.cat(parts))
 
     assert float(model.grad_ratio) == pytest.approx(float(norm("A") / norm("B")))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_training_step_gives_the_dual_model_its_gradients_after_clipping(precision):
+    torch.manual_seed(0)
+    model = create_model("ternary_dual", 2, TINY["ternary_dual"])
+    model.on_epoch_start(1, 10)
+    seen = []
+    record = model.after_backward
+
+    def after_backward():
+        grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+        record()
+
+    model.after_backward = after_backward
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = TrainStep(model, optimizer, precision, torch.device("cpu"), LossConfig(), grad_clip=1e-3)
+    step(torch.randint(-1, 2, (16, 9)).to(torch.int8), 1.0)
+    assert len(seen) == 1 and seen[0] <= 1e-3 * 1.01
+    assert float(model.grad_ratio) != 1.0 and torch.isfinite(model.grad_ratio)

@@ -136,3 +136,21 @@ def test_autoregressive_likelihood_is_teacher_forced_and_iwae_bounds_it_above_th
     assert torch.allclose(model.log_likelihood(x, z), expected)
     estimate = importance_sampled_log_likelihood(model, x, 16, torch.Generator().manual_seed(0))
     assert (estimate.iwae >= estimate.elbo).all()
+
+
+def test_autoregressive_evaluation_and_decoding_run_in_bf16_inference():
+    from vaekit.training.precision import inference
+
+    torch.manual_seed(0)
+    model = create_model("conv2d_ar", 4, TINY_AR)
+    x = grids(8, 6)  # random grids: dense, many colours
+    metrics = evaluate(model, x, get_domain("arc"), LossConfig(), 1.0, z_swap=True, precision="bf16")
+    for key in ("loss", "pixel_accuracy", "zswap_pixel_accuracy", "pixel_accuracy_density_60_100",
+                "pixel_accuracy_colours_4plus"):
+        assert 0 <= metrics[key] < float("inf"), key
+    with inference("bf16", torch.device("cpu")):
+        mu = model.encode(x)[0]
+        logits = model.decode(mu)
+        decoded = model.decode_data(mu)
+    assert logits.dtype == torch.float32 and logits.shape == (8, 10, 16, 16)
+    assert decoded.dtype == torch.uint8 and decoded.shape == x.shape

@@ -258,6 +258,7 @@ def validate(config: Config) -> None:
          "non-negative (0 disables)"),
         ("train.collapse_threshold", train.collapse_threshold, train.collapse_threshold >= 0, "non-negative"),
         ("train.optimizer", train.optimizer, train.optimizer in ("adam", "adamw"), "'adam' or 'adamw'"),
+        ("train.precision", train.precision, train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("train.lr_schedule", train.lr_schedule, train.lr_schedule in ("cosine", "multistep", "constant"),
          "'cosine', 'multistep' or 'constant'"),
         ("train.precision", train.precision, train.precision in PRECISIONS, "one of " + ", ".join(PRECISIONS)),

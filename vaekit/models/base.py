@@ -11,13 +11,7 @@ from torch import nn
 from vaekit.data_formats import DataFormat
 from vaekit.training.losses import gaussian_kl_per_dim, kl_with_free_bits
 
-SIGMA_FLOOR = 1e-6
-LOW_PRECISIONS = (torch.float16, torch.bfloat16)
-
-
-def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
-    """fp32 for an autocast (fp16/bf16) result; fp32 and fp64 tensors pass through unchanged."""
-    return tensor.float() if tensor.dtype in LOW_PRECISIONS else tensor  # keeps log σ² finite when Softplus underflows
+SIGMA_FLOOR = 1e-6  # keeps log σ² finite when Softplus underflows
 
 
 @dataclass
@@ -35,6 +29,11 @@ class LossTerms:
     kl_per_dim: torch.Tensor
     output: torch.Tensor
     mu: torch.Tensor
+
+
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in fp32 if autocast left it in a 16-bit float type; fp32 and fp64 pass unchanged."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 class TrainingHooks:
@@ -70,9 +69,10 @@ class GaussianVAE(TrainingHooks, nn.Module):
     as stored in the corpus (e.g. uint8 grids or frames). vaekit.models.protocols.VAEModel lists
     everything the rest of vaekit calls.
 
-    ``encode`` and ``decode`` return fp32 even when autocast runs the layers in bf16 or fp16, so
-    that every loss term, KL sum and metric is computed and accumulated in fp32. A subclass that
-    overrides them keeps that contract (tests/test_models.py checks it for every registered model).
+    ``encode``, ``decode`` and ``decode_for_likelihood`` return fp32 (or the model's own fp64) even
+    when autocast runs the layers in bf16 or fp16, so that every loss term, KL sum and metric is
+    computed and accumulated in fp32. A subclass that overrides them keeps that contract
+    (tests/test_models.py checks it for every registered model).
     """
 
     data_format: ClassVar[DataFormat]

@@ -23,6 +23,8 @@ class VAEModel(Protocol):
     data_format: DataFormat  # the stored format the model reads (vaekit.data_formats)
     latent_dim: int
     data_bin_width: float | None  # quantisation bin of the stored data; None: likelihood not normalised
+    prefers_channels_last: bool  # create_model stores its 4-d weights channels-last
+    supports_compile: bool  # False: --compile trains it eagerly after one warning
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor: ...
     def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...

@@ -164,7 +164,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
     """
 
     pathways = ("A", "B")
-    supports_compile = False  # the objective reads last step's gradient norms and float temperatures
+    supports_compile = False  # the objective reads its temperatures as Python floats and updates running sums in place
 
     def __init__(
         self,

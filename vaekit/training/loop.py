@@ -127,6 +127,8 @@ def check_selection_metric(selection_metric: str, valid: list[str]) -> None:
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
             raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric{suggestion}; "
                                    f"choose from: {', '.join(valid)}")
+
+
 def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
     """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
     (None, after one warning, where torch.compile fails and training goes on eagerly)."""

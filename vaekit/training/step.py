@@ -13,7 +13,7 @@ from vaekit.training.precision import autocast, grad_scaler
 
 class TrainStep:
     """Forward under autocast, backward (loss-scaled for fp16), gradient averaging over workers,
-    clipping and the optimizer step.
+    clipping, the model's ``after_backward`` hook and the optimizer step.
 
     With ``compile``, the forward pass is compiled by ``torch.compile``; AOTAutograd compiles its
     backward graph with it, so the whole objective and its gradient run as generated kernels. Only
@@ -51,10 +51,10 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.workers.average_gradients(self.model)
+        self.scaler.unscale_(self.optimizer)  # true gradients for clipping and the model (no-op unless fp16)
         if self.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.model.after_backward()  # the model's one look at this step's final gradients (eager)
+        self.model.after_backward()  # the model's one look at this step's final gradients, outside any compiled region
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach(), recon, kl
