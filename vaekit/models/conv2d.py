@@ -97,4 +97,6 @@ class BroadcastGridVAE(CategoricalGridVAE):
         norm: bool = False,
     ):
         super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, (), norm)
+        # Replaces the parent's decoder after building it, so the random initialisation (and the
+        # figures in docs/domains/arc.md) stay those of the runs that were measured.
         self.decoder = SpatialBroadcastDecoder2d(latent_dim, grid_size, decoder_channels, num_colors, norm)
