@@ -12,10 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vaekit.config import Config, TrainConfig
 from vaekit.errors import VaekitUsageError, nearest
-from vaekit.evaluation import collapsed_dims, evaluate
+from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
+from vaekit.training.events import Events, Training, make_callbacks
 from vaekit.training.precision import inference
 from vaekit.training.step import TrainStep, epoch_batch_sizes
 
@@ -90,17 +91,6 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generat
     return {"loss": loss, "recon": recon, "kl": kl}
 
 
-def _epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -> str:
-    parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
-             f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
-             f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
-    for key in quality_keys:
-        if record.get(f"val_{key}") is not None:
-            parts.append(f"{key} {record[f'val_{key}']:.4f}")
-    parts += [f"active {record['active_dims']}/{len(record['kl_per_dim'])}", f"{record['seconds']:.1f}s"]
-    return "  ".join(parts)
-
-
 def selection_score(metrics: dict, selection_metric: str) -> list[float]:
     """The checkpoint-selection score of validation metrics, compared in order (later names break ties).
 
@@ -127,6 +117,8 @@ def check_selection_metric(selection_metric: str, valid: list[str]) -> None:
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
             raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric{suggestion}; "
                                    f"choose from: {', '.join(valid)}")
+
+
 def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
     """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
     (None, after one warning, where torch.compile fails and training goes on eagerly)."""
@@ -150,9 +142,9 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         workers: Workers = SINGLE) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
-    Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best by
-    ``train.selection_metric``) and last.pt (after every epoch, atomically). Early stopping watches
-    the validation loss. With ``resume`` it continues from last.pt. Under torchrun every worker
+    The loop only trains, validates and builds each epoch's record; what happens with the record
+    (metrics.jsonl, the best and last checkpoints, early stopping, the console line, other sinks) is
+    done by the subscribers of ``vaekit.training.events``. With ``resume`` it continues from last.pt. Under torchrun every worker
     calls this; only the main worker writes the run directory. ``config.train.precision`` must be
     resolved already (see ``vaekit.training.precision.resolve_precision``).
     """
@@ -176,20 +168,20 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
         _restore_rng(saved["rng"], generator)
-        if workers.is_main:
-            run.truncate_metrics(state.epoch)
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
                       f"at epoch {state.best_loss_epoch}).")
+    training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
+                        resume, rng_state=lambda: _rng_state(generator))
+    events = Events(make_callbacks(config), training)
     workers.copy_from_main(model)
     model.train()
     compile_seconds = _compile(step, train_data, cfg.batch_size, workers, console) if cfg.compile else None
+    events.run_start()
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
     with progress:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
-            if state.stopped_early:
-                break
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
@@ -214,36 +206,10 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                       **schedule_values, **controller_values, "precision": cfg.precision, "seconds": seconds}
             if compile_seconds is not None:  # once per process, in the first epoch it trained
                 record["compile_seconds"], compile_seconds = compile_seconds, None
-            if workers.is_main:
-                run.append_metrics(record)
-            score = selection_score(val, cfg.selection_metric)
-            if not state.best_score or score > state.best_score:
-                state.best_score, state.best_epoch = score, epoch
-                if workers.is_main:
-                    run.save_checkpoint(model.state_dict(), "vae_best.pth")
-                    run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
-                    run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
-            if val["loss"] < state.best_val_loss:
-                state.best_val_loss, state.best_loss_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
-            else:
-                state.epochs_without_improvement += 1
-            state.epoch = epoch
-            patience = cfg.early_stopping_patience
-            if patience and epoch >= cfg.early_stopping_start and state.epochs_without_improvement >= patience:
-                state.stopped_early = True
-            state.stopped_early = workers.main_decides(state.stopped_early)
-            if workers.is_main:
-                run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scheduler": scheduler.state_dict(), "step": step.state_dict(),
-                                     "state": asdict(state),
-                                     "rng": _rng_state(generator)}, "last.pt")
-            console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
-            collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
-            if collapsed:
-                shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
-                console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
-                              f"dims (KL < {cfg.collapse_threshold} nats): {shown}[/yellow]", soft_wrap=True)
-    if state.stopped_early:
-        console.print(f"Early stopping after epoch {state.epoch}: no better val loss for "
-                      f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_loss_epoch}).")
+            state.epoch, training.val = epoch, val
+            events.epoch_end(record)  # metrics.jsonl, checkpoints, early stopping, console, sinks
+            if training.stop_reason:
+                events.stop(*training.stop_reason)
+                break
+    events.run_end()
     return state

@@ -1,0 +1,12 @@
+"""The built-in subscribers of the training loop, one module each; importing registers them.
+
+The order of the imports is the order in which they receive each event: the record is written
+first, then the best checkpoint, the stopping decision, last.pt (which saves that decision) and the
+console line.
+"""
+
+from vaekit.training.callbacks import metrics_log  # noqa: F401
+from vaekit.training.callbacks import best_checkpoint  # noqa: F401
+from vaekit.training.callbacks import early_stopping  # noqa: F401
+from vaekit.training.callbacks import last_checkpoint  # noqa: F401
+from vaekit.training.callbacks import console_line  # noqa: F401

@@ -1,0 +1,20 @@
+"""checkpoints/last.pt after every epoch: weights, optimizer, scheduler, trainer state and RNG, so
+that --resume continues exactly where the run stopped."""
+
+from dataclasses import asdict
+
+from vaekit.training.events import Callback, Training, register_callback
+
+
+def save_last(t: Training) -> None:
+    """Write last.pt from the training's current state (atomically)."""
+    t.run.save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                           "scheduler": t.scheduler.state_dict(), "step": t.step.state_dict(),
+                           "state": asdict(t.state), "rng": t.rng_state()}, "last.pt")
+
+
+@register_callback
+class LastCheckpoint(Callback):
+    def on_epoch_end(self, t: Training, record: dict) -> None:
+        if t.writes:
+            save_last(t)
