@@ -9,4 +9,5 @@ from vaekit.training.callbacks import metrics_log  # noqa: F401
 from vaekit.training.callbacks import best_checkpoint  # noqa: F401
 from vaekit.training.callbacks import early_stopping  # noqa: F401
 from vaekit.training.callbacks import last_checkpoint  # noqa: F401
+from vaekit.training.callbacks import epoch_checkpoints  # noqa: F401
 from vaekit.training.callbacks import console_line  # noqa: F401
