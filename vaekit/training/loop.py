@@ -11,14 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import VaekitUsageError, nearest
+from vaekit.errors import NonFiniteError, VaekitUsageError, nearest
 from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.events import Events, Training, make_callbacks
 from vaekit.training.precision import inference
-from vaekit.training.step import TrainStep, epoch_batch_sizes
+from vaekit.training.step import NonFiniteStep, TrainStep, epoch_batch_sizes
 
 
 @dataclass
@@ -68,27 +68,45 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
 
 
 def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
-                    workers: Workers = SINGLE) -> dict:
+                    workers: Workers = SINGLE, epoch: int = 1) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
-    epoch's mean loss terms over all workers."""
+    epoch's mean loss terms over all workers (and, with ``train.nonfinite: skip``, the count of
+    skipped steps).
+
+    Raises:
+        NonFiniteError: a step's loss or gradient is not finite and ``train.nonfinite`` is 'stop';
+            the message names the epoch, the step and the term.
+    """
     cfg = config.train
     order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
     order = workers.shard(order)
     n = order.shape[0]
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
     sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
-    batches = 0
-    for start in range(0, n, cfg.batch_size):
+    batches = skipped = 0
+    for index, start in enumerate(range(0, n, cfg.batch_size), start=1):
         batch = data[order[start : start + cfg.batch_size]]
         if config.data.augment:
             batch = domain.augment(batch, generator)
-        loss, recon, kl = step(batch, beta)
+        try:
+            loss, recon, kl = step(batch, beta)
+        except NonFiniteStep as bad:
+            if cfg.nonfinite == "skip":
+                skipped += 1
+                continue
+            raise NonFiniteError(f"training went non-finite at epoch {epoch}, step "
+                                 f"{(epoch - 1) * steps_per_epoch + index} (batch {index} of {steps_per_epoch} "
+                                 f"in the epoch): the {bad.term} is {bad.value}") from None
         sums += torch.stack([loss, recon, kl]).float()
         batches += 1
         if progress is not None:
             live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
             progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
     loss, recon, kl = workers.mean(sums / max(batches, 1)).tolist()
-    return {"loss": loss, "recon": recon, "kl": kl}
+    stats = {"loss": loss, "recon": recon, "kl": kl}
+    if cfg.nonfinite == "skip":
+        stats["skipped_steps"] = skipped
+    return stats
 
 
 def selection_score(metrics: dict, selection_metric: str) -> list[float]:
@@ -187,8 +205,15 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
-            train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
-                                          workers)
+            try:
+                train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
+                                              workers, epoch)
+            except NonFiniteError as error:
+                message = (f"{error}. Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}, "
+                           f"vae_best.pth epoch {state.best_epoch}; continue with --resume (e.g. with a lower "
+                           "--lr or --set train.grad_clip=1), or set train.nonfinite=skip")
+                events.stop("nonfinite", message)
+                raise NonFiniteError(message) from None
             progress.remove_task(task)
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model

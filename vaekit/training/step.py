@@ -11,6 +11,28 @@ from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.precision import autocast, grad_scaler
 
 
+class NonFiniteStep(Exception):
+    """Raised by a step whose loss or gradient is not finite, before the optimizer changed anything.
+
+    Attributes:
+        term: what went non-finite: 'reconstruction', 'KL', 'loss' (the model's own terms, with
+            reconstruction and KL finite) or 'gradient norm'.
+        value: its value (nan, inf or -inf).
+    """
+
+    def __init__(self, term: str, value: float):
+        super().__init__(f"the {term} is {value}")
+        self.term, self.value = term, value
+
+
+def nonfinite_term(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> tuple[str, float]:
+    """Which term made a non-finite loss: reconstruction, KL, else the model's own loss terms."""
+    for name, value in (("reconstruction term", recon), ("KL term", kl)):
+        if not torch.isfinite(value):
+            return name, value.item()
+    return "loss (the model's own terms; reconstruction and KL are finite)", loss.item()
+
+
 class TrainStep:
     """Forward under autocast, backward (loss-scaled for fp16), gradient averaging over workers,
     clipping and the optimizer step.
@@ -46,14 +68,30 @@ class TrainStep:
         return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
 
     def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``."""
+        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``.
+
+        Raises:
+            NonFiniteStep: the loss, or (outside fp16, whose loss scaler skips such steps itself) the
+                gradient norm, is not finite; the model and optimizer are left unchanged. Checking
+                costs one device-to-host read of the loss per step.
+        """
         loss, recon, kl = self.forward(batch, self.beta_tensor(beta))
+        if not torch.isfinite(loss):
+            raise NonFiniteStep(*nonfinite_term(loss, recon, kl))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.workers.average_gradients(self.model)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        elif not self.scaler.is_enabled() and grads:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:
+            norm = None
+        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteStep("gradient norm", norm.item())
         self.model.after_backward()  # the model's one look at this step's final gradients (eager)
         self.scaler.step(self.optimizer)
         self.scaler.update()

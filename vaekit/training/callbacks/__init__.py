@@ -1,10 +1,11 @@
 """The built-in subscribers of the training loop, one module each; importing registers them.
 
-The order of the imports is the order in which they receive each event: the record is written
-first, then the best checkpoint, the stopping decision, last.pt (which saves that decision) and the
+The order of the imports is the order in which they receive each event: the non-finite guard
+checks the weights first (so that no checkpoint receives non-finite ones), then the record is written, then the best checkpoint, the stopping decision, last.pt (which saves that decision) and the
 console line.
 """
 
+from vaekit.training.callbacks import nonfinite_guard  # noqa: F401
 from vaekit.training.callbacks import metrics_log  # noqa: F401
 from vaekit.training.callbacks import best_checkpoint  # noqa: F401
 from vaekit.training.callbacks import early_stopping  # noqa: F401
