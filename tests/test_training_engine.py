@@ -82,3 +82,38 @@ def test_policy_skip_skips_the_batch_and_counts_it(tmp_path, arc_corpus, monkeyp
 def test_an_unknown_nonfinite_policy_is_refused(tmp_path, arc_corpus):
     result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.nonfinite=ignore")
     assert result.exit_code == 2 and "train.nonfinite 'ignore': expected one of stop, skip" in result.stderr
+
+
+def test_train_log_holds_the_console_lines_and_the_stop_line(tmp_path, arc_corpus, monkeypatch):
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "r", "--epochs", 2).exit_code == 0
+    nan_at_step(monkeypatch, 2)
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--resume")
+    assert result.exit_code == 65
+    log = (runs / "r" / "train.log").read_text()
+    assert "epoch   1/2" in log and "epoch   2/2" in log and "Resuming r after epoch 2" in log
+    assert "training went non-finite at epoch 3, step 10" in log
+    assert "\x1b[" not in log  # plain text
+
+
+def test_pictures_every_n_epochs_and_tensorboard_scalars_and_images(tmp_path, arc_corpus):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = tmp_path / "runs"
+    result = train(arc_corpus, runs, "r", "--epochs", 4, "--tensorboard", "--set", "train.pictures_every=2")
+    assert result.exit_code == 0, result.output
+    run = runs / "r"
+    assert sorted(p.name for p in (run / "results").glob("reconstructions_epoch_*")) == [
+        "reconstructions_epoch_002.png", "reconstructions_epoch_004.png"]
+    events = EventAccumulator(str(run / "logs"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    logged = records(run)
+    val_loss = events.Scalars("val/val_loss")
+    assert [e.step for e in val_loss] == [1, 2, 3, 4]
+    assert [e.value for e in val_loss] == pytest.approx([r["val_loss"] for r in logged], rel=1e-6)
+    assert [e.value for e in events.Scalars("schedule/beta")] == pytest.approx([r["beta"] for r in logged])
+    assert events.Scalars("kl_per_dim/000")[-1].value == pytest.approx(logged[-1]["kl_per_dim"][0], rel=1e-6)
+    assert "schedule/lr" in events.Tags()["scalars"]
+    for name in ("pictures/reconstructions", "pictures/samples"):
+        assert [e.step for e in events.Images(name)] == [2, 4]

@@ -16,7 +16,6 @@ from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
-from vaekit.plots import training_curves
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
@@ -160,8 +159,6 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     run.load_weights(model, "vae_best.pth", device)
     test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)
-    training_curves(run.read_metrics(), run.results / "training_curves.png", domain.curve_metrics,
-                    model.phase_boundaries())
     return run
 
 

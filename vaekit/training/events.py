@@ -15,7 +15,7 @@ is one module under ``vaekit/training/callbacks/`` that defines a Callback and r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -49,6 +49,7 @@ class Training:
     val: dict | None = None
     rng_state: Any = None  # set by the loop: a function returning the RNG state that last.pt stores
     stop_reason: tuple[str, str] | None = None
+    shared: dict = field(default_factory=dict)  # what one subscriber makes for others (e.g. an epoch's pictures)
 
     def request_stop(self, reason: str, message: str) -> None:
         """Ask the loop to stop after this epoch's events (e.g. early stopping)."""

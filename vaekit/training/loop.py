@@ -186,15 +186,16 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
         _restore_rng(saved["rng"], generator)
-        console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
-                      f"at epoch {state.best_loss_epoch}).")
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
                         resume, rng_state=lambda: _rng_state(generator))
     events = Events(make_callbacks(config), training)
+    events.run_start()
+    if resume:
+        console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
+                      f"at epoch {state.best_loss_epoch}).")
     workers.copy_from_main(model)
     model.train()
     compile_seconds = _compile(step, train_data, cfg.batch_size, workers, console) if cfg.compile else None
-    events.run_start()
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
