@@ -117,3 +117,16 @@ def test_pictures_every_n_epochs_and_tensorboard_scalars_and_images(tmp_path, ar
     assert "schedule/lr" in events.Tags()["scalars"]
     for name in ("pictures/reconstructions", "pictures/samples"):
         assert [e.step for e in events.Images(name)] == [2, 4]
+
+
+def test_metrics_csv_has_one_row_per_epoch_matching_the_record_after_a_resume(tmp_path, arc_corpus):
+    import csv
+
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "r", "--epochs", 2).exit_code == 0
+    assert train(arc_corpus, runs, "r", "--epochs", 3, "--resume").exit_code == 0
+    rows = list(csv.DictReader((runs / "r" / "metrics.csv").open()))
+    logged = records(runs / "r")
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert [float(row["val_loss"]) for row in rows] == pytest.approx([r["val_loss"] for r in logged])
+    assert "kl_per_dim" not in rows[0] and "active_dims" in rows[0]

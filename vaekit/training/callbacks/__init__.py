@@ -14,6 +14,7 @@ from vaekit.training.callbacks import early_stopping  # noqa: F401
 from vaekit.training.callbacks import last_checkpoint  # noqa: F401
 from vaekit.training.callbacks import epoch_checkpoints  # noqa: F401
 from vaekit.training.callbacks import console_line  # noqa: F401
+from vaekit.training.callbacks import metrics_csv  # noqa: F401
 from vaekit.training.callbacks import curves  # noqa: F401
 from vaekit.training.callbacks import pictures  # noqa: F401
 from vaekit.training.callbacks import tensorboard  # noqa: F401
