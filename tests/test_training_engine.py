@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +136,41 @@ def test_metrics_csv_has_one_row_per_epoch_matching_the_record_after_a_resume(tm
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
     assert [float(row["val_loss"]) for row in rows] == pytest.approx([r["val_loss"] for r in logged])
     assert "kl_per_dim" not in rows[0] and "active_dims" in rows[0]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(arc_corpus, tmp_path_factory):
+    """Three epochs in batches of 16 (15 steps an epoch), run straight through."""
+    runs = tmp_path_factory.mktemp("straight")
+    assert train(arc_corpus, runs, "straight", "--epochs", 3, "--batch-size", 16).exit_code == 0
+    return records(runs / "straight")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_epoch_stops_resumably_and_the_resumed_run_matches(tmp_path, arc_corpus, uninterrupted,
+                                                                        signum, code):
+    runs = tmp_path / "runs"
+    args = ["train", "arc", "--data", arc_corpus, "--runs-dir", runs, "--run-id", "r", "--no-progress",
+            "--set", "threads=1", "--set", "train.early_stopping_patience=0", *TINY_MODEL_FLAGS,
+            "--epochs", 3, "--batch-size", 16]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    curves = runs / "r" / "results" / "training_curves.png"  # drawn at the end of epoch 1's events
+    deadline = time.monotonic() + 120
+    while not curves.is_file():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert f"stopped by {signal.Signals(signum).name} in epoch 2, after step" in stderr
+    assert "last.pt holds epoch 1: continue with --resume" in stderr
+    assert torch.load(runs / "r" / "checkpoints" / "last.pt", weights_only=True)["state"]["epoch"] == 1
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--batch-size", 16, "--resume")
+    assert result.exit_code == 0, result.output
+    resumed = records(runs / "r")
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for straight, again in zip(uninterrupted, resumed):
+        assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
+        assert again["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)

@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import NonFiniteError, VaekitUsageError, nearest
+from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError, nearest
 from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.events import Events, Training, make_callbacks
 from vaekit.training.precision import inference
+from vaekit.training.signals import StopSignals
 from vaekit.training.step import NonFiniteStep, TrainStep, epoch_batch_sizes
 
 
@@ -68,7 +69,7 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
 
 
 def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
-                    workers: Workers = SINGLE, epoch: int = 1) -> dict:
+                    workers: Workers = SINGLE, epoch: int = 1, signals: StopSignals | None = None) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
     epoch's mean loss terms over all workers (and, with ``train.nonfinite: skip``, the count of
     skipped steps).
@@ -76,6 +77,7 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generat
     Raises:
         NonFiniteError: a step's loss or gradient is not finite and ``train.nonfinite`` is 'stop';
             the message names the epoch, the step and the term.
+        Interrupted: ``signals`` received SIGTERM or SIGINT; raised once the current step is done.
     """
     cfg = config.train
     order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
@@ -99,6 +101,9 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generat
                                  f"in the epoch): the {bad.term} is {bad.value}") from None
         sums += torch.stack([loss, recon, kl]).float()
         batches += 1
+        if signals is not None and signals.received:
+            raise Interrupted(f"stopped by {signals.received.name} in epoch {epoch}, after step "
+                              f"{(epoch - 1) * steps_per_epoch + index}", signals.exit_code)
         if progress is not None:
             live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
             progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
@@ -155,6 +160,14 @@ def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: 
     return seconds
 
 
+def interrupted(events: Events, error: Interrupted, signal_name: str, saved_epoch: int) -> None:
+    """Stop for a signal: tell the subscribers, then raise ``error`` saying how to continue."""
+    message = (f"{error}; last.pt holds epoch {saved_epoch}: continue with --resume, which trains epoch "
+               f"{saved_epoch + 1} again from its start")
+    events.stop(signal_name, message)
+    raise Interrupted(message, error.exit_code) from None
+
+
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
         workers: Workers = SINGLE) -> TrainState:
@@ -199,7 +212,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
-    with progress:
+    with progress, StopSignals() as signals:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
@@ -208,13 +221,15 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
             try:
                 train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
-                                              workers, epoch)
+                                              workers, epoch, signals)
             except NonFiniteError as error:
                 message = (f"{error}. Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}, "
                            f"vae_best.pth epoch {state.best_epoch}; continue with --resume (e.g. with a lower "
                            "--lr or --set train.grad_clip=1), or set train.nonfinite=skip")
                 events.stop("nonfinite", message)
                 raise NonFiniteError(message) from None
+            except Interrupted as error:
+                interrupted(events, error, signals.received.name, state.epoch)
             progress.remove_task(task)
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model
@@ -237,5 +252,8 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             if training.stop_reason:
                 events.stop(*training.stop_reason)
                 break
+            if signals.received:  # a signal during validation or the epoch's events
+                interrupted(events, Interrupted(f"stopped by {signals.received.name} after epoch {epoch}",
+                                                signals.exit_code), signals.received.name, state.epoch)
     events.run_end()
     return state

@@ -15,6 +15,10 @@ def save_last(t: Training) -> None:
 
 @register_callback
 class LastCheckpoint(Callback):
+    def on_run_start(self, t: Training) -> None:
+        if t.writes and not t.resume:  # so that a run stopped in its first epoch can be resumed too
+            save_last(t)
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         if t.writes:
             save_last(t)
