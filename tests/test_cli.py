@@ -24,7 +24,7 @@ def train(corpus, runs, run_id, *extra):
 
 
 EXPECTED_FILES = {
-    "config.yaml", "metrics.jsonl", "metrics.csv", "train.log", "checkpoints/vae_best.pth", "checkpoints/encoder.pth",
+    "config.yaml", "metrics.jsonl", "metrics.csv", "train.log", "provenance.json", "checkpoints/vae_best.pth", "checkpoints/encoder.pth",
     "checkpoints/decoder.pth", "checkpoints/last.pt", "results/metrics.json", "results/training_curves.png",
 }
 

@@ -174,3 +174,19 @@ def test_a_signal_mid_epoch_stops_resumably_and_the_resumed_run_matches(tmp_path
     for straight, again in zip(uninterrupted, resumed):
         assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
         assert again["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
+
+
+def test_provenance_records_each_session_and_report_shows_it(tmp_path, arc_corpus, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/vaekit/__main__.py", "train", "arc", "--epochs", "1"])
+    assert train(arc_corpus, runs, "r", "--epochs", 1).exit_code == 0
+    assert train(arc_corpus, runs, "r", "--epochs", 2, "--resume").exit_code == 0
+    sessions = json.loads((runs / "r" / "provenance.json").read_text())["sessions"]
+    assert [s["resumed_after_epoch"] for s in sessions] == [None, 1]
+    first = sessions[0]
+    assert first["torch"] == torch.__version__ and first["device"] == "cpu" and first["precision"] == "fp32"
+    assert first["command"] == "vaekit train arc --epochs 1"
+    result = runner.invoke(app, ["report", "r", "--runs-dir", str(runs), "--json"])
+    summary = json.loads(result.stdout)["runs"][0]
+    assert summary["versions"] == f"vaekit {first['vaekit']}, torch {torch.__version__}"
+    assert summary["device"] == "cpu (fp32)" and summary["resumed"] == 1

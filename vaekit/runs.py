@@ -3,6 +3,7 @@
     runs/<run_id>/
       config.yaml              resolved configuration
       metrics.jsonl            one JSON object per epoch (the source of truth for curves)
+      provenance.json          versions, git commit, device, command line of each training session
       checkpoints/vae_best.pth model state dict at the best validation loss
       checkpoints/encoder.pth  encoder state dict (same epoch)
       checkpoints/decoder.pth  decoder state dict (same epoch)
@@ -191,6 +192,12 @@ class RunDir:
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         atomic_write_bytes(self.metrics_path, lambda h: h.write(text.encode()))
+
+    def read_provenance(self) -> list[dict]:
+        """The training sessions recorded in provenance.json, oldest first (empty for a run made
+        before vaekit wrote it); see vaekit.training.callbacks.provenance."""
+        path = self.path / "provenance.json"
+        return json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
 
     def write_results(self, metrics: dict, name: str = "metrics.json") -> Path:
         path = self.results / name

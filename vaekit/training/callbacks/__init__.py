@@ -7,6 +7,7 @@ that decision), the console line and the other sinks.
 """
 
 from vaekit.training.callbacks import train_log  # noqa: F401
+from vaekit.training.callbacks import provenance  # noqa: F401
 from vaekit.training.callbacks import nonfinite_guard  # noqa: F401
 from vaekit.training.callbacks import metrics_log  # noqa: F401
 from vaekit.training.callbacks import best_checkpoint  # noqa: F401
