@@ -54,15 +54,21 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def _rng_state(generator: torch.Generator) -> dict:
+def _rng_state(generator: torch.Generator, workers: Workers = SINGLE) -> dict:
+    """The random states last.pt keeps; under torchrun also every worker's own noise state (a
+    collective: every worker calls this)."""
     state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if workers.distributed:
+        state["torch_by_rank"] = workers.gather(torch.get_rng_state())
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _restore_rng(state: dict, generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"].cpu())
+def _restore_rng(state: dict, generator: torch.Generator, workers: Workers = SINGLE) -> None:
+    by_rank = state.get("torch_by_rank") or []
+    own = by_rank[workers.rank] if workers.distributed and len(by_rank) == workers.world_size else state["torch"]
+    torch.set_rng_state(own.cpu())
     generator.set_state(state["data"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
@@ -182,7 +188,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
     cfg = config.train
-    torch.manual_seed(config.seed)
+    torch.manual_seed(workers.noise_seed(config.seed))  # each worker its own reparameterisation noise
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     optimizer = make_optimizer(model, cfg)
@@ -198,9 +204,9 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         state = TrainState(**saved["state"])
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
-        _restore_rng(saved["rng"], generator)
+        _restore_rng(saved["rng"], generator, workers)
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
-                        resume, rng_state=lambda: _rng_state(generator))
+                        resume, rng_state=lambda: _rng_state(generator, workers))
     events = Events(make_callbacks(config), training)
     events.run_start()
     if resume:

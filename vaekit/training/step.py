@@ -33,9 +33,40 @@ def nonfinite_term(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) ->
     return "loss (the model's own terms; reconstruction and KL are finite)", loss.item()
 
 
+class Objective(torch.nn.Module):
+    """The model with its training objective as ``forward``, the shape DistributedDataParallel needs:
+    DDP averages gradients through hooks it sets up in ``forward`` (bucketed, overlapping backward)."""
+
+    def __init__(self, model: torch.nn.Module, loss_cfg: LossConfig):
+        super().__init__()
+        self.model, self.loss_cfg = model, loss_cfg
+
+    def forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss to minimise, and the batch means of the reconstruction term and of the total KL
+        (plain tensors: DDP follows the graph from forward's outputs, and loses it in a dataclass)."""
+        loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
+        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+
+
+def data_parallel(model: torch.nn.Module, loss_cfg: LossConfig, device: torch.device,
+                  workers: Workers) -> torch.nn.Module:
+    """``Objective(model)``, wrapped in DistributedDataParallel when there are several workers.
+
+    Buffers are not broadcast at each forward (the loop averages them after each epoch), and
+    parameters a model's objective leaves unused in a step (e.g. one pathway of a dual model) are
+    allowed."""
+    objective = Objective(model, loss_cfg)
+    if not workers.distributed:
+        return objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False, find_unused_parameters=True)
+
+
 class TrainStep:
-    """Forward under autocast, backward (loss-scaled for fp16), gradient averaging over workers,
-    clipping and the optimizer step.
+    """Forward under autocast, backward (loss-scaled for fp16; under torchrun DistributedDataParallel
+    averages the gradients over the workers during it), clipping and the optimizer step.
 
     With ``compile``, the forward pass is compiled by ``torch.compile``; AOTAutograd compiles its
     backward graph with it, so the whole objective and its gradient run as generated kernels. Only
@@ -57,6 +88,7 @@ class TrainStep:
         self.model, self.optimizer, self.precision, self.device = model, optimizer, precision, device
         self.loss_cfg, self.grad_clip, self.workers = loss_cfg, grad_clip, workers
         self.scaler = grad_scaler(precision, device)
+        self.objective = data_parallel(model, loss_cfg, device, workers)
         self.forward = self.eager_forward
         self.compile_error: str | None = None
         self._beta = (None, None)
@@ -64,8 +96,7 @@ class TrainStep:
     def eager_forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The loss to minimise, and the batch means of the reconstruction term and of the total KL."""
         with autocast(self.precision, self.device):
-            loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
-        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+            return self.objective(batch, beta)
 
     def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``.
@@ -80,7 +111,6 @@ class TrainStep:
             raise NonFiniteStep(*nonfinite_term(loss, recon, kl))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.workers.average_gradients(self.model)
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
