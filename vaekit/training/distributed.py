@@ -15,6 +15,7 @@ all-reduce, overlapping the backward pass. Each worker draws its own reparameter
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -136,4 +137,5 @@ def join(workers: Workers, device: torch.device) -> torch.device:
 
 def leave(workers: Workers) -> None:
     if workers.distributed and dist.is_initialized():
+        gc.collect()  # a DistributedDataParallel freed after its process group aborts the process
         dist.destroy_process_group()
