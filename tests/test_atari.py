@@ -72,8 +72,9 @@ def test_train_eval_sample_report(atari_corpus, tmp_path):
     runs = tmp_path / "runs"
     result = runner.invoke(app, ["train", "atari", "--data", str(atari_corpus), "--runs-dir", str(runs),
                                  "--run-id", "a", "--epochs", "2", "--latent", "4", "--batch-size", "16",
-                                 "--no-progress", "--set", TINY_FRAME_MODEL])
+                                 "--no-progress", "--set", TINY_FRAME_MODEL, "--set", "train.pictures_every=2"])
     assert result.exit_code == 0, result.output
+    assert (runs / "a" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     config = (runs / "a" / "config.yaml").read_text()
     assert "in_channels: 3" in config and "frame_size: 32" in config  # inferred from the corpus
     result = runner.invoke(app, ["eval", "a", "--runs-dir", str(runs)])

@@ -24,7 +24,7 @@ def train(corpus, runs, run_id, *extra):
 
 
 EXPECTED_FILES = {
-    "config.yaml", "metrics.jsonl", "checkpoints/vae_best.pth", "checkpoints/encoder.pth",
+    "config.yaml", "metrics.jsonl", "metrics.csv", "train.log", "provenance.json", "checkpoints/vae_best.pth", "checkpoints/encoder.pth",
     "checkpoints/decoder.pth", "checkpoints/last.pt", "results/metrics.json", "results/training_curves.png",
 }
 
@@ -151,3 +151,24 @@ def test_help_texts_have_examples():
     for command in (["train"], ["eval"], ["sample"], ["report"], ["collect", "arc"]):
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "Example" in result.stdout, command
+
+
+def test_epoch_checkpoints_are_kept_every_n_and_pruned_to_the_newest_k(tmp_path, arc_corpus):
+    runs = tmp_path / "runs"
+    result = train(arc_corpus, runs, "r", "--epochs", 6, "--set", "train.checkpoint_every=2",
+                   "--set", "train.keep_checkpoints=2", "--set", "train.early_stopping_patience=0")
+    assert result.exit_code == 0, result.output
+    checkpoints = runs / "r" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("epoch_*")) == ["epoch_004.pt", "epoch_006.pt"]
+    import torch
+    assert all(isinstance(v, torch.Tensor) for v in torch.load(checkpoints / "epoch_004.pt", weights_only=True).values())
+    result = invoke("eval", "r", "--runs-dir", runs, "--checkpoint", "epoch_004", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((runs / "r" / "results" / "metrics_epoch_004.json").read_text())["test"]["epoch"] == 4
+    best = json.loads((runs / "r" / "results" / "metrics.json").read_text())["test"]
+    assert best["checkpoint"] == "vae_best.pth"  # the best checkpoint's results are left alone
+    last = invoke("eval", "r", "--runs-dir", runs, "--checkpoint", "last", "--json")
+    assert last.exit_code == 0 and json.loads(last.stdout)["metrics"] != json.loads(result.stdout)["metrics"]
+    result = invoke("sample", "r", "--runs-dir", runs, "--checkpoint", "epoch_2", "-n", 4)
+    assert result.exit_code == 2
+    assert "--checkpoint 'epoch_2'" in result.stderr and "available: best, last, epoch_004, epoch_006" in result.stderr

@@ -120,8 +120,9 @@ def test_collect_and_train_end_to_end(tmp_path, arc_corpus):
     runs = tmp_path / "runs"
     result = runner.invoke(app, ["train", "gaussians", "--data", str(corpus), "--runs-dir", str(runs),
                                  "--run-id", "g", "--epochs", "2", "--latent", "8", "--no-progress",
-                                 "--set", "model.options={length: 64}"])
+                                 "--set", "model.options={length: 64}", "--set", "train.pictures_every=2"])
     assert result.exit_code == 0, result.output
+    assert (runs / "g" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     result = runner.invoke(app, ["eval", "g", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "Predicted/true std, rot" in result.stdout
     metrics = json.loads((runs / "g" / "results" / "metrics.json").read_text())["test"]

@@ -115,8 +115,10 @@ def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):
     common = ["--data", str(ternary_corpus), "--runs-dir", str(runs), "--epochs", "2", "--no-progress",
               *TINY_TERNARY_FLAGS]
     result = runner.invoke(app, ["train", "ternary", "--model", "ternary_dual", "--run-id", "dual", *common,
-                                 "--set", "train.selection_metric=reconstruction_coverage,prior_coverage"])
+                                 "--set", "train.selection_metric=reconstruction_coverage,prior_coverage",
+                                 "--set", "train.pictures_every=2"])
     assert result.exit_code == 0, result.output
+    assert (runs / "dual" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     records = [json.loads(x) for x in (runs / "dual" / "metrics.jsonl").read_text().splitlines()]
     for key in ("rho", "temperature_A", "temperature_B", "beta_A", "beta_B", "lambda1", "lambda3",
                 "val_reconstruction_coverage_A", "val_prior_coverage_B", "val_entropy_A", "val_kl_B"):

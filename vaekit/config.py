@@ -89,6 +89,20 @@ class TrainConfig:
         "Validation metric that picks checkpoints/vae_best.pth: 'loss' (lowest) or a quality metric such "
         "as 'pixel_accuracy' (highest). A comma-separated list breaks ties in order, e.g. "
         "'reconstruction_coverage,prior_coverage'.", "loss")
+    checkpoint_every: int = _help(
+        "Keep the weights after every N-th epoch as checkpoints/epoch_NNN.pt (0 keeps none); `eval`, `sample`, "
+        "`encode`, `traverse` and `interpolate` read them with --checkpoint epoch_NNN.", 0)
+    keep_checkpoints: int = _help("Keep only the newest K of those epoch_NNN.pt files (0 keeps all).", 0)
+    nonfinite: str = _help(
+        "What a non-finite loss or gradient does: 'stop' ends training with exit code 65 naming the epoch, "
+        "step and term (checkpoints keep the last good weights; --resume continues), 'skip' skips the batch "
+        "and counts it as train_skipped_steps in metrics.jsonl.", "stop")
+    pictures_every: int = _help(
+        "Every N epochs, draw the same validation items and their reconstructions as "
+        "results/reconstructions_epoch_NNN.png (and, with tensorboard, log them and prior samples); 0 disables.", 0)
+    tensorboard: bool = _help(
+        "Write TensorBoard event files to runs/<id>/logs/ (per-epoch losses, β, lr, KL per dimension, and the "
+        "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False)
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
     precision: str = _help(

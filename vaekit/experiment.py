@@ -16,7 +16,6 @@ from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
-from vaekit.plots import training_curves
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
@@ -160,8 +159,6 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     run.load_weights(model, "vae_best.pth", device)
     test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
     record_results(run, "test", test_metrics, state.best_epoch)
-    training_curves(run.read_metrics(), run.results / "training_curves.png", domain.curve_metrics,
-                    model.phase_boundaries())
     return run
 
 
@@ -177,11 +174,19 @@ def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: 
     return metrics
 
 
-def record_results(run: RunDir, split: str, metrics: dict, epoch: int) -> Path:
-    """Merge one split's metrics into results/metrics.json (other splits are kept)."""
-    results = run.read_results()
-    results[split] = {"checkpoint": "vae_best.pth", "epoch": epoch, **metrics}
-    return run.write_results(results)
+def results_name(checkpoint: str) -> str:
+    """The results file of a checkpoint's evaluation: metrics.json for the best, else
+    metrics_<checkpoint>.json, so that evaluating another checkpoint never replaces the best's."""
+    return "metrics.json" if checkpoint == "best" else f"metrics_{checkpoint}.json"
+
+
+def record_results(run: RunDir, split: str, metrics: dict, epoch: int, checkpoint: str = "best") -> Path:
+    """Merge one split's metrics into the checkpoint's results file (other splits are kept)."""
+    name = results_name(checkpoint)
+    file = run.resolve_checkpoint(checkpoint)[0] if checkpoint != "best" else "vae_best.pth"
+    results = run.read_results(name)
+    results[split] = {"checkpoint": file, "epoch": epoch, **metrics}
+    return run.write_results(results, name)
 
 
 @dataclass
@@ -193,28 +198,38 @@ class LoadedRun:
     domain: Domain
     model: torch.nn.Module
     device: torch.device
-    best_epoch: int
+    best_epoch: int  # the epoch of the loaded checkpoint (the best one unless --checkpoint chose another)
+    checkpoint: str = "best"
+
+    @property
+    def results_dir(self) -> Path:
+        """Where pictures of this checkpoint go: results/, or results/<checkpoint>/ for another than the best."""
+        return self.run.results if self.checkpoint == "best" else self.run.results / self.checkpoint
 
 
-def load_run(ref: str | Path, runs_dir: Path, device: str = "auto") -> LoadedRun:
+def load_run(ref: str | Path, runs_dir: Path, device: str = "auto", checkpoint: str = "best") -> LoadedRun:
+    """Rebuild a run's model from its directory with the weights of ``checkpoint`` (best, last or
+    epoch_NNN; see ``RunDir.resolve_checkpoint``)."""
     run = RunDir.find(ref, runs_dir)
     config = build_config([(str(run.config_path), load_yaml(run.config_path))])
+    file, key, epoch = run.resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
     apply_threads(config.threads)
     model = build_model(config).to(dev)
-    run.load_weights(model, "vae_best.pth", dev)
+    run.load_weights(model, file, dev, key=key)
     model.eval()
-    best = run.train_state().get("best_epoch", 0)
-    return LoadedRun(run, config, get_domain(config.domain), model, dev, best)
+    return LoadedRun(run, config, get_domain(config.domain), model, dev, epoch, checkpoint)
 
 
 def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto",
                  nll_samples: int = 0, nll_max_decodes: int = DEFAULT_MAX_DECODES,
-                 on_progress: Callable[[int, int], None] | None = None) -> tuple[LoadedRun, dict]:
-    """Evaluate a run's best checkpoint on a split and record it in results/metrics.json."""
+                 on_progress: Callable[[int, int], None] | None = None,
+                 checkpoint: str = "best") -> tuple[LoadedRun, dict]:
+    """Evaluate a run's checkpoint (the best by default) on a split and record it in
+    results/metrics.json (results/metrics_<checkpoint>.json for another checkpoint)."""
     if split not in SPLITS:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(SPLITS)}")
-    loaded = load_run(ref, runs_dir, device)
+    loaded = load_run(ref, runs_dir, device, checkpoint)
     return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress)
 
 
@@ -240,18 +255,20 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
     if nll_samples:
         metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
                                           nll_max_decodes, on_progress))
-    record_results(loaded.run, split, metrics, loaded.best_epoch)
+    record_results(loaded.run, split, metrics, loaded.best_epoch, loaded.checkpoint)
     return metrics
 
 
 def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = None,
-               device: str = "auto") -> tuple[LoadedRun, list[Path]]:
-    """Write prior samples and test reconstructions of a run's best checkpoint under results/."""
+               device: str = "auto", checkpoint: str = "best") -> tuple[LoadedRun, list[Path]]:
+    """Write prior samples and test reconstructions of a run's checkpoint under results/ (under
+    results/<checkpoint>/ for another checkpoint than the best)."""
     if n < 1:
         raise VaekitUsageError(f"-n {n}: need at least one sample")
-    loaded = load_run(ref, runs_dir, device)
+    loaded = load_run(ref, runs_dir, device, checkpoint)
     corpus = loaded.domain.load(loaded.config.data.path)
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
     with inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
-        files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.run.results, n, generator)
+        loaded.results_dir.mkdir(parents=True, exist_ok=True)
+        files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.results_dir, n, generator)
     return loaded, files

@@ -130,6 +130,8 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
     best = min(finite, key=lambda r: r["val_loss"]) if finite else {}
     state = run.train_state()
     parameters = trained_parameter_count(run, config) if with_parameters else None
+    sessions = run.read_provenance()
+    made = sessions[0] if sessions else {}
     beta = config.beta
     return {
         "run": run.run_id,
@@ -145,6 +147,11 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
         "best_epoch": best.get("epoch"),
         "checkpoint_epoch": f"{state['best_epoch']} (by {config.train.selection_metric})" if state else None,
         "wall_seconds": sum(r.get("seconds", 0) for r in records),
+        "versions": f"vaekit {made['vaekit']}, torch {made['torch']}" if made else None,
+        "git_commit": made.get("git_commit"),
+        "device": f"{made['device']} ({made['precision']})" if made else None,
+        "command": made.get("command"),
+        "resumed": len(sessions) - 1 if sessions else None,
         "split": split,
         "metrics": metrics,
         "domain_obj": domain,
@@ -155,7 +162,9 @@ SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model")
                 ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
                 ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
                 ("checkpoint_epoch", "Checkpoint epoch"),
-                ("wall_seconds", "Wall time"), ("split", "Metrics split")]
+                ("wall_seconds", "Wall time"), ("versions", "Trained with"), ("git_commit", "Git commit"),
+                ("device", "Device (precision)"), ("command", "Command"), ("resumed", "Resumed (times)"),
+                ("split", "Metrics split")]
 
 
 def _summary_value(summary: dict, key: str) -> str:

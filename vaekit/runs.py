@@ -3,10 +3,12 @@
     runs/<run_id>/
       config.yaml              resolved configuration
       metrics.jsonl            one JSON object per epoch (the source of truth for curves)
+      provenance.json          versions, git commit, device, command line of each training session
       checkpoints/vae_best.pth model state dict at the best validation loss
       checkpoints/encoder.pth  encoder state dict (same epoch)
       checkpoints/decoder.pth  decoder state dict (same epoch)
       checkpoints/last.pt      model, optimizer, scheduler, epoch, RNG: what --resume reads
+      checkpoints/epoch_NNN.pt model state dict after epoch NNN (train.checkpoint_every)
       results/metrics.json     evaluation metrics (written by training's final eval and by `eval`)
       results/*.png            curves, samples, reconstructions
 """
@@ -30,6 +32,7 @@ from vaekit.errors import VaekitUsageError, first_line, warn
 from vaekit.files import REFUSED_WRITES, atomic_write_bytes, disk_error, remove_stale_temp_files
 
 RUN_ID_PATTERN = re.compile(r"^run_(\d+)$")
+EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)$")
 # What each training checkpoint holds; a *.pth file is a state dict (name -> tensor).
 CHECKPOINT_KEYS = {"last.pt": ("model", "optimizer", "scheduler", "state", "rng")}
 # What torch.load raises on an empty, truncated or garbled file.
@@ -190,6 +193,12 @@ class RunDir:
         text = "".join(json.dumps(r) + "\n" for r in kept)
         atomic_write_bytes(self.metrics_path, lambda h: h.write(text.encode()))
 
+    def read_provenance(self) -> list[dict]:
+        """The training sessions recorded in provenance.json, oldest first (empty for a run made
+        before vaekit wrote it); see vaekit.training.callbacks.provenance."""
+        path = self.path / "provenance.json"
+        return json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
+
     def write_results(self, metrics: dict, name: str = "metrics.json") -> Path:
         path = self.results / name
         text = json.dumps(_json_safe(metrics), indent=2, allow_nan=False)
@@ -206,6 +215,34 @@ class RunDir:
         path = self.checkpoints / name
         atomic_write_bytes(path, lambda h: torch.save(obj, h))
         return path
+
+    def epoch_checkpoints(self) -> dict[int, Path]:
+        """The kept checkpoints/epoch_NNN.pt files by epoch, oldest first."""
+        found = {int(m.group(1)): p for p in self.checkpoints.glob("epoch_*.pt")
+                 if (m := EPOCH_CHECKPOINT.match(p.stem))}
+        return dict(sorted(found.items()))
+
+    def checkpoint_choices(self) -> list[str]:
+        """The names ``--checkpoint`` accepts for this run: best, last and each kept epoch_NNN."""
+        names = [name for name, file in (("best", "vae_best.pth"), ("last", "last.pt"))
+                 if (self.checkpoints / file).is_file()]
+        return names + [p.stem for p in self.epoch_checkpoints().values()]
+
+    def resolve_checkpoint(self, choice: str) -> tuple[str, str | None, int]:
+        """Where the weights of ``--checkpoint choice`` are: (file under checkpoints/, key in it or
+        None for a bare state dict, epoch). ``choice`` is best, last or epoch_NNN (epoch_4 works too);
+        anything else is one error listing the run's checkpoints."""
+        state = self.train_state() if (self.checkpoints / "last.pt").is_file() else {}
+        match = EPOCH_CHECKPOINT.match(choice)
+        if choice == "best" and (self.checkpoints / "vae_best.pth").is_file():
+            return "vae_best.pth", None, state.get("best_epoch", 0)
+        if choice == "last" and state:
+            return "last.pt", "model", state.get("epoch", 0)
+        if match and int(match.group(1)) in self.epoch_checkpoints():
+            epoch = int(match.group(1))
+            return self.epoch_checkpoints()[epoch].name, None, epoch
+        raise VaekitUsageError(f"--checkpoint '{choice}': run '{self.run_id}' has no such checkpoint; available: "
+                               f"{', '.join(self.checkpoint_choices()) or 'none'}")
 
     def train_state(self) -> dict:
         """The trainer's state saved in last.pt (epoch, best epochs, ...); empty if none was saved."""
@@ -271,7 +308,7 @@ def _checkpoint_problem(name: str, loaded: Any) -> str | None:
             return f"holds a {type(loaded).__name__}, expected a dict"
         missing = [k for k in CHECKPOINT_KEYS[name] if k not in loaded]
         return f"missing {', '.join(missing)}" if missing else None
-    if name.endswith(".pth"):
+    if name.endswith(".pth") or EPOCH_CHECKPOINT.match(name.removesuffix(".pt")):
         if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
             return f"holds a {type(loaded).__name__}, expected a state dict of tensors"
     return None

@@ -78,7 +78,7 @@ def encode_corpus(loaded: LoadedRun, out: Path | None = None, data_path: str | P
     if batch_size < 1:
         raise VaekitUsageError(f"--batch-size {batch_size}: expected a positive count")
     splits = chosen_splits(split)
-    out = Path(out) if out else loaded.run.results / f"latents_{split}.npz"
+    out = Path(out) if out else loaded.results_dir / f"latents_{split}.npz"
     _refuse_foreign_file(out)
     started = time.perf_counter()
     corpus, items = corpus_items(loaded, data_path)
@@ -106,7 +106,7 @@ def encode_corpus(loaded: LoadedRun, out: Path | None = None, data_path: str | P
         for name in identifiers:
             columns.setdefault(name, []).append(corpus.arrays[f"{s}_{name}"])
     arrays = {key: np.concatenate(parts) for key, parts in columns.items()}
-    metadata = {"run": str(loaded.run.path), "checkpoint": "vae_best.pth", "epoch": loaded.best_epoch,
+    metadata = {"run": str(loaded.run.path), "checkpoint": loaded.checkpoint, "epoch": loaded.best_epoch,
                 "domain": loaded.config.domain, "model": loaded.config.model.name,
                 "latent_dim": int(arrays["mu"].shape[1]), "corpus": str(corpus.path), "splits": splits,
                 "identifiers": identifiers}
@@ -189,7 +189,7 @@ def traverse_run(loaded: LoadedRun, split: str = "test", items: int = 3, rows: l
     decoded = latent.decode(loaded.model, codes.reshape(-1, mu.shape[1])).numpy()
     decoded = decoded.reshape(len(chosen), len(dims), steps, *decoded.shape[1:])
     reconstructions = latent.decode(loaded.model, mu[chosen]).numpy()
-    out_dir = Path(out_dir) if out_dir else loaded.run.results / "latent"
+    out_dir = Path(out_dir) if out_dir else loaded.results_dir / "latent"
     out_dir.mkdir(parents=True, exist_ok=True)
     row_labels = ["item"] + [f"z{j}  KL {float(stats.kl[j]):.2f}" + ("" if stats.active[j] else "\n(inactive)")
                              for j in dims]
@@ -229,7 +229,7 @@ def interpolate_run(loaded: LoadedRun, split: str = "test", pairs: int = 3, rows
             cells.append([data[chosen[p]], *decoded, data[chosen[p + 1]]])
             row_labels.append(f"{chosen[p]} → {chosen[p + 1]}\n{method}")
     column_labels = ["x_a"] + [f"t={t:.2f}" for t in np.linspace(0, 1, steps)] + ["x_b"]
-    out_dir = Path(out_dir) if out_dir else loaded.run.results / "latent"
+    out_dir = Path(out_dir) if out_dir else loaded.results_dir / "latent"
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{loaded.run.run_id}: interpolation between {split} items, from μ_a (t=0) to μ_b (t=1)"
     return loaded.domain.render_items(cells, corpus.arrays, out_dir / f"interpolation_{split}.png",

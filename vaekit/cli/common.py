@@ -22,6 +22,9 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RunsDirOption = Annotated[Path, typer.Option("--runs-dir", help="Folder holding run directories.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+CheckpointOption = Annotated[str, typer.Option(
+    "--checkpoint", help="Which weights: best (checkpoints/vae_best.pth), last (the last finished epoch) or "
+                         "epoch_NNN (kept by train.checkpoint_every).")]
 
 DEBUG_VARIABLE = "VAEKIT_DEBUG"
 

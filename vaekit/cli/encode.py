@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
+from vaekit.cli.common import CheckpointOption, DeviceOption, RunsDirOption, cli_errors, console, integer
 from vaekit.cli.progress import item_progress
 
 
@@ -20,6 +20,7 @@ def encode(
     batch_size: Annotated[int, typer.Option(parser=integer(), help="Items per forward pass.")] = 1024,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
+    checkpoint: CheckpointOption = "best",
 ):
     """Write the posterior (μ, log σ²) of every item of a corpus to one .npz.
 
@@ -32,7 +33,7 @@ def encode(
     from vaekit.experiment import load_run
     from vaekit.study import encode_corpus
 
-    loaded = load_run(run, runs_dir, device)
+    loaded = load_run(run, runs_dir, device, checkpoint)
     with item_progress("encoding") as advance:
         path, summary = encode_corpus(loaded, out, data, split, batch_size, advance)
     console.print(f"wrote {path}: {summary['items']:,} items × {summary['latent_dim']} dimensions "

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
+from vaekit.cli.common import CheckpointOption, DeviceOption, RunsDirOption, cli_errors, console, integer
 from vaekit.cli.output import JsonOption, print_json
 from vaekit.cli.progress import item_progress
 
@@ -25,8 +25,10 @@ def evaluate(
     json_output: Annotated[bool, JsonOption] = False,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
+    checkpoint: CheckpointOption = "best",
 ):
-    """Evaluate a run's best checkpoint; prints the metric report and writes results/metrics.json.
+    """Evaluate a run's best checkpoint (or --checkpoint); prints the metric report and writes
+    results/metrics.json (results/metrics_<checkpoint>.json for another than the best).
 
     The report opens with the domain's headline metrics against their targets (✓ or ✗, with the
     specification's advice when a target is missed), then the full table.
@@ -34,14 +36,16 @@ def evaluate(
     Examples:
       vaekit eval run_001 --split test
       vaekit eval run_001 --nll-samples 100 --json
+      vaekit eval run_001 --checkpoint epoch_040   # kept by train.checkpoint_every
     """
-    from vaekit.experiment import evaluate_run
+    from vaekit.experiment import evaluate_run, results_name
     from vaekit.likelihood import DEFAULT_MAX_DECODES
     from vaekit.report import evaluation_block, metrics_table, target_outcomes
 
     with item_progress(f"IWAE, K={nll_samples}", show=nll_samples > 0) as advance:
         loaded, metrics = evaluate_run(run, runs_dir, split, device, nll_samples,
-                                       DEFAULT_MAX_DECODES if nll_batch is None else nll_batch, advance)
+                                       DEFAULT_MAX_DECODES if nll_batch is None else nll_batch, advance,
+                                       checkpoint)
     if json_output:
         print_json({"run": loaded.run.run_id, "path": str(loaded.run.path), "domain": loaded.config.domain,
                     "model": loaded.config.model.name, "split": split, "metrics": metrics,
@@ -51,4 +55,4 @@ def evaluate(
         console.print(line, markup=False, highlight=False)
     title = f"{loaded.run.run_id}: {loaded.config.model.name} on {loaded.config.domain} ({split}, {metrics['samples']:,} samples)"
     console.print(metrics_table(metrics, loaded.domain, title))
-    console.print(f"Written to {loaded.run.results / 'metrics.json'}")
+    console.print(f"Written to {loaded.run.results / results_name(checkpoint)}")

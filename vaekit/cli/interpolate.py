@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
+from vaekit.cli.common import CheckpointOption, DeviceOption, RunsDirOption, cli_errors, console, integer
 
 
 @cli_errors
@@ -21,6 +21,7 @@ def interpolate(
     out_dir: Annotated[Optional[Path], typer.Option(help="Folder for the PNG (default: RUN/results/latent).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
+    checkpoint: CheckpointOption = "best",
 ):
     """Interpolate between the posterior means of pairs of items, linearly and along the sphere
     (slerp), and decode every step; the two originals stand at the ends of each row.
@@ -31,6 +32,6 @@ def interpolate(
     from vaekit.latent import INTERPOLATIONS
     from vaekit.study import interpolate_run
 
-    loaded = load_run(run, runs_dir, device)
+    loaded = load_run(run, runs_dir, device, checkpoint)
     path = interpolate_run(loaded, split, pairs, item, steps, tuple(method or INTERPOLATIONS), out_dir)
     console.print(f"wrote {path}")

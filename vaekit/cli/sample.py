@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import DeviceOption, RunsDirOption, cli_errors, console, integer
+from vaekit.cli.common import CheckpointOption, DeviceOption, RunsDirOption, cli_errors, console, integer
 
 
 @cli_errors
@@ -17,6 +17,7 @@ def sample(
     seed: Annotated[Optional[int], typer.Option(parser=integer(0), help="Sampling seed (default: the run's seed).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
+    checkpoint: CheckpointOption = "best",
 ):
     """Decode samples z ~ N(0, I) and reconstruct test data; writes PNGs (and the samples) to results/.
 
@@ -24,6 +25,6 @@ def sample(
     """
     from vaekit.experiment import sample_run
 
-    loaded, files = sample_run(run, runs_dir, n, seed, device)
+    loaded, files = sample_run(run, runs_dir, n, seed, device, checkpoint)
     for path in files:
         console.print(f"wrote {path}")

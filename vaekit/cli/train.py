@@ -49,6 +49,8 @@ def train(
         help="fp32, bf16, fp16 (CUDA only) or auto (bf16 where the hardware runs it natively).")] = None,
     compile_: Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", help="Compile the training step with torch.compile (costs time once).")] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option(
+        "--tensorboard/--no-tensorboard", help="Write TensorBoard event files to RUN/logs/ (train.tensorboard).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run directory name (default: next run_NNN).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
@@ -66,6 +68,7 @@ def train(
       vaekit train arc --config examples/configs/arc_cyclical.yaml --set train.batch_size=256
       vaekit train arc --run-id run_007 --resume --epochs 80
       vaekit train arc --precision auto --compile   # faster on a CPU with AVX512-BF16/AMX or a recent GPU
+      vaekit train arc --tensorboard --set train.pictures_every=5   # then: tensorboard --logdir runs/
       torchrun --nproc_per_node=4 -m vaekit train arc   # data-parallel; --batch-size is per worker
     """
     from vaekit.experiment import train_run
@@ -77,6 +80,7 @@ def train(
         "beta.schedule": beta_schedule, "beta.max_beta": beta_max, "beta.warmup_epochs": warmup_epochs,
         "loss.free_bits": free_bits, "loss.free_bits_mode": free_bits_mode,
         "loss.recon_reduction": recon_reduction, "train.precision": precision, "train.compile": compile_,
+        "train.tensorboard": tensorboard,
     })
     top = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
     layers = [("command-line flags", {**flags, **top})]

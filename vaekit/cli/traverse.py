@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from vaekit.cli.common import (
+    CheckpointOption,
     DeviceOption,
     RunsDirOption,
     cli_errors,
@@ -31,6 +32,7 @@ def traverse(
     out_dir: Annotated[Optional[Path], typer.Option(help="Folder for the PNGs (default: RUN/results/latent).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
+    checkpoint: CheckpointOption = "best",
 ):
     """Latent traversals: for each item, every row sets one dimension z_j to values from −SPAN to
     +SPAN with the others at the item's posterior mean, and decodes. Rows are ordered by the
@@ -41,7 +43,7 @@ def traverse(
     from vaekit.experiment import load_run
     from vaekit.study import traverse_run
 
-    loaded = load_run(run, runs_dir, device)
+    loaded = load_run(run, runs_dir, device, checkpoint)
     with item_progress(f"encoding the {split} split") as advance:
         result = traverse_run(loaded, split, items, item, span, steps, max_dims, out_dir, advance)
     table = Table(title=f"Latent dimensions of {loaded.run.run_id} over the {split} split, by KL")

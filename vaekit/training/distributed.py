@@ -7,12 +7,15 @@ augmentation and reparameterisation noise, for different samples). After each ba
 gradients are averaged across workers, so all copies of the model take the same optimizer step. Only
 the main worker (rank 0) writes the run directory and prints.
 
-``DistributedDataParallel`` is not used because it averages gradients only through ``forward()``,
-and the zoo's models are trained through ``objective()``.
+The training step wraps the model in ``DistributedDataParallel`` through a module whose ``forward``
+is the objective (``vaekit.training.step.Objective``), so gradients are averaged by DDP's bucketed
+all-reduce, overlapping the backward pass. Each worker draws its own reparameterisation noise
+(seeded with seed + rank); augmentation noise comes from the shared data generator.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -47,7 +50,8 @@ class Workers:
         return order[self.rank : usable : self.world_size]
 
     def average_gradients(self, model: torch.nn.Module) -> None:
-        """Replace every gradient by its mean over the workers (one all-reduce of a flat buffer)."""
+        """Replace every gradient by its mean over the workers (one all-reduce of a flat buffer); the
+        training step leaves this to DistributedDataParallel."""
         if not self.distributed:
             return
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -85,6 +89,19 @@ class Workers:
             else:
                 dist.broadcast(buffer, src=0)
 
+    def noise_seed(self, seed: int) -> int:
+        """The seed of this worker's own random stream (reparameterisation noise): seed + rank, so a
+        single process draws what it always drew and the workers' noise differs."""
+        return seed + self.rank
+
+    def gather(self, value) -> list:
+        """Every worker's value of a small picklable object, by rank, on every worker."""
+        if not self.distributed:
+            return [value]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
     def main_decides(self, value):
         """The main worker's value of a small picklable object, on every worker."""
         if not self.distributed:
@@ -120,4 +137,5 @@ def join(workers: Workers, device: torch.device) -> torch.device:
 
 def leave(workers: Workers) -> None:
     if workers.distributed and dist.is_initialized():
+        gc.collect()  # a DistributedDataParallel freed after its process group aborts the process
         dist.destroy_process_group()

@@ -11,13 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import VaekitUsageError, nearest
-from vaekit.evaluation import collapsed_dims, evaluate
+from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError, nearest
+from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
+from vaekit.training.events import Events, Training, make_callbacks
 from vaekit.training.precision import inference
-from vaekit.training.step import TrainStep, epoch_batch_sizes
+from vaekit.training.signals import StopSignals
+from vaekit.training.step import NonFiniteStep, TrainStep, epoch_batch_sizes
 
 
 @dataclass
@@ -52,53 +54,70 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def _rng_state(generator: torch.Generator) -> dict:
+def _rng_state(generator: torch.Generator, workers: Workers = SINGLE) -> dict:
+    """The random states last.pt keeps; under torchrun also every worker's own noise state (a
+    collective: every worker calls this)."""
     state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if workers.distributed:
+        state["torch_by_rank"] = workers.gather(torch.get_rng_state())
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _restore_rng(state: dict, generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"].cpu())
+def _restore_rng(state: dict, generator: torch.Generator, workers: Workers = SINGLE) -> None:
+    by_rank = state.get("torch_by_rank") or []
+    own = by_rank[workers.rank] if workers.distributed and len(by_rank) == workers.world_size else state["torch"]
+    torch.set_rng_state(own.cpu())
     generator.set_state(state["data"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
-                    workers: Workers = SINGLE) -> dict:
+                    workers: Workers = SINGLE, epoch: int = 1, signals: StopSignals | None = None) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
-    epoch's mean loss terms over all workers."""
+    epoch's mean loss terms over all workers (and, with ``train.nonfinite: skip``, the count of
+    skipped steps).
+
+    Raises:
+        NonFiniteError: a step's loss or gradient is not finite and ``train.nonfinite`` is 'stop';
+            the message names the epoch, the step and the term.
+        Interrupted: ``signals`` received SIGTERM or SIGINT; raised once the current step is done.
+    """
     cfg = config.train
     order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
     order = workers.shard(order)
     n = order.shape[0]
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
     sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
-    batches = 0
-    for start in range(0, n, cfg.batch_size):
+    batches = skipped = 0
+    for index, start in enumerate(range(0, n, cfg.batch_size), start=1):
         batch = data[order[start : start + cfg.batch_size]]
         if config.data.augment:
             batch = domain.augment(batch, generator)
-        loss, recon, kl = step(batch, beta)
+        try:
+            loss, recon, kl = step(batch, beta)
+        except NonFiniteStep as bad:
+            if cfg.nonfinite == "skip":
+                skipped += 1
+                continue
+            raise NonFiniteError(f"training went non-finite at epoch {epoch}, step "
+                                 f"{(epoch - 1) * steps_per_epoch + index} (batch {index} of {steps_per_epoch} "
+                                 f"in the epoch): the {bad.term} is {bad.value}") from None
         sums += torch.stack([loss, recon, kl]).float()
         batches += 1
+        if signals is not None and signals.received:
+            raise Interrupted(f"stopped by {signals.received.name} in epoch {epoch}, after step "
+                              f"{(epoch - 1) * steps_per_epoch + index}", signals.exit_code)
         if progress is not None:
             live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
             progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
     loss, recon, kl = workers.mean(sums / max(batches, 1)).tolist()
-    return {"loss": loss, "recon": recon, "kl": kl}
-
-
-def _epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -> str:
-    parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
-             f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
-             f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
-    for key in quality_keys:
-        if record.get(f"val_{key}") is not None:
-            parts.append(f"{key} {record[f'val_{key}']:.4f}")
-    parts += [f"active {record['active_dims']}/{len(record['kl_per_dim'])}", f"{record['seconds']:.1f}s"]
-    return "  ".join(parts)
+    stats = {"loss": loss, "recon": recon, "kl": kl}
+    if cfg.nonfinite == "skip":
+        stats["skipped_steps"] = skipped
+    return stats
 
 
 def selection_score(metrics: dict, selection_metric: str) -> list[float]:
@@ -147,21 +166,29 @@ def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: 
     return seconds
 
 
+def interrupted(events: Events, error: Interrupted, signal_name: str, saved_epoch: int) -> None:
+    """Stop for a signal: tell the subscribers, then raise ``error`` saying how to continue."""
+    message = (f"{error}; last.pt holds epoch {saved_epoch}: continue with --resume, which trains epoch "
+               f"{saved_epoch + 1} again from its start")
+    events.stop(signal_name, message)
+    raise Interrupted(message, error.exit_code) from None
+
+
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
         workers: Workers = SINGLE) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
-    Writes metrics.jsonl, vae_best.pth / encoder.pth / decoder.pth (best by
-    ``train.selection_metric``) and last.pt (after every epoch, atomically). Early stopping watches
-    the validation loss. With ``resume`` it continues from last.pt. Under torchrun every worker
+    The loop only trains, validates and builds each epoch's record; what happens with the record
+    (metrics.jsonl, the best and last checkpoints, early stopping, the console line, other sinks) is
+    done by the subscribers of ``vaekit.training.events``. With ``resume`` it continues from last.pt. Under torchrun every worker
     calls this; only the main worker writes the run directory. ``config.train.precision`` must be
     resolved already (see ``vaekit.training.precision.resolve_precision``).
     """
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
     cfg = config.train
-    torch.manual_seed(config.seed)
+    torch.manual_seed(workers.noise_seed(config.seed))  # each worker its own reparameterisation noise
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     optimizer = make_optimizer(model, cfg)
@@ -177,9 +204,12 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         state = TrainState(**saved["state"])
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
-        _restore_rng(saved["rng"], generator)
-        if workers.is_main:
-            run.truncate_metrics(state.epoch)
+        _restore_rng(saved["rng"], generator, workers)
+    training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
+                        resume, rng_state=lambda: _rng_state(generator, workers))
+    events = Events(make_callbacks(config), training)
+    events.run_start()
+    if resume:
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
                       f"at epoch {state.best_loss_epoch}).")
     workers.copy_from_main(model)
@@ -188,17 +218,24 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
-    with progress:
+    with progress, StopSignals() as signals:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
-            if state.stopped_early:
-                break
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
-            train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
-                                          workers)
+            try:
+                train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
+                                              workers, epoch, signals)
+            except NonFiniteError as error:
+                message = (f"{error}. Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}, "
+                           f"vae_best.pth epoch {state.best_epoch}; continue with --resume (e.g. with a lower "
+                           "--lr or --set train.grad_clip=1), or set train.nonfinite=skip")
+                events.stop("nonfinite", message)
+                raise NonFiniteError(message) from None
+            except Interrupted as error:
+                interrupted(events, error, signals.received.name, state.epoch)
             progress.remove_task(task)
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model
@@ -216,36 +253,13 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                       **schedule_values, **controller_values, "precision": cfg.precision, "seconds": seconds}
             if compile_seconds is not None:  # once per process, in the first epoch it trained
                 record["compile_seconds"], compile_seconds = compile_seconds, None
-            if workers.is_main:
-                run.append_metrics(record)
-            score = selection_score(val, cfg.selection_metric)
-            if not state.best_score or score > state.best_score:
-                state.best_score, state.best_epoch = score, epoch
-                if workers.is_main:
-                    run.save_checkpoint(model.state_dict(), "vae_best.pth")
-                    run.save_checkpoint(model.encoder.state_dict(), "encoder.pth")
-                    run.save_checkpoint(model.decoder.state_dict(), "decoder.pth")
-            if val["loss"] < state.best_val_loss:
-                state.best_val_loss, state.best_loss_epoch, state.epochs_without_improvement = val["loss"], epoch, 0
-            else:
-                state.epochs_without_improvement += 1
-            state.epoch = epoch
-            patience = cfg.early_stopping_patience
-            if patience and epoch >= cfg.early_stopping_start and state.epochs_without_improvement >= patience:
-                state.stopped_early = True
-            state.stopped_early = workers.main_decides(state.stopped_early)
-            if workers.is_main:
-                run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scheduler": scheduler.state_dict(), "step": step.state_dict(),
-                                     "state": asdict(state),
-                                     "rng": _rng_state(generator)}, "last.pt")
-            console.print(_epoch_line(epoch, cfg.epochs, record, domain.curve_metrics), soft_wrap=True)
-            collapsed = collapsed_dims(val["kl_per_dim"], cfg.collapse_threshold)
-            if collapsed:
-                shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
-                console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{val['latent_dim']} "
-                              f"dims (KL < {cfg.collapse_threshold} nats): {shown}[/yellow]", soft_wrap=True)
-    if state.stopped_early:
-        console.print(f"Early stopping after epoch {state.epoch}: no better val loss for "
-                      f"{cfg.early_stopping_patience} epochs (best: epoch {state.best_loss_epoch}).")
+            state.epoch, training.val = epoch, val
+            events.epoch_end(record)  # metrics.jsonl, checkpoints, early stopping, console, sinks
+            if training.stop_reason:
+                events.stop(*training.stop_reason)
+                break
+            if signals.received:  # a signal during validation or the epoch's events
+                interrupted(events, Interrupted(f"stopped by {signals.received.name} after epoch {epoch}",
+                                                signals.exit_code), signals.received.name, state.epoch)
+    events.run_end()
     return state

@@ -11,9 +11,64 @@ from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.precision import autocast, grad_scaler
 
 
+class NonFiniteStep(Exception):
+    """Raised by a step whose loss or gradient is not finite, before the optimizer changed anything.
+
+    Attributes:
+        term: what went non-finite: 'reconstruction', 'KL', 'loss' (the model's own terms, with
+            reconstruction and KL finite) or 'gradient norm'.
+        value: its value (nan, inf or -inf).
+    """
+
+    def __init__(self, term: str, value: float):
+        super().__init__(f"the {term} is {value}")
+        self.term, self.value = term, value
+
+
+def nonfinite_term(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> tuple[str, float]:
+    """Which term made a non-finite loss: reconstruction, KL, else the model's own loss terms."""
+    for name, value in (("reconstruction term", recon), ("KL term", kl)):
+        if not torch.isfinite(value):
+            return name, value.item()
+    return "loss (the model's own terms; reconstruction and KL are finite)", loss.item()
+
+
+class Objective(torch.nn.Module):
+    """The model with its training objective as ``forward``, the shape DistributedDataParallel needs:
+    DDP averages gradients through hooks it sets up in ``forward`` (bucketed, overlapping backward)."""
+
+    def __init__(self, model: torch.nn.Module, loss_cfg: LossConfig):
+        super().__init__()
+        self.model, self.loss_cfg = model, loss_cfg
+
+    def forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss to minimise, and the batch means of the reconstruction term and of the total KL
+        (plain tensors: DDP follows the graph from forward's outputs, and loses it in a dataclass)."""
+        loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
+        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+
+
+def data_parallel(model: torch.nn.Module, loss_cfg: LossConfig, device: torch.device,
+                  workers: Workers) -> torch.nn.Module:
+    """``Objective(model)``, wrapped in DistributedDataParallel when there are several workers.
+
+    Buffers are not broadcast at each forward (the loop averages them after each epoch), and
+    parameters a model's objective leaves unused in a step (e.g. one pathway of a dual model) are
+    allowed."""
+    objective = Objective(model, loss_cfg)
+    if not workers.distributed:
+        return objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False, find_unused_parameters=True)
+
+
 class TrainStep:
-    """Forward under autocast, backward (loss-scaled for fp16), gradient averaging over workers,
-    clipping, the model's ``after_backward`` hook and the optimizer step.
+    """Forward under autocast, backward (loss-scaled for fp16; under torchrun DistributedDataParallel
+    averages the gradients over the workers during it), clipping, the non-finite check, the model's
+    ``after_backward`` hook and the optimizer step.
+
 
     With ``compile``, the forward pass is compiled by ``torch.compile``; AOTAutograd compiles its
     backward graph with it, so the whole objective and its gradient run as generated kernels. Only
@@ -35,6 +90,7 @@ class TrainStep:
         self.model, self.optimizer, self.precision, self.device = model, optimizer, precision, device
         self.loss_cfg, self.grad_clip, self.workers = loss_cfg, grad_clip, workers
         self.scaler = grad_scaler(precision, device)
+        self.objective = data_parallel(model, loss_cfg, device, workers)
         self.forward = self.eager_forward
         self.compile_error: str | None = None
         self._beta = (None, None)
@@ -42,18 +98,32 @@ class TrainStep:
     def eager_forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The loss to minimise, and the batch means of the reconstruction term and of the total KL."""
         with autocast(self.precision, self.device):
-            loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
-        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+            return self.objective(batch, beta)
 
     def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``."""
+        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``.
+
+        Raises:
+            NonFiniteStep: the loss, or (outside fp16, whose loss scaler skips such steps itself) the
+                gradient norm, is not finite; the model and optimizer are left unchanged. Checking
+                costs one device-to-host read of the loss per step.
+        """
         loss, recon, kl = self.forward(batch, self.beta_tensor(beta))
+        if not torch.isfinite(loss):
+            raise NonFiniteStep(*nonfinite_term(loss, recon, kl))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.workers.average_gradients(self.model)
         self.scaler.unscale_(self.optimizer)  # true gradients for clipping and the model (no-op unless fp16)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        elif not self.scaler.is_enabled() and grads:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:
+            norm = None
+        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteStep("gradient norm", norm.item())
         self.model.after_backward()  # the model's one look at this step's final gradients, outside any compiled region
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -1,0 +1,194 @@
+"""The training engine: the non-finite guard, sinks, signals and provenance, on tiny ARC runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY_MODEL_FLAGS
+from vaekit.cli import app
+from vaekit.training.precision import resolve_precision
+from vaekit.training.step import TrainStep
+
+runner = CliRunner()
+
+
+def train(corpus, runs, run_id, *extra):
+    args = ["train", "arc", "--data", corpus, "--runs-dir", runs, "--run-id", run_id, "--no-progress",
+            "--set", "threads=1", "--set", "train.early_stopping_patience=0", *TINY_MODEL_FLAGS, *extra]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def nan_at_step(monkeypatch, bad_step: int, term: str = "kl"):
+    """Make the training step's KL (or reconstruction) NaN at the ``bad_step``-th step of the process."""
+    original, calls = TrainStep.eager_forward, {"n": 0}
+
+    def forward(self, batch, beta):
+        loss, recon, kl = original(self, batch, beta)
+        calls["n"] += 1
+        if calls["n"] == bad_step:
+            nan = torch.tensor(math.nan)
+            return loss * nan, (recon * nan if term == "recon" else recon), (kl * nan if term == "kl" else kl)
+        return loss, recon, kl
+
+    monkeypatch.setattr(TrainStep, "eager_forward", forward)
+
+
+# 240 training grids in batches of 64: 4 steps an epoch, so step 6 is epoch 2's second batch.
+def test_a_nan_stops_with_65_naming_epoch_step_and_term_and_resume_continues(tmp_path, arc_corpus, monkeypatch):
+    runs = tmp_path / "runs"
+    nan_at_step(monkeypatch, 6)
+    result = train(arc_corpus, runs, "r", "--epochs", 3)
+    assert result.exit_code == 65, result.output
+    assert "epoch 2, step 6 (batch 2 of 4 in the epoch): the KL term is nan" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    run = runs / "r"
+    assert [r["epoch"] for r in records(run)] == [1]
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert last["state"]["epoch"] == 1
+    for name in ("vae_best.pth", "encoder.pth", "decoder.pth"):
+        weights = torch.load(run / "checkpoints" / name, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in weights.values())
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    monkeypatch.undo()
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--resume")
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3]
+
+
+def test_a_nan_reconstruction_is_named(tmp_path, arc_corpus, monkeypatch):
+    nan_at_step(monkeypatch, 2, term="recon")
+    result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1)
+    assert result.exit_code == 65 and "epoch 1, step 2" in result.stderr
+    assert "the reconstruction term is nan" in result.stderr
+
+
+def test_policy_skip_skips_the_batch_and_counts_it(tmp_path, arc_corpus, monkeypatch):
+    nan_at_step(monkeypatch, 6)
+    result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 2, "--set", "train.nonfinite=skip")
+    assert result.exit_code == 0, result.output
+    logged = records(tmp_path / "runs" / "r")
+    assert [r["train_skipped_steps"] for r in logged] == [0, 1]
+    assert all(math.isfinite(r["train_loss"]) for r in logged)
+
+
+def test_an_unknown_nonfinite_policy_is_refused(tmp_path, arc_corpus):
+    result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.nonfinite=ignore")
+    assert result.exit_code == 2 and "train.nonfinite 'ignore': expected one of stop, skip" in result.stderr
+
+
+def test_train_log_holds_the_console_lines_and_the_stop_line(tmp_path, arc_corpus, monkeypatch):
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "r", "--epochs", 2).exit_code == 0
+    nan_at_step(monkeypatch, 2)
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--resume")
+    assert result.exit_code == 65
+    log = (runs / "r" / "train.log").read_text()
+    assert "epoch   1/2" in log and "epoch   2/2" in log and "Resuming r after epoch 2" in log
+    assert "training went non-finite at epoch 3, step 10" in log
+    assert "\x1b[" not in log  # plain text
+
+
+def test_pictures_every_n_epochs_and_tensorboard_scalars_and_images(tmp_path, arc_corpus):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = tmp_path / "runs"
+    result = train(arc_corpus, runs, "r", "--epochs", 4, "--tensorboard", "--set", "train.pictures_every=2")
+    assert result.exit_code == 0, result.output
+    run = runs / "r"
+    assert sorted(p.name for p in (run / "results").glob("reconstructions_epoch_*")) == [
+        "reconstructions_epoch_002.png", "reconstructions_epoch_004.png"]
+    events = EventAccumulator(str(run / "logs"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    logged = records(run)
+    val_loss = events.Scalars("val/val_loss")
+    assert [e.step for e in val_loss] == [1, 2, 3, 4]
+    assert [e.value for e in val_loss] == pytest.approx([r["val_loss"] for r in logged], rel=1e-6)
+    assert [e.value for e in events.Scalars("schedule/beta")] == pytest.approx([r["beta"] for r in logged])
+    assert events.Scalars("kl_per_dim/000")[-1].value == pytest.approx(logged[-1]["kl_per_dim"][0], rel=1e-6)
+    assert "schedule/lr" in events.Tags()["scalars"]
+    for name in ("pictures/reconstructions", "pictures/samples"):
+        assert [e.step for e in events.Images(name)] == [2, 4]
+
+
+def test_metrics_csv_has_one_row_per_epoch_matching_the_record_after_a_resume(tmp_path, arc_corpus):
+    import csv
+
+    runs = tmp_path / "runs"
+    assert train(arc_corpus, runs, "r", "--epochs", 2).exit_code == 0
+    assert train(arc_corpus, runs, "r", "--epochs", 3, "--resume").exit_code == 0
+    rows = list(csv.DictReader((runs / "r" / "metrics.csv").open()))
+    logged = records(runs / "r")
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert [float(row["val_loss"]) for row in rows] == pytest.approx([r["val_loss"] for r in logged])
+    assert "kl_per_dim" not in rows[0] and "active_dims" in rows[0]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(arc_corpus, tmp_path_factory):
+    """Three epochs in batches of 16 (15 steps an epoch), run straight through."""
+    runs = tmp_path_factory.mktemp("straight")
+    assert train(arc_corpus, runs, "straight", "--epochs", 3, "--batch-size", 16).exit_code == 0
+    return records(runs / "straight")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_epoch_stops_resumably_and_the_resumed_run_matches(tmp_path, arc_corpus, uninterrupted,
+                                                                        signum, code):
+    runs = tmp_path / "runs"
+    args = ["train", "arc", "--data", arc_corpus, "--runs-dir", runs, "--run-id", "r", "--no-progress",
+            "--set", "threads=1", "--set", "train.early_stopping_patience=0", *TINY_MODEL_FLAGS,
+            "--epochs", 3, "--batch-size", 16]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    curves = runs / "r" / "results" / "training_curves.png"  # drawn at the end of epoch 1's events
+    deadline = time.monotonic() + 120
+    while not curves.is_file():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert f"stopped by {signal.Signals(signum).name} in epoch 2, after step" in stderr
+    assert "last.pt holds epoch 1: continue with --resume" in stderr
+    assert torch.load(runs / "r" / "checkpoints" / "last.pt", weights_only=True)["state"]["epoch"] == 1
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--batch-size", 16, "--resume")
+    assert result.exit_code == 0, result.output
+    resumed = records(runs / "r")
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for straight, again in zip(uninterrupted, resumed):
+        assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
+        assert again["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
+
+
+def test_provenance_records_each_session_and_report_shows_it(tmp_path, arc_corpus, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/vaekit/__main__.py", "train", "arc", "--epochs", "1"])
+    assert train(arc_corpus, runs, "r", "--epochs", 1).exit_code == 0
+    assert train(arc_corpus, runs, "r", "--epochs", 2, "--resume").exit_code == 0
+    sessions = json.loads((runs / "r" / "provenance.json").read_text())["sessions"]
+    assert [s["resumed_after_epoch"] for s in sessions] == [None, 1]
+    first = sessions[0]
+    expected_precision = resolve_precision("auto", torch.device("cpu"))  # the default train.precision
+    assert first["torch"] == torch.__version__ and first["device"] == "cpu" and first["precision"] == expected_precision
+    assert first["command"] == "vaekit train arc --epochs 1"
+    result = runner.invoke(app, ["report", "r", "--runs-dir", str(runs), "--json"])
+    summary = json.loads(result.stdout)["runs"][0]
+    assert summary["versions"] == f"vaekit {first['vaekit']}, torch {torch.__version__}"
+    assert summary["device"] == f"cpu ({expected_precision})" and summary["resumed"] == 1

@@ -1,0 +1,31 @@
+"""The console: one line per epoch, the posterior-collapse warning, and why training stopped."""
+
+from vaekit.evaluation import collapsed_dims
+from vaekit.training.events import Callback, Training, register_callback
+
+
+def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -> str:
+    parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
+             f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
+             f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
+    for key in quality_keys:
+        if record.get(f"val_{key}") is not None:
+            parts.append(f"{key} {record[f'val_{key}']:.4f}")
+    parts += [f"active {record['active_dims']}/{len(record['kl_per_dim'])}", f"{record['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+@register_callback
+class ConsoleLine(Callback):
+    def on_epoch_end(self, t: Training, record: dict) -> None:
+        cfg = t.config.train
+        t.console.print(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics), soft_wrap=True)
+        collapsed = collapsed_dims(record["kl_per_dim"], cfg.collapse_threshold)
+        if collapsed:
+            shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
+            t.console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{t.val['latent_dim']} "
+                            f"dims (KL < {cfg.collapse_threshold} nats): {shown}[/yellow]", soft_wrap=True)
+
+    def on_stop(self, t: Training, reason: str, message: str) -> None:
+        if reason == "early_stopping":  # errors and signals are printed by the command line
+            t.console.print(message)

@@ -1,0 +1,63 @@
+"""results/reconstructions_epoch_NNN.png every train.pictures_every epochs: the same validation items
+each time, drawn the domain's way (its ``save_pictures``), so the epochs can be compared side by side.
+
+The epoch's pictures (reconstructions and prior samples) are also left in ``t.shared['pictures']``
+as (epoch, {name: HxWxC uint8 array}) for other sinks (TensorBoard).
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import torch
+
+from vaekit.config import Config
+from vaekit.errors import VaekitUsageError
+from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.precision import inference
+
+ITEMS = 16  # validation items shown, and prior samples drawn
+
+
+def validation_arrays(arrays: dict) -> dict:
+    """The corpus arrays with the validation split in the place of the test split, which is the one
+    the domains' ``save_pictures`` draws (and its companions: test_image -> val_image, ...)."""
+    return {**arrays, **{"test" + key[3:]: value for key, value in arrays.items() if key.startswith("val")}}
+
+
+@register_callback
+class EpochPictures(Callback):
+    def __init__(self, every: int):
+        self.every, self.arrays = every, None
+
+    @classmethod
+    def from_config(cls, config: Config) -> "EpochPictures | None":
+        if config.train.pictures_every < 0:
+            raise VaekitUsageError(f"train.pictures_every {config.train.pictures_every}: expected 0 (off) or more")
+        return cls(config.train.pictures_every) if config.train.pictures_every else None
+
+    def on_epoch_end(self, t: Training, record: dict) -> None:
+        epoch = record["epoch"]
+        if not t.writes or epoch % self.every:
+            return
+        if self.arrays is None:
+            self.arrays = validation_arrays(t.domain.load(t.config.data.path).arrays)
+        with tempfile.TemporaryDirectory() as folder, torch.random.fork_rng(devices=[]):
+            generator = torch.Generator().manual_seed(t.config.seed)  # the same prior samples every epoch
+            t.model.eval()
+            try:
+                with torch.no_grad(), inference(t.config.train.precision, next(t.model.parameters()).device):
+                    files = t.domain.save_pictures(t.model, self.arrays, Path(folder), ITEMS, generator)
+            finally:
+                t.model.train()
+            pictures = {p.stem: p for p in files if p.suffix == ".png" and p.stem in ("reconstructions", "samples")}
+            if "reconstructions" in pictures:
+                shutil.copyfile(pictures["reconstructions"], t.run.results / f"reconstructions_epoch_{epoch:03d}.png")
+            t.shared["pictures"] = (epoch, {name: _as_uint8(matplotlib.image.imread(path))
+                                            for name, path in pictures.items()})
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    return (image[..., :3] * 255).round().astype(np.uint8) if image.dtype != np.uint8 else image[..., :3]

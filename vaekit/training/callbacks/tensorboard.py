@@ -1,0 +1,56 @@
+"""TensorBoard event files under runs/<id>/logs/ (train.tensorboard, `train --tensorboard`): per
+epoch the losses, β, lr, active dimensions, quality metrics and the KL of each latent dimension, and
+the reconstruction and prior-sample pictures of the epochs that draw them (train.pictures_every).
+`tensorboard --logdir runs/` then shows every run. Needs the extra: pip install 'vaekit[tensorboard]'.
+"""
+
+from vaekit.config import Config
+from vaekit.errors import VaekitUsageError
+from vaekit.training.events import Callback, Training, register_callback
+
+
+@register_callback
+class TensorBoard(Callback):
+    def __init__(self):
+        self.writer = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> "TensorBoard | None":
+        if not config.train.tensorboard:
+            return None
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise VaekitUsageError("train.tensorboard needs the tensorboard package: pip install "
+                                   "'vaekit[tensorboard]' (or pip install tensorboard)") from None
+        return cls()
+
+    def on_run_start(self, t: Training) -> None:
+        if t.writes:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(t.run.path / "logs"))
+
+    def on_epoch_end(self, t: Training, record: dict) -> None:
+        if self.writer is None:
+            return
+        epoch = record["epoch"]
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "schedule"
+                self.writer.add_scalar(f"{group}/{key}", value, epoch)
+        for dim, kl in enumerate(record["kl_per_dim"]):
+            self.writer.add_scalar(f"kl_per_dim/{dim:03d}", kl, epoch)
+        pictured, pictures = t.shared.get("pictures", (None, {}))
+        if pictured == epoch:
+            for name, image in pictures.items():
+                self.writer.add_image(f"pictures/{name}", image, epoch, dataformats="HWC")
+        self.writer.flush()
+
+    def on_stop(self, t: Training, reason: str, message: str) -> None:
+        self.on_run_end(t)
+
+    def on_run_end(self, t: Training) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

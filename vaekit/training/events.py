@@ -1,0 +1,123 @@
+"""The seam of the training loop: ``fit()`` announces what happened, small subscribers act on it.
+
+``fit()`` emits four events and does nothing else with them:
+
+    run_start(t)          after the model, optimizer and (on --resume) state are ready
+    epoch_end(t, record)  after validation; ``record`` is the epoch's metrics.jsonl line
+    stop(t, reason)       training ends early: 'early_stopping', 'nonfinite', 'SIGTERM', 'SIGINT'
+    run_end(t)            after the last epoch (not after an error or a signal)
+
+Subscribers are ``Callback`` objects, called in the order of ``CALLBACKS``. Adding a sink or a policy
+is one module under ``vaekit/training/callbacks/`` that defines a Callback and registers it with
+``@register_callback``, plus one import line in that package's ``__init__``; the loop is not edited
+(docs/training.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from vaekit.config import Config
+from vaekit.runs import RunDir
+from vaekit.training.distributed import Workers
+
+
+@dataclass
+class Training:
+    """What a subscriber may look at (and, for the checkpoint and stopping policies, change).
+
+    ``state`` is the loop's ``TrainState``; ``val`` is the latest epoch's full validation metrics
+    (including the per-dimension KL); ``generator`` is the data-order and augmentation RNG.
+    """
+
+    run: RunDir
+    config: Config
+    model: torch.nn.Module
+    domain: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    step: Any
+    generator: torch.Generator
+    state: Any
+    workers: Workers
+    console: Console
+    resume: bool
+    val: dict | None = None
+    rng_state: Any = None  # set by the loop: a function returning the RNG state that last.pt stores
+    stop_reason: tuple[str, str] | None = None
+    shared: dict = field(default_factory=dict)  # what one subscriber makes for others (e.g. an epoch's pictures)
+
+    def request_stop(self, reason: str, message: str) -> None:
+        """Ask the loop to stop after this epoch's events (e.g. early stopping)."""
+        self.stop_reason = (reason, message)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory (the main worker under torchrun)."""
+        return self.workers.is_main
+
+
+class Callback:
+    """A subscriber to the loop's events; every method is a no-op until overridden.
+
+    Build it from the config with ``from_config``; returning None leaves it out of the run.
+    """
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Callback | None":
+        return cls()
+
+    def on_run_start(self, t: Training) -> None:
+        pass
+
+    def on_epoch_end(self, t: Training, record: dict) -> None:
+        pass
+
+    def on_stop(self, t: Training, reason: str, message: str) -> None:
+        pass
+
+    def on_run_end(self, t: Training) -> None:
+        pass
+
+
+CALLBACKS: list[type[Callback]] = []
+
+
+def register_callback(cls: type[Callback]) -> type[Callback]:
+    """Add a Callback class to every run; subscribers run in registration order."""
+    CALLBACKS.append(cls)
+    return cls
+
+
+def make_callbacks(config: Config) -> list[Callback]:
+    """The subscribers of a run, as configured."""
+    import vaekit.training.callbacks  # noqa: F401 - registers the built-in subscribers
+
+    return [cb for cls in CALLBACKS if (cb := cls.from_config(config)) is not None]
+
+
+class Events:
+    """Sends each event to every subscriber, in order."""
+
+    def __init__(self, callbacks: list[Callback], training: Training):
+        self.callbacks, self.training = callbacks, training
+
+    def run_start(self) -> None:
+        for cb in self.callbacks:
+            cb.on_run_start(self.training)
+
+    def epoch_end(self, record: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.training, record)
+
+    def stop(self, reason: str, message: str) -> None:
+        for cb in self.callbacks:
+            cb.on_stop(self.training, reason, message)
+
+    def run_end(self) -> None:
+        for cb in self.callbacks:
+            cb.on_run_end(self.training)
