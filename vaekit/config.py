@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from vaekit.errors import VaekitUsageError, nearest
+from vaekit.errors import VaekitUsageError
 from vaekit.files import atomic_write_bytes
+from vaekit.seed_configs import suggest
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
@@ -185,8 +186,8 @@ def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") ->
     for key, value in overrides.items():
         path = f"{prefix}{key}"
         if key not in types:
-            hint = nearest(str(key), types)
-            suggestion = f" (did you mean '{prefix}{hint}'?)" if hint else ""
+            hint = suggest(path, dotted_keys())
+            suggestion = f" (did you mean '{hint}'?)" if hint else ""
             raise VaekitUsageError(f"{source}: unknown config key '{path}'{suggestion}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
@@ -195,6 +196,17 @@ def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") ->
             setattr(obj, key, {**current, **value})
         else:
             setattr(obj, key, _coerce(value, types[key], f"{source}: '{path}'"))
+
+
+def dotted_keys(cls: type = None, prefix: str = "") -> list[str]:
+    """Every config key as 'section.key' (top-level fields without a dot)."""
+    keys = []
+    for f in dataclasses.fields(cls or Config):
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            keys += dotted_keys(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
 
 
 def load_yaml(path: Path) -> dict:

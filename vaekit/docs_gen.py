@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from vaekit.config import Config
+from vaekit.seed_configs import alias_table_markdown
 
 HEADER = """# Configuration reference
 
@@ -51,6 +52,17 @@ def _rows(obj, prefix: str) -> list[str]:
         rows.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | `{default}` | {f.metadata.get('help', '')} |")
     return rows
 
+SEED_KEYS_INTRO = """## Seed-document keys
+
+A `--config` file may also be written the seed documents' way: one flat mapping such as
+`learning_rate: 1e-3` (examples/configs/seeds/ holds the documents' own files). When a file has
+top-level keys that are not the sections above, each is mapped through the table below (from
+vaekit/seed_configs.py) and `train` prints one line per key on stderr, e.g.
+`learning_rate → train.lr`. Keys that mean nothing to vaekit are reported as ignored with the reason;
+any other key stops the command, naming the nearest valid key or alias. Our own top-level keys and
+sections may be mixed into such a file.
+"""
+
 
 def configuration_markdown() -> str:
     config = Config()
@@ -61,6 +73,7 @@ def configuration_markdown() -> str:
         if dataclasses.is_dataclass(section):
             parts += ["", f"## `{f.name}`\n", "| Key | Type | Default | Meaning |", "|---|---|---|---|",
                       *_rows(section, f"{f.name}.")]
+    parts += ["", SEED_KEYS_INTRO, alias_table_markdown()]
     return "\n".join(parts) + "\n"
 
 

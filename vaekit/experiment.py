@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from vaekit.config import Config, ModelConfig, build_config, load_yaml, save_config
+from vaekit.config import Config, ModelConfig, build_config, dotted_keys, load_yaml, save_config
 from vaekit.corpus import SPLITS
 from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitError, VaekitUsageError
@@ -17,6 +19,7 @@ from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
 from vaekit.runs import RunDir
+from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
@@ -33,7 +36,7 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
         if loaded.get("domain", domain_name) != domain_name:
             raise VaekitUsageError(
                 f"{config_file}: domain is '{loaded['domain']}' but the command trains '{domain_name}'")
-        all_layers.append((str(config_file), loaded))
+        all_layers.append((str(config_file), _from_seed_style(loaded, config_file)))
     all_layers += layers
     all_layers.append(("command", {"domain": domain_name}))
     config = build_config(all_layers)
@@ -42,6 +45,17 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
     config.beta = resolve_beta_config(config.beta)
     check_fits_domain(config, domain)
     return config
+
+
+def _from_seed_style(loaded: dict, config_file: Path) -> dict:
+    """A flat seed-document file mapped onto our sections, one stderr line per key it mapped."""
+    top_level = [f.name for f in dataclasses.fields(Config)]
+    if not is_seed_style(loaded, top_level):
+        return loaded
+    nested, lines = translate(loaded, top_level, dotted_keys(), str(config_file))
+    for line in lines:
+        print(f"{config_file}: {line}", file=sys.stderr)
+    return nested
 
 
 def check_fits_domain(config: Config, domain: Domain) -> None:

@@ -1,0 +1,69 @@
+"""Seed-document config files (flat keys such as learning_rate) are mapped onto our sections."""
+
+import pytest
+
+from vaekit.errors import VaekitUsageError
+from vaekit.experiment import resolve_config
+
+ARC_SPEC = """latent_dim: 10
+batch_size: 128
+learning_rate: 1e-3
+optimizer: Adam
+lr_schedule: CosineAnnealingLR(T_max=50, eta_min=1e-5)
+max_epochs: 50
+early_stopping_patience: 10
+"""
+
+
+def _resolve(tmp_path, text, domain="arc"):
+    path = tmp_path / "seed.yaml"
+    path.write_text(text)
+    return resolve_config(domain, path, [])
+
+
+def test_arc_specification_file_maps_onto_our_keys(tmp_path, capsys):
+    config = _resolve(tmp_path, ARC_SPEC.replace("latent_dim: 10", "latent_dim: 7").replace("128", "64")
+                      .replace("T_max=50, eta_min=1e-5", "T_max=40, eta_min=2e-5"))
+    assert config.model.latent_dim == 7 and config.train.batch_size == 64
+    assert config.train.lr == 1e-3 and config.train.optimizer == "adam"
+    assert (config.train.lr_schedule, config.train.cosine_t_max, config.train.min_lr) == ("cosine", 40, 2e-5)
+    assert config.train.epochs == 50 and config.train.early_stopping_patience == 10
+    assert "learning_rate → train.lr" in capsys.readouterr().err
+
+
+def test_beta_specification_keys(tmp_path):
+    config = _resolve(tmp_path, "beta_schedule: ultra_conservative\nbeta_max: 0.2\nbeta_warmup_epochs: 3\n"
+                                "beta_ramp_epochs: 7\nbeta_cycle_length: 9\nuse_free_bits: true\n"
+                                "free_bits_lambda: 0.3\n")
+    assert (config.beta.schedule, config.beta.max_beta, config.beta.warmup_epochs) == ("ultra_conservative", 0.2, 3)
+    assert (config.beta.ramp_epochs, config.beta.cycle_length, config.loss.free_bits) == (7, 9, 0.3)
+
+
+def test_free_bits_off_when_use_free_bits_false(tmp_path):
+    assert _resolve(tmp_path, "use_free_bits: false\nfree_bits_lambda: 0.3\n").loss.free_bits == 0.0
+
+
+def test_ignored_keys_are_reported(tmp_path, capsys):
+    _resolve(tmp_path, "run_id: exp1\nlearning_rate: 0.002\n")
+    assert "run_id ignored" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("train:\n  learning_rate: 0.001\n", "'train.lr'"),
+    ("learnng_rate: 0.001\n", "'train.lr'"),
+    ("latent_dimm: 4\n", "'model.latent_dim'"),
+    ("train:\n  batch_sise: 4\n", "'train.batch_size'"),
+])
+def test_unknown_keys_suggest_across_sections_and_aliases(tmp_path, text, hint):
+    with pytest.raises(VaekitUsageError, match=f"did you mean {hint}"):
+        _resolve(tmp_path, text)
+
+
+def test_unreadable_lr_schedule_is_refused(tmp_path):
+    with pytest.raises(VaekitUsageError, match="lr_schedule"):
+        _resolve(tmp_path, "lr_schedule: StepLR(step_size=3)\n")
+
+
+def test_our_own_files_are_not_translated(tmp_path, capsys):
+    config = _resolve(tmp_path, "train:\n  lr: 0.002\n")
+    assert config.train.lr == 0.002 and capsys.readouterr().err == ""
