@@ -1,7 +1,14 @@
 """Seed-document config files (flat keys such as learning_rate) are mapped onto our sections."""
 
-import pytest
+import shlex
+from pathlib import Path
 
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import TINY_MODEL_FLAGS
+from vaekit.cli import app
 from vaekit.errors import VaekitUsageError
 from vaekit.experiment import resolve_config
 
@@ -67,3 +74,44 @@ def test_unreadable_lr_schedule_is_refused(tmp_path):
 def test_our_own_files_are_not_translated(tmp_path, capsys):
     config = _resolve(tmp_path, "train:\n  lr: 0.002\n")
     assert config.train.lr == 0.002 and capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- the shipped seed files
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_FILES = sorted((ROOT / "examples" / "configs" / "seeds").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def splat_corpus(tmp_path_factory, arc_corpus):
+    path = tmp_path_factory.mktemp("splats") / "splats.npz"
+    result = CliRunner().invoke(app, ["collect", "gaussians", "--from", str(arc_corpus), "--count", "12",
+                                      "--splats", "64", "--steps", "20", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeypatch):
+    """Each file's own first-line command, shortened to one epoch on a tiny model and corpus."""
+    monkeypatch.chdir(ROOT)
+    words = shlex.split(path.read_text().splitlines()[0][2:])[1:]  # drop "vaekit"
+    domain = words[1]
+    if domain == "arc":
+        tiny = ["--data", str(request.getfixturevalue("arc_corpus")), *TINY_MODEL_FLAGS]
+    else:
+        tiny = ["--data", str(request.getfixturevalue("splat_corpus")), "--latent", "8",
+                "--set", "model.options={length: 64}"]
+    result = CliRunner().invoke(app, [*words, *tiny, "--epochs", "1", "--set", "threads=1", "--no-progress",
+                                      "--runs-dir", str(tmp_path / "runs"), "--run-id", "seed"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "seed" / "checkpoints" / "last.pt").is_file()
+    saved = yaml.safe_load((tmp_path / "runs" / "seed" / "config.yaml").read_text())
+    document = yaml.safe_load(path.read_text())
+    if "learning_rate" in document:
+        assert saved["train"]["lr"] == float(document["learning_rate"])
+    if "beta_schedule" in document:
+        assert saved["beta"]["schedule"] == document["beta_schedule"]
+        assert saved["loss"]["free_bits"] == document["free_bits_lambda"]
+    if "encoder_filters" in document:
+        assert saved["model"]["options"]["encoder_filters"] == document["encoder_filters"]
