@@ -26,11 +26,22 @@ def test_cyclical_is_a_triangle_wave(epoch, expected):
     assert beta_at(epoch, schedule("cyclical")) == pytest.approx(expected)
 
 
-def test_linear_warmup_reaches_max_at_warmup_epochs():
-    cfg = schedule("linear_warmup", max_beta=0.5, warmup_epochs=50)
+def test_linear_warmup_without_hold_reaches_max_at_ramp_epochs():
+    cfg = schedule("linear_warmup", max_beta=0.5, warmup_epochs=0, ramp_epochs=50)
     assert beta_at(25, cfg) == pytest.approx(0.25)
     assert beta_at(50, cfg) == pytest.approx(0.5)
     assert beta_at(90, cfg) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("epoch, expected", [(1, 0.0), (10, 0.0), (35, 0.25), (60, 0.5), (100, 0.5)])
+def test_linear_warmup_defaults_are_the_specification_signature(epoch, expected):
+    """10 epochs at 0, then 50 epochs of ramp to 0.5."""
+    assert beta_at(epoch, schedule("linear_warmup")) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("epoch, expected", [(1, 0.2), (3, 0.6), (5, 1.0), (50, 1.0)])
+def test_aggressive_reaches_one_in_five_epochs(epoch, expected):
+    assert beta_at(epoch, schedule("aggressive")) == pytest.approx(expected)
 
 
 def test_constant():

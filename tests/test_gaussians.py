@@ -106,7 +106,7 @@ def test_every_gaussians_config_loads():
     for path in folder.glob("*.yaml"):
         config = resolve_config("gaussians", path, [])
         assert config.train.batch_size == 32 and config.train.epochs == 100 and config.train.lr == 1e-3
-        assert config.beta.schedule == "linear_warmup" and config.beta.warmup_epochs == 50
+        assert config.beta.schedule == "linear_warmup" and (config.beta.warmup_epochs, config.beta.ramp_epochs) == (0, 50)
 
 
 def test_collect_and_train_end_to_end(tmp_path, arc_corpus):

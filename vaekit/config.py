@@ -46,7 +46,7 @@ class ModelConfig:
 
 @dataclass
 class BetaConfig:
-    schedule: str = _help("β schedule: three_phase, linear_warmup, constant, ultra_conservative, cyclical.", "three_phase")
+    schedule: str = _help("β schedule: three_phase, linear_warmup, aggressive, constant, ultra_conservative, cyclical.", "three_phase")
     max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None)
     warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None)
     ramp_epochs: int | None = _help("Epochs of the ramp after warm-up; None takes the schedule's default.", None)

@@ -82,6 +82,14 @@ def _use_free_bits(value: object, document: dict) -> dict:
     return {} if value or "free_bits_lambda" in document else {"loss.free_bits": 0.0}
 
 
+def _use_focal_loss(value: object, _doc: dict) -> dict:
+    if value:
+        raise VaekitUsageError("use_focal_loss: true is not supported: the β-schedule specification names a focal "
+                               "loss but does not define it (no γ, no α); vaekit's reconstruction term is the "
+                               "domain's likelihood (ARC: cross-entropy). Remove the key or set it to false")
+    return {}
+
+
 ALIASES: dict[str, Alias] = {
     # ARC specification (000) and the Gaussian-splat common block (004)
     "latent_dim": _to("model.latent_dim"),
@@ -105,6 +113,7 @@ ALIASES: dict[str, Alias] = {
     "free_bits_lambda": Alias(("loss.free_bits",), _free_bits_lambda),
     "use_free_bits": Alias(("loss.free_bits",), _use_free_bits),
     "free_bits": _to("loss.free_bits"),
+    "use_focal_loss": Alias((), _use_focal_loss),
     "run_id": _ignored("vaekit names each run itself (runs/<id>/); use name: for a label"),
     "use_wandb": _ignored("vaekit logs to runs/<id>/ and, with train.tensorboard, TensorBoard; no wandb"),
 }
@@ -195,8 +204,10 @@ def alias_table_markdown() -> str:
     notes = {"optimizer": "lower-cased: Adam → adam",
              "lr_schedule": "CosineAnnealingLR(T_max=50, eta_min=1e-5) → cosine, cosine_t_max 50, min_lr 1e-5",
              "free_bits_lambda": "0 when use_free_bits is false",
-             "use_free_bits": "false alone sets loss.free_bits 0"}
+             "use_free_bits": "false alone sets loss.free_bits 0",
+             "use_focal_loss": "false accepted (cross-entropy, our default); true refused: the document "
+                               "does not define its focal loss"}
     for name, alias in ALIASES.items():
-        target = ", ".join(f"`{t}`" for t in alias.targets) or "ignored"
+        target = ", ".join(f"`{t}`" for t in alias.targets) or ("ignored" if alias.ignored_because else "—")
         rows.append(f"| `{name}` | {target} | {alias.ignored_because or notes.get(name, '')} |")
     return "\n".join(rows)

@@ -34,7 +34,7 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(parser=integer(), help="Mini-batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(parser=number, help="Initial learning rate.")] = None,
     beta_schedule: Annotated[Optional[str], typer.Option(
-        help="three_phase, linear_warmup, constant, ultra_conservative or cyclical.")] = None,
+        help="three_phase, linear_warmup, aggressive, constant, ultra_conservative or cyclical.")] = None,
     beta_max: Annotated[Optional[float], typer.Option(parser=number, help="Final (or peak) β of the schedule.")] = None,
     warmup_epochs: Annotated[Optional[int], typer.Option(parser=integer(), help="β warm-up length in epochs.")] = None,
     free_bits: Annotated[Optional[float], typer.Option(parser=number, help="Free bits, nats per latent dimension.")] = None,

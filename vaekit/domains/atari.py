@@ -81,7 +81,7 @@ class AtariDomain(Domain):
     def default_config(self) -> dict:
         return {"data": {"path": self.default_corpus, "augment": False},
                 "model": {"name": "conv2d_frames", "latent_dim": 32},
-                "beta": {"schedule": "linear_warmup", "max_beta": 1.0, "warmup_epochs": 10}}
+                "beta": {"schedule": "linear_warmup", "max_beta": 1.0, "warmup_epochs": 0, "ramp_epochs": 10}}
 
     def infer_model_options(self, corpus) -> dict:
         _, height, _, channels = corpus.arrays["train"].shape

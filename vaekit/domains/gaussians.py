@@ -112,7 +112,7 @@ class GaussiansDomain(Domain):
         # collapse (docs/domains/gaussians.md).
         return {"data": {"path": self.default_corpus, "augment": False},
                 "model": {"name": "conv1d_gaussian", "latent_dim": 512},
-                "beta": {"schedule": "linear_warmup", "max_beta": 0.01, "warmup_epochs": 50},
+                "beta": {"schedule": "linear_warmup", "max_beta": 0.01, "warmup_epochs": 0, "ramp_epochs": 50},
                 "train": {"batch_size": 32, "epochs": 100, "cosine_t_max": 100}}
 
     def validate(self, corpus: Corpus) -> None:

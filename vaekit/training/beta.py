@@ -47,10 +47,20 @@ def constant(epoch: int, cfg: BetaConfig) -> float:
     return cfg.max_beta
 
 
-@_register("linear_warmup", max_beta=1.0, warmup_epochs=10)
+@_register("linear_warmup", max_beta=0.5, warmup_epochs=10, ramp_epochs=50)
 def linear_warmup(epoch: int, cfg: BetaConfig) -> float:
-    """β rises linearly from 0 (epoch 0) and reaches max_beta at epoch warmup_epochs."""
-    return cfg.max_beta * _ramp(epoch, 0, cfg.warmup_epochs)
+    """The β-schedule specification's: β = 0 for the first W epochs, then linear to max_beta over R epochs.
+
+    warmup_epochs 0 gives a plain ramp from 0 that reaches max_beta at epoch R.
+    """
+    return cfg.max_beta * _ramp(epoch, cfg.warmup_epochs, cfg.warmup_epochs + cfg.ramp_epochs)
+
+
+@_register("aggressive", max_beta=1.0, warmup_epochs=0, ramp_epochs=5)
+def aggressive(epoch: int, cfg: BetaConfig) -> float:
+    """Named but not defined by the β-schedule specification; our inference (docs/training.md): the same
+    hold-then-ramp as linear_warmup with no hold, a short ramp and the standard β-VAE weight 1."""
+    return cfg.max_beta * _ramp(epoch, cfg.warmup_epochs, cfg.warmup_epochs + cfg.ramp_epochs)
 
 
 @_register("three_phase", max_beta=2.0, warmup_epochs=10, ramp_epochs=20)
