@@ -198,7 +198,7 @@ def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") ->
             setattr(obj, key, _coerce(value, types[key], f"{source}: '{path}'"))
 
 
-def dotted_keys(cls: type = None, prefix: str = "") -> list[str]:
+def dotted_keys(cls: type | None = None, prefix: str = "") -> list[str]:
     """Every config key as 'section.key' (top-level fields without a dot)."""
     keys = []
     for f in dataclasses.fields(cls or Config):
