@@ -46,7 +46,7 @@ def train(
         help="CPU threads; 0 = one per core (default; ternary: 1). Use 1 when other jobs share the cores: "
              "oversubscribed cores made epochs 3-20x slower.")] = None,
     precision: Annotated[Optional[str], typer.Option(
-        help="fp32, bf16, fp16 (CUDA only) or auto (bf16 where the hardware runs it natively).")] = None,
+        help="auto (default: bf16 where the hardware runs it natively, else fp32), fp32, bf16 or fp16 (CUDA only).")] = None,
     compile_: Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", help="Compile the training step with torch.compile (costs time once).")] = None,
     tensorboard: Annotated[Optional[bool], typer.Option(
@@ -67,7 +67,7 @@ def train(
       vaekit train arc --latent 10
       vaekit train arc --config examples/configs/arc_cyclical.yaml --set train.batch_size=256
       vaekit train arc --run-id run_007 --resume --epochs 80
-      vaekit train arc --precision auto --compile   # faster on a CPU with AVX512-BF16/AMX or a recent GPU
+      vaekit train arc --precision fp32 --compile   # exact fp32; compile pays on GPUs, not on this CPU
       vaekit train arc --tensorboard --set train.pictures_every=5   # then: tensorboard --logdir runs/
       torchrun --nproc_per_node=4 -m vaekit train arc   # data-parallel; --batch-size is per worker
     """
