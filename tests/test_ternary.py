@@ -137,3 +137,24 @@ def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):
 def test_domain_defaults_use_the_baseline():
     cfg_dict = get_domain("ternary").default_config()
     assert cfg_dict["model"]["name"] == "ternary_mlp" and Config().domain == "arc"
+
+
+def test_v5_5_config_has_the_reports_parameter_counts():
+    """Report: 168,770 parameters (VAE-A 50,203, VAE-B 117,499, StateNet 1,068)."""
+    from pathlib import Path
+
+    from vaekit.config import config_from_dict, load_yaml
+    path = Path(__file__).parent.parent / "examples/configs/ternary_v5_5.yaml"
+    cfg = config_from_dict(load_yaml(path), str(path))
+    model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
+    count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())
+    assert count(model.encoder["A"], model.decoder["A"]) == 50_203
+    assert count(model.encoder["B"], model.decoder["B"]) == 117_499
+    assert count(model.statenet) == 1_068
+    assert count(model) == 168_770
+
+
+def test_unknown_encoder_input_is_refused_with_the_choices():
+    from vaekit.errors import VaekitUsageError
+    with pytest.raises(VaekitUsageError, match="encoder_input.*one_hot, values.*'bits'"):
+        create_model("ternary_dual", 4, {"encoder_input": "bits"})
