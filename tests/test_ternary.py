@@ -121,8 +121,10 @@ def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):
     assert (runs / "dual" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     records = [json.loads(x) for x in (runs / "dual" / "metrics.jsonl").read_text().splitlines()]
     for key in ("rho", "temperature_A", "temperature_B", "beta_A", "beta_B", "lambda1", "lambda3",
-                "val_reconstruction_coverage_A", "val_prior_coverage_B", "val_entropy_A", "val_kl_B"):
+                "val_reconstruction_coverage_A", "val_prior_coverage_B", "val_entropy_A", "val_kl_B", "phase",
+                "val_latent_entropy_bits_A", "val_latent_entropy_bits_B"):
         assert key in records[-1], key
+    assert [r["phase"] for r in records] == [1, 1]
     assert runner.invoke(app, ["train", "ternary", "--run-id", "mlp", *common]).exit_code == 0
     result = runner.invoke(app, ["eval", "dual", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "Prior coverage, pathway B" in result.stdout
@@ -158,3 +160,27 @@ def test_unknown_encoder_input_is_refused_with_the_choices():
     from vaekit.errors import VaekitUsageError
     with pytest.raises(VaekitUsageError, match="encoder_input.*one_hot, values.*'bits'"):
         create_model("ternary_dual", 4, {"encoder_input": "bits"})
+
+
+def test_latent_entropy_bits_is_log2_of_the_dimensions_shared_equally_and_zero_for_one():
+    from vaekit.domains.ternary import latent_entropy_bits
+
+    class Fixed:
+        pathways = ("A", "B")
+
+        def encode(self, batch):
+            n = batch.shape[0]
+            even = torch.randn(n, 16, generator=torch.Generator().manual_seed(0)).sign()  # equal variances
+            one = torch.zeros(n, 16)
+            one[:, 3] = torch.arange(n).float()
+            return torch.cat([even, one], 1), None
+
+    bits = latent_entropy_bits(Fixed(), torch.zeros(4096, 9))
+    assert bits["latent_entropy_bits_A"] == pytest.approx(4.0, abs=0.01)
+    assert bits["latent_entropy_bits_B"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dual_phase_marker_follows_the_rho_knots():
+    model = create_model("ternary_dual", 4, {"rho_knots": [[40, 0.1], [120, 0.3], [250, 0.7]]})
+    assert [model.phase(e) for e in (1, 39, 40, 119, 120, 250, 400)] == [1, 1, 2, 2, 3, 4, 4]
+    assert model.on_epoch_start(103, 400)["phase"] == 2

@@ -332,6 +332,10 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
                 "kl_B": kl[:, d:].sum(1).mean(), "entropy_A": entropy_a, "entropy_B": entropy_b}
         return loss, terms, logs
 
+    def phase(self, epoch: int) -> int:
+        """The report's phase marker: 1 before the first ρ knot, +1 from each knot on (1-4)."""
+        return 1 + sum(epoch >= knot_epoch for knot_epoch, _ in self.rho_knots)
+
     def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
         progress = min(1.0, epoch / max(total_epochs, 1))
         warm = min(1.0, epoch / self.beta_warmup_epochs)
@@ -347,7 +351,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
             getattr(self, name).fill_(value)
         self.correction_sum.zero_()
         self.correction_steps.zero_()
-        return {"rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
+        return {"phase": self.phase(epoch), "rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
                 "beta_A": values["beta_a_now"], "beta_B": values["beta_b_now"]}
 
     def on_epoch_end(self, optimizer) -> dict:
