@@ -184,3 +184,15 @@ def test_dual_phase_marker_follows_the_rho_knots():
     model = create_model("ternary_dual", 4, {"rho_knots": [[40, 0.1], [120, 0.3], [250, 0.7]]})
     assert [model.phase(e) for e in (1, 39, 40, 119, 120, 250, 400)] == [1, 1, 2, 2, 3, 4, 4]
     assert model.on_epoch_start(103, 400)["phase"] == 2
+
+
+def test_full_v5_5_config_runs_through_the_reports_phase_2_events():
+    from pathlib import Path
+
+    from vaekit.config import config_from_dict, load_yaml
+    path = Path(__file__).parent.parent / "examples/configs/ternary_v5_5_full.yaml"
+    cfg = config_from_dict(load_yaml(path), str(path))
+    assert cfg.train.epochs >= 104 and cfg.train.checkpoint_every == 10 and cfg.train.early_stopping_patience == 0
+    model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
+    assert model.on_epoch_start(50, cfg.train.epochs)["beta_B"] == pytest.approx(0.5)
+    assert model.on_epoch_start(103, cfg.train.epochs)["rho"] == pytest.approx(0.26, abs=0.005)
