@@ -141,13 +141,17 @@ def test_domain_defaults_use_the_baseline():
     assert cfg_dict["model"]["name"] == "ternary_mlp" and Config().domain == "arc"
 
 
-def test_v5_5_config_has_the_reports_parameter_counts():
-    """Report: 168,770 parameters (VAE-A 50,203, VAE-B 117,499, StateNet 1,068)."""
+def _example_config(name: str) -> Config:
     from pathlib import Path
 
     from vaekit.config import config_from_dict, load_yaml
-    path = Path(__file__).parent.parent / "examples/configs/ternary_v5_5.yaml"
-    cfg = config_from_dict(load_yaml(path), str(path))
+    path = Path(__file__).parent.parent / "examples" / "configs" / name
+    return config_from_dict(load_yaml(path), str(path))
+
+
+def test_v5_5_config_has_the_reports_parameter_counts():
+    """Report: 168,770 parameters (VAE-A 50,203, VAE-B 117,499, StateNet 1,068)."""
+    cfg = _example_config("ternary_v5_5.yaml")
     model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
     count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())
     assert count(model.encoder["A"], model.decoder["A"]) == 50_203
@@ -187,11 +191,7 @@ def test_dual_phase_marker_follows_the_rho_knots():
 
 
 def test_full_v5_5_config_runs_through_the_reports_phase_2_events():
-    from pathlib import Path
-
-    from vaekit.config import config_from_dict, load_yaml
-    path = Path(__file__).parent.parent / "examples/configs/ternary_v5_5_full.yaml"
-    cfg = config_from_dict(load_yaml(path), str(path))
+    cfg = _example_config("ternary_v5_5_full.yaml")
     assert cfg.train.epochs >= 104 and cfg.train.checkpoint_every == 10 and cfg.train.early_stopping_patience == 0
     model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
     assert model.on_epoch_start(50, cfg.train.epochs)["beta_B"] == pytest.approx(0.5)
