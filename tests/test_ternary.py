@@ -121,8 +121,10 @@ def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):
     assert (runs / "dual" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     records = [json.loads(x) for x in (runs / "dual" / "metrics.jsonl").read_text().splitlines()]
     for key in ("rho", "temperature_A", "temperature_B", "beta_A", "beta_B", "lambda1", "lambda3",
-                "val_reconstruction_coverage_A", "val_prior_coverage_B", "val_entropy_A", "val_kl_B"):
+                "val_reconstruction_coverage_A", "val_prior_coverage_B", "val_entropy_A", "val_kl_B", "phase",
+                "val_latent_entropy_bits_A", "val_latent_entropy_bits_B"):
         assert key in records[-1], key
+    assert [r["phase"] for r in records] == [1, 1]
     assert runner.invoke(app, ["train", "ternary", "--run-id", "mlp", *common]).exit_code == 0
     result = runner.invoke(app, ["eval", "dual", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "Prior coverage, pathway B" in result.stdout
@@ -137,3 +139,60 @@ def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):
 def test_domain_defaults_use_the_baseline():
     cfg_dict = get_domain("ternary").default_config()
     assert cfg_dict["model"]["name"] == "ternary_mlp" and Config().domain == "arc"
+
+
+def _example_config(name: str) -> Config:
+    from pathlib import Path
+
+    from vaekit.config import config_from_dict, load_yaml
+    path = Path(__file__).parent.parent / "examples" / "configs" / name
+    return config_from_dict(load_yaml(path), str(path))
+
+
+def test_v5_5_config_has_the_reports_parameter_counts():
+    """Report: 168,770 parameters (VAE-A 50,203, VAE-B 117,499, StateNet 1,068)."""
+    cfg = _example_config("ternary_v5_5.yaml")
+    model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
+    count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())
+    assert count(model.encoder["A"], model.decoder["A"]) == 50_203
+    assert count(model.encoder["B"], model.decoder["B"]) == 117_499
+    assert count(model.statenet) == 1_068
+    assert count(model) == 168_770
+
+
+def test_unknown_encoder_input_is_refused_with_the_choices():
+    from vaekit.errors import VaekitUsageError
+    with pytest.raises(VaekitUsageError, match="encoder_input.*one_hot, values.*'bits'"):
+        create_model("ternary_dual", 4, {"encoder_input": "bits"})
+
+
+def test_latent_entropy_bits_is_log2_of_the_dimensions_shared_equally_and_zero_for_one():
+    from vaekit.domains.ternary import latent_entropy_bits
+
+    class Fixed:
+        pathways = ("A", "B")
+
+        def encode(self, batch):
+            n = batch.shape[0]
+            even = torch.randn(n, 16, generator=torch.Generator().manual_seed(0)).sign()  # equal variances
+            one = torch.zeros(n, 16)
+            one[:, 3] = torch.arange(n).float()
+            return torch.cat([even, one], 1), None
+
+    bits = latent_entropy_bits(Fixed(), torch.zeros(4096, 9))
+    assert bits["latent_entropy_bits_A"] == pytest.approx(4.0, abs=0.01)
+    assert bits["latent_entropy_bits_B"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dual_phase_marker_follows_the_rho_knots():
+    model = create_model("ternary_dual", 4, {"rho_knots": [[40, 0.1], [120, 0.3], [250, 0.7]]})
+    assert [model.phase(e) for e in (1, 39, 40, 119, 120, 250, 400)] == [1, 1, 2, 2, 3, 4, 4]
+    assert model.on_epoch_start(103, 400)["phase"] == 2
+
+
+def test_full_v5_5_config_runs_through_the_reports_phase_2_events():
+    cfg = _example_config("ternary_v5_5_full.yaml")
+    assert cfg.train.epochs >= 104 and cfg.train.checkpoint_every == 10 and cfg.train.early_stopping_patience == 0
+    model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
+    assert model.on_epoch_start(50, cfg.train.epochs)["beta_B"] == pytest.approx(0.5)
+    assert model.on_epoch_start(103, cfg.train.epochs)["rho"] == pytest.approx(0.26, abs=0.005)

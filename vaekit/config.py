@@ -82,6 +82,9 @@ class TrainConfig:
     min_lr: float = _help("eta_min of CosineAnnealingLR.", 1e-5)
     lr_milestones: list = _help("Epochs at which 'multistep' multiplies the lr by lr_gamma.", [])
     lr_gamma: float = _help("Factor applied at each 'multistep' milestone.", 0.5)
+    lr_values: list = _help(
+        "Learning rates 'multistep' sets at each of lr_milestones, in order (instead of multiplying by "
+        "lr_gamma); same length as lr_milestones, or empty.", [])
     early_stopping_patience: int = _help("Stop after this many epochs without a better val loss (0 disables).", 10)
     early_stopping_start: int = _help(
         "Epoch from which early stopping may trigger; lets a rising β schedule finish first.", 1
@@ -278,6 +281,12 @@ def validate(config: Config) -> None:
         ("train.lr_milestones", train.lr_milestones,
          all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in train.lr_milestones),
          "a list of epochs (integers ≥ 1)"),
+        ("train.lr_values", train.lr_values,
+         not train.lr_values or (len(train.lr_values) == len(train.lr_milestones)
+                                 and all(_finite_number(v) and v > 0 for v in train.lr_values)
+                                 and list(train.lr_milestones) == sorted(set(train.lr_milestones))),
+         f"empty or {len(train.lr_milestones)} positive learning rates, one per train.lr_milestones entry "
+         "(milestones increasing)"),
         ("train.grad_clip", train.grad_clip, _finite_number(train.grad_clip) and train.grad_clip >= 0,
          "non-negative (0 disables)"),
         ("train.early_stopping_patience", train.early_stopping_patience, train.early_stopping_patience >= 0,

@@ -91,6 +91,25 @@ def prior_coverage(model, n: int, generator: torch.Generator, batch_size: int = 
 COVERAGE_METRICS = ("reconstruction_coverage", "heldout_coverage", "prior_coverage")
 
 
+@torch.no_grad()
+def latent_entropy_bits(model, operations: torch.Tensor, batch_size: int = 8192) -> dict[str, float]:
+    """Per pathway: the entropy in bits of how the posterior means' variance over ``operations`` is
+    shared among the pathway's latent dimensions, p_i = Var(μ_i) / Σ_j Var(μ_j), H = −Σ p_i log₂ p_i.
+
+    At most log₂ d (4 bits at d = 16: every dimension carries the same variance); 0 when one
+    dimension carries it all. Our reading of the ternary report's "entropy (H)", whose maximum is
+    log₂ 16 = 4 (docs/domains/ternary.md gives the inference)."""
+    mu = torch.cat([model.encode(operations[i:i + batch_size])[0] for i in range(0, operations.shape[0], batch_size)])
+    names = model.pathways
+    out = {}
+    for name, part in zip(names, mu.float().split(mu.shape[1] // len(names), dim=1)):
+        variance = part.var(dim=0, unbiased=False)
+        share = variance / variance.sum().clamp_min(1e-12)
+        entropy = -(share * torch.log2(share.clamp_min(1e-12))).sum()
+        out[f"latent_entropy_bits_{name}" if name else "latent_entropy_bits"] = float(entropy)
+    return out
+
+
 def _suffixed(values: dict[str, float], key: str) -> dict[str, float]:
     """{'': v} -> {key: v}; {'A': a, 'B': b} -> {key_A: a, key_B: b, key: min(a, b)}."""
     if list(values) == [""]:
@@ -168,6 +187,7 @@ class TernaryDomain(Domain):
             **_suffixed({k: float(v[n_train:].float().mean()) for k, v in hits.items()}, "heldout_coverage"),
             **_suffixed(prior_coverage(model, n, generator), "prior_coverage"),
             "prior_samples": n,
+            **latent_entropy_bits(model, everything),
         }
         model.train(was_training)
         return metrics

@@ -33,24 +33,26 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class ResidualBlock(nn.Module):
-    """x + W2·ReLU(W1·LayerNorm(x))."""
+    """x + W2·ReLU(W1·LayerNorm(x)); without ``norm``, x + W2·ReLU(W1·x)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, norm: bool = True):
         super().__init__()
-        self.body = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        layers = [nn.LayerNorm(width)] if norm else []
+        self.body = nn.Sequential(*layers, nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
 
     def forward(self, x):
         return x + self.body(x)
 
 
 class TernaryEncoder(nn.Module):
-    """One-hot (9×3 = 27) -> hidden layers (optionally residual) -> (μ, σ)."""
+    """Input (one-hot 9×3 = 27, or the 9 values) -> hidden layers (optionally residual) -> (μ, σ)."""
 
-    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0):
+    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0, input_dim: int = POSITIONS * VALUES,
+                 residual_norm: bool = True):
         super().__init__()
         width = hidden[-1]
-        self.body = nn.Sequential(_mlp([POSITIONS * VALUES, *hidden]), nn.ReLU(),
-                                  *[ResidualBlock(width) for _ in range(residual_blocks)])
+        self.body = nn.Sequential(_mlp([input_dim, *hidden]), nn.ReLU(),
+                                  *[ResidualBlock(width, residual_norm) for _ in range(residual_blocks)])
         self.head = GaussianHead(width, latent_dim)
 
     def forward(self, x):
@@ -60,11 +62,11 @@ class TernaryEncoder(nn.Module):
 class TernaryDecoder(nn.Module):
     """z -> hidden layers (optionally residual) -> logits (batch, 9, 3)."""
 
-    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0):
+    def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0, residual_norm: bool = True):
         super().__init__()
         width = hidden[-1]
         self.body = nn.Sequential(_mlp([latent_dim, *hidden]), nn.ReLU(),
-                                  *[ResidualBlock(width) for _ in range(residual_blocks)])
+                                  *[ResidualBlock(width, residual_norm) for _ in range(residual_blocks)])
         self.out = nn.Linear(width, POSITIONS * VALUES)
 
     def forward(self, z):
@@ -102,6 +104,14 @@ class TernaryCodec:
         return {"": self.reconstruct(output)}
 
 
+# How the encoders see an operation: ``one_hot`` (9×3 = 27 inputs) or ``values`` (the 9 values
+# in {-1, 0, 1} as numbers, the report's "input dimension 9").
+ENCODER_INPUTS = {
+    "one_hot": (POSITIONS * VALUES, lambda batch: F.one_hot(batch.long() + 1, VALUES).flatten(1).float()),
+    "values": (POSITIONS, lambda batch: batch.float()),
+}
+
+
 def _categorical_nll(logits, batch, reduction, temperature: float = 1.0):
     per_position = F.cross_entropy((logits / temperature).transpose(1, 2), batch.long() + 1, reduction="none")
     return reduce_elements(per_position, reduction)
@@ -130,10 +140,10 @@ class StateNet(nn.Module):
     STATE = ("entropy_A", "entropy_B", "kl_A", "kl_B", "recon_A", "recon_B", "log_grad_ratio",
              "rho", "lambda1", "lambda2", "lambda3")
 
-    def __init__(self, width: int = 24, code: int = 12):
+    def __init__(self, width: int = 24, code: int = 12, norm: bool = True):
         super().__init__()
-        self.encode = nn.Sequential(nn.Linear(len(self.STATE), width), nn.LayerNorm(width), nn.Tanh(),
-                                    nn.Linear(width, code))
+        layers = [nn.LayerNorm(width)] if norm else []
+        self.encode = nn.Sequential(nn.Linear(len(self.STATE), width), *layers, nn.Tanh(), nn.Linear(width, code))
         self.decode = nn.Sequential(nn.Linear(code, width), nn.ReLU(), nn.Linear(width, 4), nn.Tanh())
 
     def forward(self, state):
@@ -172,6 +182,14 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         hidden_a: tuple = (128, 128),
         hidden_b: tuple = (128, 128),
         residual_blocks_b: int = 1,
+        decoder_hidden_a: tuple | None = None,
+        decoder_hidden_b: tuple | None = None,
+        encoder_residual_blocks_b: int | None = None,
+        residual_norm: bool = True,
+        encoder_input: str = "one_hot",
+        statenet_width: int = 24,
+        statenet_code: int = 12,
+        statenet_norm: bool = True,
         rho_knots: tuple = ((40, 0.1), (120, 0.3), (250, 0.7)),
         temperature_a: tuple = (1.0, 0.3),
         temperature_b: tuple = (0.9, 0.2),
@@ -191,11 +209,20 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         super().__init__()
         self.latent_dim = 2 * latent_dim
         self.pathway_dim = latent_dim
-        self.encoder = nn.ModuleDict({"A": TernaryEncoder(tuple(hidden_a), latent_dim),
-                                      "B": TernaryEncoder(tuple(hidden_b), latent_dim, residual_blocks_b)})
-        self.decoder = nn.ModuleDict({"A": TernaryDecoder(tuple(reversed(hidden_a)), latent_dim),
-                                      "B": TernaryDecoder(tuple(reversed(hidden_b)), latent_dim, residual_blocks_b)})
-        self.statenet = StateNet() if statenet else None
+        if encoder_input not in ENCODER_INPUTS:
+            raise ValueError(f"model.options.encoder_input: expected one of {', '.join(ENCODER_INPUTS)}, "
+                             f"got {encoder_input!r}")
+        input_dim, self._encode_input = ENCODER_INPUTS[encoder_input]
+        decoder_hidden_a = tuple(reversed(hidden_a)) if decoder_hidden_a is None else tuple(decoder_hidden_a)
+        decoder_hidden_b = tuple(reversed(hidden_b)) if decoder_hidden_b is None else tuple(decoder_hidden_b)
+        encoder_blocks_b = residual_blocks_b if encoder_residual_blocks_b is None else encoder_residual_blocks_b
+        self.encoder = nn.ModuleDict({
+            "A": TernaryEncoder(tuple(hidden_a), latent_dim, input_dim=input_dim),
+            "B": TernaryEncoder(tuple(hidden_b), latent_dim, encoder_blocks_b, input_dim, residual_norm)})
+        self.decoder = nn.ModuleDict({
+            "A": TernaryDecoder(decoder_hidden_a, latent_dim),
+            "B": TernaryDecoder(decoder_hidden_b, latent_dim, residual_blocks_b, residual_norm)})
+        self.statenet = StateNet(statenet_width, statenet_code, statenet_norm) if statenet else None
         self.rho_knots = [tuple(k) for k in rho_knots]
         self.temperature_a, self.temperature_b = tuple(temperature_a), tuple(temperature_b)
         self.beta_a, self.beta_b, self.beta_warmup_epochs = tuple(beta_a), tuple(beta_b), beta_warmup_epochs
@@ -216,7 +243,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         return self.pathway_dim
 
     def encode(self, batch):
-        x = self.prepare(batch)
+        x = self._encode_input(batch)
         (mu_a, s_a), (mu_b, s_b) = self.encoder["A"](x), self.encoder["B"](x)
         return at_least_fp32(torch.cat([mu_a, mu_b], 1)), at_least_fp32(torch.cat([s_a, s_b], 1)) + SIGMA_FLOOR
 
@@ -305,6 +332,10 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
                 "kl_B": kl[:, d:].sum(1).mean(), "entropy_A": entropy_a, "entropy_B": entropy_b}
         return loss, terms, logs
 
+    def phase(self, epoch: int) -> int:
+        """The report's phase marker: 1 before the first ρ knot, +1 from each knot on (1-4)."""
+        return 1 + sum(epoch >= knot_epoch for knot_epoch, _ in self.rho_knots)
+
     def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
         progress = min(1.0, epoch / max(total_epochs, 1))
         warm = min(1.0, epoch / self.beta_warmup_epochs)
@@ -320,7 +351,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
             getattr(self, name).fill_(value)
         self.correction_sum.zero_()
         self.correction_steps.zero_()
-        return {"rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
+        return {"phase": self.phase(epoch), "rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
                 "beta_A": values["beta_a_now"], "beta_B": values["beta_b_now"]}
 
     def on_epoch_end(self, optimizer) -> dict:

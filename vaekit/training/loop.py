@@ -46,9 +46,27 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+class MilestoneValuesLR(torch.optim.lr_scheduler.LRScheduler):
+    """Sets the lr to ``values[i]`` at ``milestones[i]``. Chainable like MultiStepLR (it multiplies
+    the current lr by values[i] / previous value), so a model's own per-epoch lr corrections (the
+    ternary StateNet's) carry through the milestones instead of being overwritten."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, milestones: list[int], values: list[float],
+                 last_epoch: int = -1):
+        previous = [optimizer.param_groups[0]["lr"], *values[:-1]]
+        self.factors = {int(m): v / p for m, v, p in zip(milestones, values, previous)}
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = self.factors.get(self.last_epoch, 1.0)
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max, eta_min=cfg.min_lr)
+    if cfg.lr_schedule == "multistep" and cfg.lr_values:
+        return MilestoneValuesLR(optimizer, list(cfg.lr_milestones), list(cfg.lr_values))
     if cfg.lr_schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
