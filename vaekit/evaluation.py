@@ -57,14 +57,13 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap) -> dict:
         totals["nll_sum"] += nll_sum.sum()
         totals["kl_per_dim"] += terms.kl_per_dim.sum(dim=0)
         mus.append(terms.mu)
-        for key, (num, den) in domain.quality_sums(model, batch, model.decode(terms.mu)).items():
-            quality[key][0] += float(num)
-            quality[key][1] += float(den)
+        decoded = {"": terms.mu}
         if z_swap and batch.shape[0] > 1:
-            swapped = model.decode(terms.mu.roll(1, dims=0))
-            for key, (num, den) in domain.quality_sums(model, batch, swapped).items():
-                quality[f"zswap_{key}"][0] += float(num)
-                quality[f"zswap_{key}"][1] += float(den)
+            decoded["zswap_"] = terms.mu.roll(1, dims=0)  # each item decoded from its neighbour's code
+        for prefix, z in decoded.items():
+            for key, (num, den) in domain.quality_sums(model, batch, model.decode(z)).items():
+                quality[prefix + key][0] += float(num)
+                quality[prefix + key][1] += float(den)
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()
     recon = float(totals["recon"]) / n
     kl_total = float(kl_per_dim.sum())

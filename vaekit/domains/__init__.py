@@ -163,7 +163,7 @@ class Domain:
         samples = model.sample_prior(n, generator).cpu().numpy()
         test = torch.as_tensor(arrays["test"][: min(n, shown)], device=device)
         with torch.no_grad():
-            recon = model.reconstruct(model.decode(model.encode(test)[0])).cpu().numpy()
+            recon = model.decode_data(model.encode(test)[0]).cpu().numpy()
         np.savez_compressed(results / "samples.npz", samples=samples)
         return samples, test.cpu().numpy(), recon
 
