@@ -96,15 +96,59 @@ def test_rotation_loss_does_not_punish_theta_plus_pi():
     assert model.group_errors(output, flipped)["rot"].item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_angle_rotation_is_one_z_scored_channel_scored_by_squared_error():
+    model = create_model("conv1d_gaussian", latent_dim=8, options={"rotation": "angle", "theta_norm": [1.5, 0.5]})
+    target = torch.randn(2, 8, 512)
+    target[:, 4] = torch.rand(2, 512) * math.pi
+    t = model.prepare(target)
+    assert t.shape == (2, 8, 512) and torch.allclose(t[:, 4], (target[:, 4] - 1.5) / 0.5)
+    assert model.encoder(t)[0].shape == (2, 8) and model.decode(torch.zeros(3, 8)).shape == (3, 8, 512)
+    output = torch.randn(2, 8, 512)
+    rot = (output[:, 4] - t[:, 4]).pow(2)
+    assert torch.allclose(model.group_errors(output, target)["rot"], rot.mean(1))
+    # θ and θ + π are one ellipse, but this encoding (the seed's) scores them apart.
+    flipped = target.clone()
+    flipped[:, 4] = target[:, 4] + math.pi
+    assert model.group_errors(t, flipped)["rot"].min() > 30
+    assert torch.allclose(model.predicted_angle(t), target[:, 4], atol=1e-5)  # decoded back, unwrapped
+
+
+def test_rotation_encoding_is_refused_by_name():
+    from vaekit.errors import VaekitUsageError
+    with pytest.raises(VaekitUsageError, match="conv1d_gaussian': rotation 'quaternion': expected one of embedding, angle"):
+        create_model("conv1d_gaussian", latent_dim=8, options={"rotation": "quaternion"})
+
+
+def test_seed_scale_rotation_loss_is_theta_mse_over_its_variance(tmp_path):
+    from vaekit.domains import get_domain
+    domain = get_domain("gaussians")
+    model = create_model("conv1d_gaussian", latent_dim=8, options={"length": 64})
+    batch = torch.randn(4, 8, 64)
+    batch[:, 4] = torch.rand(4, 64) * math.pi
+    output = model.prepare(batch)
+    output[:, 4:6] = torch.tensor([1.0, 0.0])[None, :, None]  # every θ̂ = 0
+    sums = domain.quality_sums(model, batch, output)
+    metrics = {k: float(num) / den for k, (num, den) in sums.items()}
+    out = domain.derived_metrics(metrics)
+    theta = batch[:, 4]
+    assert out["recon_rot_seed_scale"] == pytest.approx((theta.pow(2).mean() / theta.var(unbiased=False)).item(),
+                                                        rel=1e-4)
+
+
 def test_every_gaussians_config_loads():
     from pathlib import Path
     folder = Path(__file__).resolve().parents[1] / "examples" / "configs" / "gaussians"
     names = sorted(p.name for p in folder.glob("*.yaml"))
     seed_experiments = ["conv1d_base.yaml", "conv1d_beta0.5.yaml", "conv1d_512d.yaml", "conv1d_512d_beta0.5.yaml",
                         "conv1d_512d_beta0.1.yaml", "conv1d_512d_beta0.yaml", "resnet_conv1d_512d.yaml"]
-    assert names == sorted([*seed_experiments, "conv1d_512d_beta0.01.yaml"])  # + the measured fix
+    fixes = ["conv1d_512d_beta0_weighted.yaml", "conv1d_512d_beta0.01.yaml"]  # run_007's change alone; ours
+    assert names == sorted([*seed_experiments, *fixes])
     for path in folder.glob("*.yaml"):
         config = resolve_config("gaussians", path, [])
+        as_the_seed_ran = path.name in seed_experiments and not path.name.startswith("resnet")
+        options = config.model.options
+        assert (options["loss_weighting"] == "equal") == as_the_seed_ran, path.name
+        assert (options["rotation"] == "angle") == (path.name != "conv1d_512d_beta0.01.yaml"), path.name
         assert config.train.batch_size == 32 and config.train.epochs == 100 and config.train.lr == 1e-3
         assert config.beta.schedule == "linear_warmup" and (config.beta.warmup_epochs, config.beta.ramp_epochs) == (0, 50)
 
@@ -129,6 +173,10 @@ def test_collect_and_train_end_to_end(tmp_path, arc_corpus):
     for group in ("xy", "scale", "rot", "feat"):
         assert f"recon_{group}" in metrics and f"std_ratio_{group}" in metrics
     assert not any(key.startswith("_") for key in metrics)
+    assert 0 <= metrics["recon_rot_seed_scale"] < 10
+    config = json.loads(json.dumps(__import__("yaml").safe_load((runs / "g" / "config.yaml").read_text())))
+    theta = loaded.arrays["train"][:, 4]
+    assert config["model"]["options"]["theta_norm"] == pytest.approx([theta.mean(), theta.std()], abs=1e-5)
     result = runner.invoke(app, ["sample", "g", "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     assert (runs / "g" / "results" / "reconstructions.png").is_file()

@@ -97,6 +97,7 @@ class GaussiansDomain(Domain):
     headline_metrics = [
         *[(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}") for g in GROUPS],
         *[(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}") for g in GROUPS],
+        ("recon_rot_seed_scale", "Recon loss rot, seed's scale (θ MSE / Var θ)", "{:.3f}"),
         ("informative_dims", "Dimensions with KL ≥ 0.05 nats", "{}"),
         ("posterior_collapse", "Posterior collapse (< half informative)", "{}"),
     ]
@@ -131,6 +132,12 @@ class GaussiansDomain(Domain):
             raise VaekitUsageError(f"{corpus.path}: 'norm_std' has values ≤ 0 ({corpus.arrays['norm_std'].tolist()}); "
                                    "expected positive standard deviations")
 
+    def infer_model_options(self, corpus: Corpus) -> dict:
+        """θ's training-split mean and std, which the seed's single-channel ``rotation: angle``
+        z-scores by (the corpus leaves θ in radians)."""
+        theta = corpus.arrays["train"][:, ROT]
+        return {"theta_norm": [round(float(theta.mean()), 6), round(float(theta.std()) + 1e-6, 6)]}
+
     def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
         mean, std = corpus.arrays["norm_mean"][None, :, None], corpus.arrays["norm_std"][None, :, None]
         return {s: ((corpus.arrays[s] - mean) / std).astype(np.float32) for s in ("train", "val", "test")}
@@ -140,6 +147,11 @@ class GaussiansDomain(Domain):
         per_group = model.group_errors(output, batch)  # group -> (batch,) mean error per element
         for group, error in per_group.items():
             sums[f"recon_{group}"] = (error.sum(), error.numel())
+        # The seed's scale for rotation: squared error of θ in radians over the split's variance of θ.
+        theta_error = model.predicted_angle(output) - batch[:, ROT]
+        sums["_theta_err2"] = (theta_error.pow(2).sum(), theta_error.numel())
+        sums["_theta_s1"] = (batch[:, ROT].sum(), batch[:, ROT].numel())
+        sums["_theta_s2"] = (batch[:, ROT].pow(2).sum(), batch[:, ROT].numel())
         predicted, target = model.comparable(output), model.comparable_target(batch)
         for group, channels in model.comparable_groups().items():
             # Σx and Σx² per channel let the split-level std be derived afterwards.
@@ -159,6 +171,10 @@ class GaussiansDomain(Domain):
                     stds[tag] = max(m2 - m1 * m1, 0.0) ** 0.5
             if len(stds) == 2:
                 out[f"std_ratio_{group}"] = stds["pred"] / stds["true"] if stds["true"] > 0 else float("nan")
+        err2, s1, s2 = (metrics.pop(f"_theta_{key}", None) for key in ("err2", "s1", "s2"))
+        if err2 is not None:
+            variance = s2 - s1 * s1
+            out["recon_rot_seed_scale"] = err2 / variance if variance > 0 else float("nan")
         if "kl_per_dim" in metrics:
             kl = metrics["kl_per_dim"]
             informative = sum(value >= COLLAPSE_KL for value in kl)

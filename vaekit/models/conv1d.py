@@ -1,14 +1,12 @@
 """Conv1d VAEs over sequences of Gaussian-splat parameters: (8 channels, 512 splats), normalised.
 
-The encoder sees θ as (cos 2θ, sin 2θ) and the decoder predicts that embedding, so an ellipse and
-the same ellipse turned by π are the same input and the same target. The rotation error is
-1 − cos 2(θ̂ − θ): 0 when right, 1 on average for a guess unrelated to θ (like the normalised MSE of
-a constant guess), 2 at the worst.
+How θ enters and leaves the model is the ``rotation`` option (vaekit.models.splat_rotation): by
+default as (cos 2θ, sin 2θ), so an ellipse and the same ellipse turned by π are the same input and
+target; ``angle`` is the seed's single z-scored channel. ``loss_weighting`` chooses between the
+seed's plain sum of the groups' losses (``equal``) and its run_007 fix (``per_group``).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -18,19 +16,11 @@ from vaekit.data_formats import SPLAT_SEQUENCE
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
 from vaekit.models.layers import GaussianHead
+from vaekit.models.splat_rotation import ROTATION_ENCODINGS, UNIFORM_THETA_NORM
 from vaekit.training.losses import reduce_elements
 
-ROT = GROUPS["rot"][0]
-# Channels of the model's own layout (θ replaced by its embedding): 9 in all.
-MODEL_GROUPS = {"xy": [0, 1], "scale": [2, 3], "rot": [4, 5], "feat": [6, 7, 8]}
 CHANNELS = {group: len(channels) for group, channels in GROUPS.items()}  # parameters per group: 2, 2, 1, 3
 WEIGHTINGS = ("per_group", "equal")
-
-
-def embed_rotation(params: torch.Tensor) -> torch.Tensor:
-    """(B, 8, K) parameters -> (B, 9, K) with θ replaced by (cos 2θ, sin 2θ)."""
-    theta = params[:, ROT:ROT + 1]
-    return torch.cat([params[:, :ROT], torch.cos(2 * theta), torch.sin(2 * theta), params[:, ROT + 1:]], dim=1)
 
 
 class ResidualBlock1d(nn.Module):
@@ -46,10 +36,10 @@ class ResidualBlock1d(nn.Module):
 class Conv1dEncoder(nn.Module):
     """Stride-2 Conv1d stages (each optionally followed by residual blocks) -> 1×1 bottleneck -> (μ, σ)."""
 
-    def __init__(self, filters, length, bottleneck, latent_dim, residual_blocks=0):
+    def __init__(self, filters, length, bottleneck, latent_dim, residual_blocks=0, in_channels=9):
         super().__init__()
         layers: list[nn.Module] = []
-        in_ch = 9
+        in_ch = in_channels
         for out_ch in filters:
             layers += [nn.Conv1d(in_ch, out_ch, 4, stride=2, padding=1), nn.ReLU()]
             layers += [ResidualBlock1d(out_ch) for _ in range(residual_blocks)]
@@ -64,9 +54,9 @@ class Conv1dEncoder(nn.Module):
 
 
 class Conv1dDecoder(nn.Module):
-    """Dense -> (bottleneck, L) -> stride-2 ConvTranspose1d stages -> 9 output channels."""
+    """Dense -> (bottleneck, L) -> stride-2 ConvTranspose1d stages -> the model's channels."""
 
-    def __init__(self, filters, feature_shape, latent_dim, residual_blocks=0):
+    def __init__(self, filters, feature_shape, latent_dim, residual_blocks=0, out_channels=9):
         super().__init__()
         channels, length = feature_shape
         self.feature_shape = feature_shape
@@ -77,7 +67,7 @@ class Conv1dDecoder(nn.Module):
             layers += [nn.ConvTranspose1d(in_ch, out_ch, 4, stride=2, padding=1), nn.ReLU()]
             layers += [ResidualBlock1d(out_ch) for _ in range(residual_blocks)]
             in_ch = out_ch
-        layers.append(nn.Conv1d(in_ch, 9, 3, padding=1))
+        layers.append(nn.Conv1d(in_ch, out_channels, 3, padding=1))
         self.upsample = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -90,28 +80,32 @@ class SplatSequenceVAE(GaussianVAE):
     data_format = SPLAT_SEQUENCE
 
     def _build(self, latent_dim, encoder_filters, decoder_filters, length, bottleneck, residual_blocks,
-               loss_weighting):
+               loss_weighting, rotation, theta_norm):
         if loss_weighting not in WEIGHTINGS:
             raise ValueError(f"loss_weighting '{loss_weighting}': expected one of {', '.join(WEIGHTINGS)}")
+        if rotation not in ROTATION_ENCODINGS:
+            raise ValueError(f"rotation '{rotation}': expected one of {', '.join(ROTATION_ENCODINGS)}")
         if len(encoder_filters) != len(decoder_filters):
             raise ValueError("encoder and decoder need the same number of stride-2 stages")
         self.latent_dim, self.loss_weighting = latent_dim, loss_weighting
-        self.encoder = Conv1dEncoder(encoder_filters, length, bottleneck, latent_dim, residual_blocks)
-        self.decoder = Conv1dDecoder(decoder_filters, self.encoder.feature_shape, latent_dim, residual_blocks)
+        self.rotation = ROTATION_ENCODINGS[rotation]
+        self.theta_norm = tuple(float(v) for v in (theta_norm or UNIFORM_THETA_NORM))
+        channels = self.rotation.channels
+        self.encoder = Conv1dEncoder(encoder_filters, length, bottleneck, latent_dim, residual_blocks, channels)
+        self.decoder = Conv1dDecoder(decoder_filters, self.encoder.feature_shape, latent_dim, residual_blocks,
+                                     channels)
 
     def prepare(self, batch):
-        return embed_rotation(batch)
+        return self.rotation.encode(batch, self.theta_norm)
 
     def _splat_errors(self, output, batch) -> dict[str, torch.Tensor]:
         """Per group, the (batch, splats) error summed over the group's channels: squared error for
-        xy, scale and feat (normalised units); 1 − cos 2Δθ for rot."""
+        xy, scale and feat (normalised units); the rotation encoding's own error for rot."""
         target = self.prepare(batch)
         errors = {}
-        for group, channels in MODEL_GROUPS.items():
+        for group, channels in self.rotation.groups.items():
             if group == "rot":
-                c, s = output[:, 4], output[:, 5]
-                norm = torch.sqrt(c.pow(2) + s.pow(2) + 1e-8)
-                errors[group] = 1 - (c * target[:, 4] + s * target[:, 5]) / norm
+                errors[group] = self.rotation.error(output, target)
             else:
                 errors[group] = (output[:, channels] - target[:, channels]).pow(2).sum(dim=1)
         return errors
@@ -130,20 +124,24 @@ class SplatSequenceVAE(GaussianVAE):
         return reduce_elements(per_splat, reduction)
 
     def comparable(self, output):
-        """Output in the target's layout, the rotation embedding scaled to unit length."""
-        norm = torch.sqrt(output[:, 4:6].pow(2).sum(dim=1, keepdim=True) + 1e-8)
-        return torch.cat([output[:, :4], output[:, 4:6] / norm, output[:, 6:]], dim=1)
+        """Output in the target's layout (the rotation embedding scaled to unit length)."""
+        rot = self.rotation.groups["rot"]
+        return torch.cat([output[:, :rot[0]], self.rotation.comparable(output), output[:, rot[-1] + 1:]], dim=1)
 
     def comparable_target(self, batch):
         return self.prepare(batch)
 
     def comparable_groups(self):
-        return MODEL_GROUPS
+        return self.rotation.groups
+
+    def predicted_angle(self, output) -> torch.Tensor:
+        """(B, K) θ in radians as the model predicts it."""
+        return self.rotation.angle(output, self.theta_norm)
 
     def to_normalised_params(self, output):
-        """(B, 9, K) output -> (B, 8, K) normalised parameters with θ = ½·atan2(s, c) in [0, π)."""
-        theta = torch.remainder(0.5 * torch.atan2(output[:, 5], output[:, 4]), math.pi)
-        return torch.cat([output[:, :4], theta[:, None], output[:, 6:]], dim=1)
+        """Output -> (B, 8, K) normalised parameters with θ in radians."""
+        rot = self.rotation.groups["rot"]
+        return torch.cat([output[:, :rot[0]], self.predicted_angle(output)[:, None], output[:, rot[-1] + 1:]], dim=1)
 
     def reconstruct(self, output):
         return self.to_normalised_params(output)
@@ -155,9 +153,10 @@ class Conv1dGaussianVAE(SplatSequenceVAE):
 
     def __init__(self, latent_dim: int = 256, encoder_filters: tuple = (32, 64, 128),
                  decoder_filters: tuple = (64, 32, 16), length: int = 512, bottleneck: int = 32,
-                 loss_weighting: str = "per_group"):
+                 loss_weighting: str = "per_group", rotation: str = "embedding", theta_norm: tuple | None = None):
         super().__init__()
-        self._build(latent_dim, encoder_filters, decoder_filters, length, bottleneck, 0, loss_weighting)
+        self._build(latent_dim, encoder_filters, decoder_filters, length, bottleneck, 0, loss_weighting,
+                    rotation, theta_norm)
 
 
 @register_model("resnet_conv1d_gaussian")
@@ -166,7 +165,8 @@ class ResNetConv1dGaussianVAE(SplatSequenceVAE):
 
     def __init__(self, latent_dim: int = 512, encoder_filters: tuple = (64, 128, 192),
                  decoder_filters: tuple = (192, 96, 48), length: int = 512, bottleneck: int = 32,
-                 residual_blocks: int = 2, loss_weighting: str = "per_group"):
+                 residual_blocks: int = 2, loss_weighting: str = "per_group", rotation: str = "embedding",
+                 theta_norm: tuple | None = None):
         super().__init__()
         self._build(latent_dim, encoder_filters, decoder_filters, length, bottleneck, residual_blocks,
-                    loss_weighting)
+                    loss_weighting, rotation, theta_norm)
