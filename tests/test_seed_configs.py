@@ -99,6 +99,8 @@ def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeyp
     domain = words[1]
     if domain == "arc":
         tiny = ["--data", str(request.getfixturevalue("arc_corpus")), *TINY_MODEL_FLAGS]
+    elif domain == "ternary":
+        tiny = ["--data", str(request.getfixturevalue("ternary_corpus"))]
     else:
         tiny = ["--data", str(request.getfixturevalue("splat_corpus")), "--latent", "8",
                 "--set", "model.options={length: 64}"]
@@ -117,6 +119,37 @@ def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeyp
         assert saved["model"]["options"]["encoder_filters"] == document["encoder_filters"]
     if "beta" in document:
         assert {key: saved["beta"][key] for key in document["beta"]} == document["beta"]
+
+
+def test_ternary_appendix_b_sections_map_onto_the_dual_model(tmp_path, capsys):
+    config = _resolve(tmp_path, (ROOT / "examples" / "configs" / "seeds" / "ternary_appendix_b.yaml").read_text()
+                      .replace("rho_max: 0.7", "rho_max: 0.6").replace("temp_end: 0.2", "temp_end: 0.25"),
+                      domain="ternary")
+    options = config.model.options
+    assert config.model.name == "ternary_dual" and options["statenet"] is True
+    assert options["encoder_input"] == "values" and options["rho_knots"] == [[40, 0.1], [120, 0.3], [250, 0.6]]
+    assert (options["beta_a"], options["beta_b"]) == ([0.3, 0.8], [0.0, 0.5])
+    assert (options["temperature_a"], options["temperature_b"]) == ([1.0, 0.3], [0.9, 0.25])
+    assert options["beta_warmup_epochs"] == 50 and options["lambda3_center"] == 0.3
+    assert (config.train.epochs, config.train.lr, config.train.optimizer) == (400, 0.001, "adamw")
+    assert (config.train.lr_schedule, config.train.lr_milestones, config.train.lr_values) == ("multistep", [50],
+                                                                                              [0.0005])
+    assert (config.loss.free_bits, config.train.grad_clip) == (0.5, 1.0)
+    err = capsys.readouterr().err
+    assert "VAE-B.temp_end → model.options.temperature_b" in err and "Regularization.eps_kl ignored" in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("VAE-A:\n  beta_warmup_epochs: 50\nVAE-B:\n  beta_warmup_epochs: 40\n",
+     "'VAE-A.beta_warmup_epochs' and 'VAE-B.beta_warmup_epochs' both set model.options.beta_warmup_epochs"),
+    ("VAE-A:\n  beta_start: 0.3\n", "'beta_end' is missing"),
+    ("Training:\n  learning_rate: 0.001 → 0.0005 (after a while)\n", "learning_rate: cannot read"),
+    ("Model:\n  input_dim: 12\n", "input_dim: 12; expected 9"),
+    ("Training:\n  lerning_rate: 0.001\n", "unknown config key 'Training.lerning_rate' \\(did you mean 'train.lr'"),
+])
+def test_bad_appendix_b_values_are_refused_by_name(tmp_path, text, message):
+    with pytest.raises(VaekitUsageError, match=message):
+        _resolve(tmp_path, text, domain="ternary")
 
 
 def test_focal_loss_is_refused_but_its_absence_accepted(tmp_path, capsys):

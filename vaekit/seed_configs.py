@@ -90,11 +90,106 @@ def _use_focal_loss(value: object, _doc: dict) -> dict:
     return {}
 
 
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _leading_number(key: str, value: object) -> float:
+    """``400 (stopped at 103)`` → 400: the number a seed wrote before its note."""
+    match = re.match(rf"\s*({_NUMBER})", str(value))
+    if match is None:
+        raise VaekitUsageError(f"{key}: cannot read {value!r}; expected a number, optionally followed by a note")
+    return float(match.group(1))
+
+
+def _epochs(value: object, _doc: dict) -> dict:
+    return {"train.epochs": int(_leading_number("total_epochs", value))}
+
+
+def _learning_rate(value: object, _doc: dict) -> dict:
+    """``1e-3`` → train.lr; ``0.001 → 0.0005 (epoch 50)`` (the ternary report's steps) → train.lr and a
+    multistep schedule with those milestones and values."""
+    if isinstance(value, (int, float)):
+        return {"train.lr": value}
+    text = str(value)
+    first, *steps = re.split(r"\s*(?:→|->)\s*", text.strip())
+    mapped: dict = {"train.lr": _leading_number("learning_rate", first)}
+    milestones, values = [], []
+    for step in steps:
+        match = re.fullmatch(rf"({_NUMBER})\s*\(\s*epoch\s+(\d+)\s*\)", step)
+        if match is None:
+            raise VaekitUsageError(f"learning_rate: cannot read {step!r} in {text!r}; expected e.g. "
+                                   "'0.001 → 0.0005 (epoch 50)'")
+        values.append(float(match.group(1)))
+        milestones.append(int(match.group(2)))
+    if milestones:
+        mapped.update({"train.lr_schedule": "multistep", "train.lr_milestones": milestones,
+                       "train.lr_values": values})
+    return mapped
+
+
+def _input_dim(value: object, _doc: dict) -> dict:
+    inputs = {9: "values", 27: "one_hot"}
+    if value not in inputs:
+        raise VaekitUsageError(f"input_dim: {value!r}; expected 9 (the operation's values) or 27 (one-hot)")
+    return {"model.options.encoder_input": inputs[value]}
+
+
+def _statenet(value: object, _doc: dict) -> dict:
+    return {"model.name": "ternary_dual", "model.options.statenet": bool(value)}
+
+
+RHO_KNOTS = [[40, 0.1], [120, 0.3], [250, 0.7]]  # the report's permeability phases (TernaryDualVAE's default)
+
+
+def _rho_range(_value: object, section: dict) -> dict:
+    """rho_min and rho_max are the first and last values of the report's ρ phases (epochs 40 and 250)."""
+    knots = [list(knot) for knot in RHO_KNOTS]
+    knots[0][1], knots[-1][1] = section.get("rho_min", knots[0][1]), section.get("rho_max", knots[-1][1])
+    return {"model.options.rho_knots": knots}
+
+
+def _pair(option: str, first: str, last: str) -> Alias:
+    """``first`` and ``last`` of one section → the model option ``[first, last]``; both are required."""
+    def convert(_value: object, section: dict) -> dict:
+        missing = [key for key in (first, last) if key not in section]
+        if missing:
+            raise VaekitUsageError(f"{first}/{last}: '{missing[0]}' is missing; the two set {option} together")
+        return {option: [section[first], section[last]]}
+    return Alias((option,), convert)
+
+
+def _pathway(suffix: str) -> dict[str, Alias]:
+    """One VAE of the dual ternary model (the report's VAE-A and VAE-B sections)."""
+    beta, temperature = _pair(f"model.options.beta_{suffix}", "beta_start", "beta_end"), \
+        _pair(f"model.options.temperature_{suffix}", "temp_start", "temp_end")
+    return {"beta_start": beta, "beta_end": beta, "temp_start": temperature, "temp_end": temperature,
+            "beta_warmup_epochs": _to("model.options.beta_warmup_epochs")}
+
+
+EPS_KL = ("the ternary report names eps_kl (0.0005) but never says what it does "
+          "(docs/domains/ternary.md)")
+
+# The ternary report's Appendix B nests its keys in sections; a key found here wins over ALIASES.
+SECTION_ALIASES: dict[str, dict[str, Alias]] = {
+    "Model": {
+        "input_dim": Alias(("model.options.encoder_input",), _input_dim),
+        "rho_min": Alias(("model.options.rho_knots",), _rho_range),
+        "rho_max": Alias(("model.options.rho_knots",), _rho_range),
+        "lambda3_base": _to("model.options.lambda3_center"),
+        "lambda3_amplitude": _to("model.options.lambda3_amplitude"),
+        "use_statenet": Alias(("model.name", "model.options.statenet"), _statenet),
+    },
+    "Training": {"total_epochs": Alias(("train.epochs",), _epochs)},
+    "VAE-A": _pathway("a"),
+    "VAE-B": _pathway("b"),
+    "Regularization": {"eps_kl": _ignored(EPS_KL)},
+}
+
 ALIASES: dict[str, Alias] = {
     # ARC specification (000) and the Gaussian-splat common block (004)
     "latent_dim": _to("model.latent_dim"),
     "batch_size": _to("train.batch_size"),
-    "learning_rate": _to("train.lr"),
+    "learning_rate": Alias(("train.lr",), _learning_rate),
     "optimizer": _lower("train.optimizer"),
     "lr_schedule": Alias(("train.lr_schedule", "train.cosine_t_max", "train.min_lr"), _lr_schedule),
     "max_epochs": _to("train.epochs"),
@@ -115,6 +210,7 @@ ALIASES: dict[str, Alias] = {
     "free_bits": _to("loss.free_bits"),
     "use_focal_loss": Alias((), _use_focal_loss),
     "run_id": _ignored("vaekit names each run itself (runs/<id>/); use name: for a label"),
+    "eps_kl": _ignored(EPS_KL),
     "use_wandb": _ignored("vaekit logs to runs/<id>/ and, with train.tensorboard, TensorBoard; no wandb"),
 }
 
@@ -179,22 +275,35 @@ def translate(document: dict, top_level_keys: Iterable[str], dotted_keys: Iterab
     dotted = list(dotted_keys)
     nested: dict = {}
     lines: list[str] = []
-    for key, value in document.items():
-        if key in known:
-            nested[key] = value if not isinstance(value, dict) else {**nested.get(key, {}), **value}
-            continue
-        alias = ALIASES.get(key)
+    set_by: dict[str, tuple[str, object]] = {}  # dotted target -> (seed key, value) that set it
+
+    def map_key(key: str, value: object, aliases: dict[str, Alias], scope: dict, label: str) -> None:
+        alias = aliases.get(key) or ALIASES.get(key)
         if alias is None:
             hint = suggest(str(key), dotted)
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
-            raise VaekitUsageError(f"{source}: unknown config key '{key}'{suggestion}")
+            raise VaekitUsageError(f"{source}: unknown config key '{label}'{suggestion}")
         if alias.ignored_because:
-            lines.append(f"{key} ignored: {alias.ignored_because}")
-            continue
-        mapped = alias.apply(value, document)
+            lines.append(f"{label} ignored: {alias.ignored_because}")
+            return
+        mapped = alias.apply(value, scope)
         for target, converted in mapped.items():
+            earlier = set_by.get(target)
+            if earlier is not None and earlier[1] != converted:
+                raise VaekitUsageError(f"{source}: '{earlier[0]}' and '{label}' both set {target}, to "
+                                       f"{earlier[1]!r} and {converted!r}; give one value")
+            set_by.setdefault(target, (label, converted))
             _nest(target, converted, nested)
-        lines.append(f"{key} → {', '.join(mapped) or '(nothing: ' + repr(value) + ')'}")
+        lines.append(f"{label} → {', '.join(mapped) or '(nothing: ' + repr(value) + ')'}")
+
+    for key, value in document.items():
+        if key in known:
+            nested[key] = value if not isinstance(value, dict) else {**nested.get(key, {}), **value}
+        elif key in SECTION_ALIASES and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                map_key(inner, inner_value, SECTION_ALIASES[key], value, f"{key}.{inner}")
+        else:
+            map_key(key, value, {}, document, str(key))
     return nested, lines
 
 
@@ -206,8 +315,24 @@ def alias_table_markdown() -> str:
              "free_bits_lambda": "0 when use_free_bits is false",
              "use_free_bits": "false alone sets loss.free_bits 0",
              "use_focal_loss": "false accepted (cross-entropy, our default); true refused: the document "
-                               "does not define its focal loss"}
-    for name, alias in ALIASES.items():
+                               "does not define its focal loss",
+             "learning_rate": "a number, or the ternary report's steps: 0.001 → 0.0005 (epoch 50) → lr 1e-3, "
+                              "multistep, lr_milestones [50], lr_values [5e-4]",
+             "Model.input_dim": "9 → values, 27 → one_hot",
+             "Model.use_statenet": "also selects the dual model, ternary_dual",
+             "Model.rho_min": "the first ρ knot's value: [[40, rho_min], [120, 0.3], [250, rho_max]]",
+             "Model.rho_max": "the last ρ knot's value (see rho_min)",
+             "Training.total_epochs": "the leading number: 400 (stopped at 103) → 400",
+             **{f"VAE-{p}.{k}": f"the pair [{k.split('_')[0]}_start, {k.split('_')[0]}_end]"
+                for p in "AB" for k in ("beta_start", "beta_end", "temp_start", "temp_end")}}
+    entries = [*ALIASES.items(), *((f"{section}.{name}", alias) for section, table in SECTION_ALIASES.items()
+                                   for name, alias in table.items())]
+    for name, alias in entries:
         target = ", ".join(f"`{t}`" for t in alias.targets) or ("ignored" if alias.ignored_because else "—")
         rows.append(f"| `{name}` | {target} | {alias.ignored_because or notes.get(name, '')} |")
+    rows.append("")
+    rows.append("In a sectioned file (the ternary report's Appendix B: `Model`, `Training`, `VAE-A`, `VAE-B`, "
+                "`Regularization`), a key the section's own rows above do not list is read as its flat alias "
+                "(e.g. `Regularization.free_bits` as `free_bits`). Two keys that set one vaekit key to "
+                "different values are refused.")
     return "\n".join(rows)
