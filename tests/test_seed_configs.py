@@ -117,10 +117,3 @@ def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeyp
         assert saved["model"]["options"]["encoder_filters"] == document["encoder_filters"]
     if "beta" in document:
         assert {key: saved["beta"][key] for key in document["beta"]} == document["beta"]
-
-
-def test_focal_loss_is_refused_but_its_absence_accepted(tmp_path, capsys):
-    _resolve(tmp_path, "use_focal_loss: false\n")
-    assert "use_focal_loss →" in capsys.readouterr().err
-    with pytest.raises(VaekitUsageError, match="use_focal_loss: true is not supported"):
-        _resolve(tmp_path, "use_focal_loss: true\n")
