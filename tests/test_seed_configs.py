@@ -150,10 +150,3 @@ def test_ternary_appendix_b_sections_map_onto_the_dual_model(tmp_path, capsys):
 def test_bad_appendix_b_values_are_refused_by_name(tmp_path, text, message):
     with pytest.raises(VaekitUsageError, match=message):
         _resolve(tmp_path, text, domain="ternary")
-
-
-def test_focal_loss_is_refused_but_its_absence_accepted(tmp_path, capsys):
-    _resolve(tmp_path, "use_focal_loss: false\n")
-    assert "use_focal_loss →" in capsys.readouterr().err
-    with pytest.raises(VaekitUsageError, match="use_focal_loss: true is not supported"):
-        _resolve(tmp_path, "use_focal_loss: true\n")

@@ -18,6 +18,7 @@ from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
+from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
 from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
@@ -59,9 +60,11 @@ def _from_seed_style(loaded: dict, config_file: Path) -> dict:
 
 
 def check_fits_domain(config: Config, domain: Domain) -> None:
-    """The model can train on the domain, and train.selection_metric names one of its validation
-    metrics: both refused before any data is loaded or file written, listing what is valid."""
+    """The model can train on the domain (and takes any reconstruction-loss option given), and
+    train.selection_metric names one of its validation metrics: refused before any data is loaded or
+    file written, listing what is valid."""
     model_cls = domain.check_model(config.model.name)
+    check_cell_loss_options(config.model.name, model_cls, config.model.options)
     check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
 
 

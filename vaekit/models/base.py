@@ -94,6 +94,15 @@ class GaussianVAE(TrainingHooks, nn.Module):
         """Per-sample negative log-likelihood of ``batch`` under the decoder output."""
         raise NotImplementedError
 
+    def reconstruction_objective(self, output: torch.Tensor, batch: torch.Tensor,
+                                 reduction: str) -> torch.Tensor | None:
+        """Per-sample reconstruction term the training objective minimises instead of the NLL (e.g.
+        a focal loss), or None when it minimises ``reconstruction_nll`` itself (the default).
+
+        Only ``objective`` reads it: every reported likelihood (recon, ELBO, IWAE) stays the NLL.
+        """
+        return None
+
     def reconstruct(self, output: torch.Tensor) -> torch.Tensor:
         """The most likely stored-format batch for a decoder output (argmax, mean, ...)."""
         raise NotImplementedError
@@ -148,12 +157,17 @@ class GaussianVAE(TrainingHooks, nn.Module):
     def objective(self, batch: torch.Tensor, beta: float, loss_cfg) -> tuple[torch.Tensor, LossTerms, dict]:
         """The scalar to minimise, the per-sample terms behind it, and extra values to log.
 
-        The β-VAE objective: mean reconstruction NLL + β · KL after free bits. Families with a
+        The β-VAE objective: mean reconstruction NLL + β · KL after free bits. A model whose
+        ``reconstruction_objective`` gives another term (a focal loss) minimises that in place of the
+        NLL and logs its mean as ``recon_objective``; ``terms.recon`` stays the NLL. Families with a
         different objective (e.g. the dual-pathway ternary VAE) override this.
         """
         terms = self.loss_terms(batch, reduction=loss_cfg.recon_reduction)
         kl_penalty = kl_with_free_bits(terms.kl_per_dim, loss_cfg.free_bits, loss_cfg.free_bits_mode)
-        return terms.recon.mean() + beta * kl_penalty, terms, {}
+        trained = self.reconstruction_objective(terms.output, batch, loss_cfg.recon_reduction)
+        if trained is None:
+            return terms.recon.mean() + beta * kl_penalty, terms, {}
+        return trained.mean() + beta * kl_penalty, terms, {"recon_objective": trained.detach().mean()}
 
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from vaekit.data_formats import ARC_GRID
-from vaekit.models import register_model
+from vaekit.errors import VaekitUsageError
+from vaekit.models import MODELS, register_model
 from vaekit.models.base import GaussianVAE
+from vaekit.models.cell_losses import CELL_LOSS_OPTIONS, PerCellLoss, make_cell_loss
 from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d, SpatialBroadcastDecoder2d
 from vaekit.training.losses import reduce_elements
 
@@ -15,11 +17,18 @@ from vaekit.training.losses import reduce_elements
 class CategoricalCells:
     """Grids of integer colours (batch, H, W) uint8: one-hot in, a categorical per cell out.
 
-    Mixed into every grid VAE; the class sets ``self.num_colors``."""
+    Mixed into every grid VAE; the class sets ``self.num_colors`` and, to train with another loss
+    than the cross-entropy, calls ``use_cell_loss`` with its ``recon_loss``, ``focal_gamma`` and
+    ``focal_alpha`` options (``CELL_LOSS_OPTIONS``; vaekit.models.cell_losses)."""
 
     data_format = ARC_GRID
     data_bin_width = 1.0  # a categorical likelihood is already a probability of the stored grid
     num_colors: int
+    cell_loss: PerCellLoss | None = None  # the objective's per-cell loss; None: the cross-entropy (NLL)
+
+    def use_cell_loss(self, recon_loss: str, focal_gamma: float | None, focal_alpha) -> None:
+        """Train with the per-cell loss ``recon_loss`` (a name in vaekit.models.cell_losses.CELL_LOSSES)."""
+        self.cell_loss = make_cell_loss(recon_loss, focal_gamma, focal_alpha, self.num_colors)
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         return F.one_hot(batch.long(), self.num_colors).permute(0, 3, 1, 2).float()
@@ -28,8 +37,25 @@ class CategoricalCells:
         per_cell = F.cross_entropy(output.float(), batch.long(), reduction="none")
         return reduce_elements(per_cell, reduction)
 
+    def reconstruction_objective(self, output, batch, reduction):
+        if self.cell_loss is None:
+            return None
+        return reduce_elements(self.cell_loss(output, batch), reduction)
+
     def reconstruct(self, output: torch.Tensor) -> torch.Tensor:
         return output.argmax(dim=1).to(torch.uint8)
+
+
+def check_cell_loss_options(model_name: str, model_cls: type, options: dict) -> None:
+    """Refuse ``recon_loss``, ``focal_gamma`` or ``focal_alpha`` in ``options`` for a model that is
+    not a grid VAE (one without ``CategoricalCells``), naming the key and the models that take it."""
+    given = [key for key in CELL_LOSS_OPTIONS if key in options]
+    if given and not issubclass(model_cls, CategoricalCells):
+        grid_models = [name for name in MODELS.names() if issubclass(MODELS.get(name), CategoricalCells)]
+        raise VaekitUsageError(
+            f"model.options.{given[0]}: model '{model_name}' has no choice of reconstruction loss; "
+            f"recon_loss (cross_entropy or focal, with focal_gamma and focal_alpha) applies to the grid models "
+            f"over categorical cells: {', '.join(grid_models)}")
 
 
 class CategoricalGridVAE(CategoricalCells, GaussianVAE):
@@ -47,10 +73,14 @@ class CategoricalGridVAE(CategoricalCells, GaussianVAE):
         hidden: int = 128,
         decoder_channels: tuple = (64, 32),
         norm: bool = False,
+        recon_loss: str = "cross_entropy",
+        focal_gamma: float | None = None,
+        focal_alpha: float | list | None = None,
     ):
         super().__init__()
         self.latent_dim = latent_dim
         self.num_colors = num_colors
+        self.use_cell_loss(recon_loss, focal_gamma, focal_alpha)
         self.encoder = ConvEncoder2d(num_colors, channels, strides, grid_size, hidden, latent_dim, norm)
         self.decoder = ConvDecoder2d(
             latent_dim, hidden, self.encoder.feature_shape, decoder_channels, num_colors, norm
@@ -76,8 +106,12 @@ class WideConv2dGridVAE(CategoricalGridVAE):
         hidden: int = 512,
         decoder_channels: tuple = (128, 64),
         norm: bool = True,
+        recon_loss: str = "cross_entropy",
+        focal_gamma: float | None = None,
+        focal_alpha: float | list | None = None,
     ):
-        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, decoder_channels, norm)
+        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, decoder_channels, norm,
+                         recon_loss, focal_gamma, focal_alpha)
 
 
 @register_model("conv2d_broadcast")
@@ -95,8 +129,12 @@ class BroadcastGridVAE(CategoricalGridVAE):
         hidden: int = 128,
         decoder_channels: tuple = (64, 64, 64, 64),
         norm: bool = False,
+        recon_loss: str = "cross_entropy",
+        focal_gamma: float | None = None,
+        focal_alpha: float | list | None = None,
     ):
-        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, (), norm)
+        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, (), norm,
+                         recon_loss, focal_gamma, focal_alpha)
         # Replaces the parent's decoder after building it, so the random initialisation (and the
         # figures in docs/domains/arc.md) stay those of the runs that were measured.
         self.decoder = SpatialBroadcastDecoder2d(latent_dim, grid_size, decoder_channels, num_colors, norm)

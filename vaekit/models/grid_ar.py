@@ -105,6 +105,8 @@ class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
             the factorised grid VAE.
         head_channels: width C of the canvas features and of the causal head.
         kernel_size: side of the causal window (odd); 5 reads two rows up and two cells left.
+        recon_loss, focal_gamma, focal_alpha: the training loss over the teacher-forced cells, as in
+            the factorised grid VAE (vaekit.models.cell_losses).
     """
 
     def __init__(
@@ -119,10 +121,14 @@ class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
         norm: bool = False,
         head_channels: int = 64,
         kernel_size: int = 5,
+        recon_loss: str = "cross_entropy",
+        focal_gamma: float | None = None,
+        focal_alpha: float | list | None = None,
     ):
         super().__init__()
         self.latent_dim = latent_dim
         self.num_colors = num_colors
+        self.use_cell_loss(recon_loss, focal_gamma, focal_alpha)
         self.encoder = ConvEncoder2d(num_colors, channels, strides, grid_size, hidden, latent_dim, norm)
         self.decoder = nn.ModuleDict({
             "canvas": ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels,
