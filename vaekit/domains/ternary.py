@@ -157,7 +157,10 @@ class TernaryDomain(Domain):
                           "epochs": 400, "lr_schedule": "multistep",
                           "lr_milestones": [50, 120, 180, 220, 250, 300],
                           "selection_metric": "reconstruction_coverage,prior_coverage",
-                          "early_stopping_patience": 20}}
+                          "early_stopping_patience": 20,
+                          # ternary_dual's β warm-ups (50 epochs) raise the val loss by design: judge
+                          # patience after them, or the dual model stops at epoch ~22 (best: epoch 2)
+                          "early_stopping_start": 50}}
 
     def selection_metric_names(self, model_cls: type) -> list[str]:
         """Multi-pathway models add each coverage per pathway (reconstruction_coverage_A, ...)."""
