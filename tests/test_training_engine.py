@@ -192,3 +192,27 @@ def test_provenance_records_each_session_and_report_shows_it(tmp_path, arc_corpu
     summary = json.loads(result.stdout)["runs"][0]
     assert summary["versions"] == f"vaekit {first['vaekit']}, torch {torch.__version__}"
     assert summary["device"] == f"cpu ({expected_precision})" and summary["resumed"] == 1
+
+
+@pytest.mark.parametrize("start, stops_after", [(1, 4), (6, 8)])
+def test_early_stopping_counts_patience_from_its_start_epoch(start, stops_after):
+    """Val loss falls to epoch 2, rises while β ramps (3-5), then improves at 6 and stalls: judged from
+    epoch 6, the run stops 2 epochs (the patience) after the best since then, not at once."""
+    from types import SimpleNamespace
+
+    from vaekit.config import Config
+    from vaekit.training.callbacks.early_stopping import EarlyStopping
+    from vaekit.training.distributed import Workers
+    from vaekit.training.loop import TrainState
+
+    config = Config()
+    config.train.early_stopping_patience, config.train.early_stopping_start = 2, start
+    stops = []
+    t = SimpleNamespace(state=TrainState(), config=config, workers=Workers(),
+                        request_stop=lambda reason, message: stops.append(message))
+    losses = [5.0, 1.0, 2.0, 3.0, 4.0, 3.5, 3.6, 3.7, 3.8, 3.9]
+    for epoch, loss in enumerate(losses, start=1):
+        EarlyStopping().on_epoch_end(t, {"epoch": epoch, "val_loss": loss})
+        if stops:
+            break
+    assert epoch == stops_after and f"after epoch {stops_after}" in stops[0]

@@ -87,7 +87,8 @@ class TrainConfig:
         "lr_gamma); same length as lr_milestones, or empty.", [])
     early_stopping_patience: int = _help("Stop after this many epochs without a better val loss (0 disables).", 10)
     early_stopping_start: int = _help(
-        "Epoch from which early stopping may trigger; lets a rising β schedule finish first.", 1
+        "Epoch from which early stopping may trigger, counting patience from the best val loss since that "
+        "epoch; lets a rising β schedule finish first.", 1
     )
     selection_metric: str = _help(
         "Validation metric that picks checkpoints/vae_best.pth: 'loss' (lowest) or a quality metric such "
