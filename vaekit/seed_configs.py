@@ -114,6 +114,7 @@ ALIASES: dict[str, Alias] = {
     "use_free_bits": Alias(("loss.free_bits",), _use_free_bits),
     "free_bits": _to("loss.free_bits"),
     "use_focal_loss": Alias((), _use_focal_loss),
+    "log_every_n_steps": _to("train.log_every_steps"),
     "run_id": _ignored("vaekit names each run itself (runs/<id>/); use name: for a label"),
     "use_wandb": _ignored("vaekit logs to runs/<id>/ and, with train.tensorboard, TensorBoard; no wandb"),
 }
