@@ -3,11 +3,13 @@ one run directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -74,7 +76,7 @@ def torchrun_train(corpus, runs, *extra):
 
 def test_torchrun_writes_one_run_and_refuses_to_overwrite_it(tmp_path, arc_corpus):
     runs = tmp_path / "runs"
-    result = torchrun_train(arc_corpus, runs, "--epochs", "2")
+    result = torchrun_train(arc_corpus, runs, "--epochs", "2", "--set", "train.log_every_steps=1")
     shown = f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}"
     assert result.returncode == 0, shown
     assert "on each of 2 workers" in result.stdout, shown
@@ -83,6 +85,9 @@ def test_torchrun_writes_one_run_and_refuses_to_overwrite_it(tmp_path, arc_corpu
     metrics = (runs / "ddp" / "metrics.jsonl").read_text()
     assert len(metrics.splitlines()) == 2
     assert (runs / "ddp" / "results" / "metrics.json").is_file()
+    # 120 grids a worker in batches of 64: 2 steps an epoch, each logged once (by the main worker)
+    steps = [json.loads(line)["step"] for line in (runs / "ddp" / "steps.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
 
     again = torchrun_train(arc_corpus, runs, "--epochs", "1")
     assert again.returncode != 0 and "already exists" in again.stderr, again.stderr[-3000:]
@@ -93,6 +98,7 @@ def _ddp_step_worker(rank: int, world_size: int, port: int, out: str) -> None:
     """One TrainStep under DistributedDataParallel on this worker's shard, with a noise-free objective
     (lr 0, so the gradients stay to be read), and one draw of this worker's reparameterisation noise."""
     from vaekit.config import LossConfig
+    from vaekit.training.loop import step_record
     from vaekit.training.step import TrainStep
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
@@ -109,10 +115,12 @@ def _ddp_step_worker(rank: int, world_size: int, port: int, out: str) -> None:
     model.objective = objective
     step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.0), "fp32", torch.device("cpu"),
                      LossConfig(), workers=workers)
-    step(grids()[workers.shard(torch.arange(12))], 1.0)
+    loss, recon, _ = step(grids()[workers.shard(torch.arange(12))], 1.0)
+    logged = step_record(1, 1, 1.0, 0.0, loss, recon, step.kl_per_dim, workers)  # a collective
     torch.manual_seed(workers.noise_seed(5))  # as fit() seeds each worker
     noise = model.loss_terms(grids()[:2], sample=True).recon.detach()  # decoded from a sampled z
-    everything = workers.gather({"noise": noise, "grads": {n: p.grad for n, p in model.named_parameters()}})
+    everything = workers.gather({"noise": noise, "grads": {n: p.grad for n, p in model.named_parameters()},
+                                 "logged": logged, "own_kl_per_dim": step.kl_per_dim.tolist()})
     if workers.is_main:
         torch.save(everything, out)
     leave(workers)
@@ -129,3 +137,10 @@ def test_ddp_step_gradients_equal_the_whole_batch_and_each_worker_draws_its_own_
         for worker in workers:
             torch.testing.assert_close(worker["grads"][name], param.grad, rtol=1e-4, atol=1e-6, msg=name)
     assert not torch.equal(workers[0]["noise"], workers[1]["noise"])
+    # the logged step is the whole batch's: its unclamped KL per dimension averaged over the workers
+    with torch.no_grad():
+        whole = model.loss_terms(grids(), sample=False)
+    assert workers[0]["own_kl_per_dim"] != pytest.approx(workers[1]["own_kl_per_dim"], rel=1e-3)
+    for worker in workers:
+        assert worker["logged"]["kl_per_dim"] == pytest.approx(whole.kl_per_dim.mean(0).tolist(), rel=1e-4, abs=1e-6)
+        assert worker["logged"]["recon"] == pytest.approx(float(whole.recon.mean()), rel=1e-5)

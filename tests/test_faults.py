@@ -268,6 +268,14 @@ def test_a_bad_line_before_the_last_is_an_error_naming_file_and_line(run, arc_co
     assert digest(run) == before
 
 
+def test_a_bad_steps_line_before_the_last_refuses_a_resume_before_anything_is_written(run, arc_corpus):
+    (run / "steps.jsonl").write_text('{"step": 1, "ep\n{"step": 2, "epoch": 1}\n')
+    before = digest(run)
+    result = train(arc_corpus, run.parent, "r", "--resume", "--epochs", 2)
+    assert_one_line_error(result, EXIT_USAGE, f"{run / 'steps.jsonl'}, line 1: not a JSON record")
+    assert digest(run) == before
+
+
 # ----------------------------------------------------------------------------- disks
 
 

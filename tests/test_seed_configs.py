@@ -46,6 +46,10 @@ def test_beta_specification_keys(tmp_path):
     assert (config.beta.ramp_epochs, config.beta.cycle_length, config.loss.free_bits) == (7, 9, 0.3)
 
 
+def test_log_every_n_steps_sets_the_step_logging_interval(tmp_path):
+    assert _resolve(tmp_path, "beta_schedule: cyclical\nlog_every_n_steps: 7\n").train.log_every_steps == 7
+
+
 def test_free_bits_off_when_use_free_bits_false(tmp_path):
     assert _resolve(tmp_path, "use_free_bits: false\nfree_bits_lambda: 0.3\n").loss.free_bits == 0.0
 

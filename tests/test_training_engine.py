@@ -1,4 +1,4 @@
-"""The training engine: the non-finite guard, sinks, signals and provenance, on tiny ARC runs."""
+"""The training engine: the non-finite guard, sinks (steps.jsonl too), signals and provenance, on tiny ARC runs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import TINY_MODEL_FLAGS
+import vaekit.training.loop as loop_module
+from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from vaekit.cli import app
+from vaekit.config import Config, LossConfig
+from vaekit.models import create_model
+from vaekit.training.loop import make_optimizer, step_record
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep
 
@@ -216,3 +220,95 @@ def test_early_stopping_counts_patience_from_its_start_epoch(start, stops_after)
         if stops:
             break
     assert epoch == stops_after and f"after epoch {stops_after}" in stops[0]
+
+
+# ---------------------------------------------------------------- steps.jsonl (train.log_every_steps)
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# 240 training grids in batches of 64: 4 steps an epoch, so 3 epochs are steps 1-12.
+def test_every_nth_step_is_logged_with_its_epoch_beta_and_unclamped_kl(tmp_path, arc_corpus):
+    runs = tmp_path / "runs"
+    floor = 3.0  # far above every dimension's KL at this stage, so the loss sees only the floor
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--set", "train.log_every_steps=3",
+                   "--set", f"loss.free_bits={floor}")
+    assert result.exit_code == 0, result.output
+    steps = lines(runs / "r" / "steps.jsonl")
+    epochs = {r["epoch"]: r for r in lines(runs / "r" / "metrics.jsonl")}
+    assert [(s["step"], s["epoch"]) for s in steps] == [(3, 1), (6, 2), (9, 3), (12, 3)]
+    for s in steps:
+        dims = s["kl_per_dim"]
+        assert len(dims) == 10
+        assert s["kl_min"] <= s["kl_mean"] <= s["kl_max"]
+        assert (s["kl_min"], s["kl_max"]) == pytest.approx((min(dims), max(dims)), abs=1e-6)
+        assert s["kl"] == pytest.approx(sum(dims), abs=1e-5) and s["kl_mean"] == pytest.approx(s["kl"] / 10)
+        assert s["kl_max"] < floor  # the unclamped KL, not the free-bits floor
+        # ... while the loss that was optimised used the clamped KL: recon + β · d · floor
+        assert s["loss"] - s["recon"] == pytest.approx(s["beta"] * 10 * floor, rel=1e-4)
+        assert (s["beta"], s["lr"]) == (epochs[s["epoch"]]["beta"], epochs[s["epoch"]]["lr"])
+
+
+def test_the_step_keeps_the_batch_mean_of_the_unclamped_kl_per_dimension():
+    torch.manual_seed(0)
+    model = create_model("conv2d", 4, TINY_MODEL_OPTIONS)
+    batch = torch.randint(0, 10, (8, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model.loss_terms(batch, sample=False).kl_per_dim.mean(0)  # KL needs μ, σ only: no noise
+    floor = float(expected.max()) + 1.0
+    step = TrainStep(model, make_optimizer(model, Config().train), "fp32", torch.device("cpu"),
+                     LossConfig(free_bits=floor))
+    loss, recon, kl = step(batch, 1.0)
+    torch.testing.assert_close(step.kl_per_dim, expected)
+    assert float(kl) == pytest.approx(float(expected.sum()), rel=1e-5)
+    record = step_record(7, 2, 1.0, 1e-3, loss, recon, step.kl_per_dim)
+    assert record["kl_per_dim"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert record["kl_max"] < floor and record["loss"] == pytest.approx(record["recon"] + 4 * floor, rel=1e-5)
+    assert (record["step"], record["epoch"]) == (7, 2)
+
+
+def test_zero_turns_step_logging_off(tmp_path, arc_corpus, monkeypatch):
+    monkeypatch.setattr(loop_module, "step_record", lambda *a, **k: pytest.fail("step_record called with logging off"))
+    result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.log_every_steps=0")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "runs" / "r" / "steps.jsonl").exists()
+
+
+def test_a_negative_interval_is_refused(tmp_path, arc_corpus):
+    result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.log_every_steps=-5")
+    assert result.exit_code == 2 and "train.log_every_steps" in result.stderr and "-5" in result.stderr
+    assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_a_resumed_run_logs_each_step_once_in_the_file_and_in_tensorboard(tmp_path, arc_corpus, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = tmp_path / "runs"
+    every = ["--set", "train.log_every_steps=1", "--tensorboard"]
+    assert train(arc_corpus, runs, "straight", "--epochs", 3, *every).exit_code == 0
+
+    nan_at_step(monkeypatch, 7)  # epoch 2's third step: steps 5 and 6 are logged first
+    assert train(arc_corpus, runs, "r", "--epochs", 3, *every).exit_code == 65
+    assert [s["step"] for s in lines(runs / "r" / "steps.jsonl")] == [1, 2, 3, 4, 5, 6]
+    monkeypatch.undo()
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--resume", *every)
+    assert result.exit_code == 0, result.output
+
+    resumed, straight = lines(runs / "r" / "steps.jsonl"), lines(runs / "straight" / "steps.jsonl")
+    assert [s["step"] for s in resumed] == list(range(1, 13))
+    assert [s["epoch"] for s in resumed] == [1] * 4 + [2] * 4 + [3] * 4
+    for again, once in zip(resumed, straight):  # on CPU the resumed run repeats the uninterrupted one
+        assert again["kl_per_dim"] == pytest.approx(once["kl_per_dim"], rel=1e-5, abs=1e-6)
+
+    events = EventAccumulator(str(runs / "r" / "logs"), size_guidance={"scalars": 0})
+    events.Reload()
+    for name in ("min", "max", "mean"):
+        logged = events.Scalars(f"train/kl_per_dim/{name}")
+        assert [e.step for e in logged] == list(range(1, 13)), name
+        assert [e.value for e in logged] == pytest.approx([s[f"kl_{name}"] for s in resumed], rel=1e-6)
+    assert [e.value for e in events.Scalars("train/kl_per_dim/dim_009")] == pytest.approx(
+        [s["kl_per_dim"][9] for s in resumed], rel=1e-5)
+    assert [e.step for e in events.Scalars("val/val_loss")] == [1, 2, 3]  # the epoch scalars are kept

@@ -108,6 +108,12 @@ class TrainConfig:
     tensorboard: bool = _help(
         "Write TensorBoard event files to runs/<id>/logs/ (per-epoch losses, β, lr, KL per dimension, and the "
         "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False)
+    log_every_steps: int = _help(
+        "Every N optimizer steps (counted from the start of the run), log the training batch's loss, "
+        "reconstruction and KL, and its unclamped KL per latent dimension (min, max, mean and each value) "
+        "to steps.jsonl and, with tensorboard, as train/kl_per_dim/*; 0 disables. The default 50 gives 12 "
+        "lines an epoch on ARC's default corpus (80,000 training grids, batch 128) and 4 on the ternary "
+        "one (15,746 operations, batch 64), for one device-to-host read per logged step.", 50)
     grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
     precision: str = _help(
@@ -292,6 +298,7 @@ def validate(config: Config) -> None:
          "non-negative (0 disables)"),
         ("train.early_stopping_patience", train.early_stopping_patience, train.early_stopping_patience >= 0,
          "non-negative (0 disables)"),
+        ("train.log_every_steps", train.log_every_steps, train.log_every_steps >= 0, "0 (off) or a number of steps"),
         ("train.collapse_threshold", train.collapse_threshold, train.collapse_threshold >= 0, "non-negative"),
         ("train.optimizer", train.optimizer, train.optimizer in ("adam", "adamw"), "'adam' or 'adamw'"),
         ("train.precision", train.precision, train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),

@@ -70,9 +70,10 @@ def check_fits_domain(config: Config, domain: Domain) -> None:
 
 def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module) -> None:
     """Refuse a --resume whose settings describe another model than the one in the run's last.pt
-    (the error names the setting and both values), or whose metrics.jsonl is damaged before its
-    last line. Loads last.pt's weights into ``model``."""
-    run.read_metrics(quiet=True)  # fit() rewrites it; a bad line must stop us before config.yaml is written
+    (the error names the setting and both values), or whose metrics.jsonl or steps.jsonl is damaged
+    before its last line. Loads last.pt's weights into ``model``."""
+    for log in (run.metrics_path, run.steps_path):  # fit() rewrites them: a bad line stops us before config.yaml
+        run.read_metrics(quiet=True, path=log)
     for key in ("name", "latent_dim"):
         was, now = getattr(previous, key), getattr(config.model, key)
         if was != now:

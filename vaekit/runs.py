@@ -3,6 +3,7 @@
     runs/<run_id>/
       config.yaml              resolved configuration
       metrics.jsonl            one JSON object per epoch (the source of truth for curves)
+      steps.jsonl              one JSON object every train.log_every_steps steps (per-dimension KL)
       provenance.json          versions, git commit, device, command line of each training session
       checkpoints/vae_best.pth model state dict at the best validation loss
       checkpoints/encoder.pth  encoder state dict (same epoch)
@@ -75,6 +76,10 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     @property
+    def steps_path(self) -> Path:
+        return self.path / "steps.jsonl"
+
+    @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
@@ -141,10 +146,12 @@ class RunDir:
 
     # ---------------------------------------------------------------- metrics
 
-    def append_metrics(self, record: dict) -> None:
-        """Append one line; a write the disk refuses is undone, so no half line is left behind."""
+    def append_metrics(self, record: dict, path: Path | None = None) -> None:
+        """Append one line to metrics.jsonl (or to ``path``, another JSON-lines log of the run such as
+        steps.jsonl); a write the disk refuses is undone, so no half line is left behind."""
+        path = path or self.metrics_path
         line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode()
-        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             start = os.lseek(fd, 0, os.SEEK_END)
             try:
@@ -154,17 +161,19 @@ class RunDir:
             except OSError as error:
                 os.ftruncate(fd, start)
                 if error.errno in REFUSED_WRITES:
-                    raise disk_error(self.metrics_path, error) from None
+                    raise disk_error(path, error) from None
                 raise
         finally:
             os.close(fd)
 
-    def read_metrics(self, quiet: bool = False) -> list[dict]:
-        """The epoch records. A torn last line (a crash while it was written) is skipped with a
-        warning (none when ``quiet``); a bad line anywhere else is an error naming the file and the line."""
-        if not self.metrics_path.is_file():
+    def read_metrics(self, quiet: bool = False, path: Path | None = None) -> list[dict]:
+        """The epoch records (or the records of ``path``, e.g. steps.jsonl). A torn last line (a crash
+        while it was written) is skipped with a warning (none when ``quiet``); a bad line anywhere else
+        is an error naming the file and the line."""
+        path = path or self.metrics_path
+        if not path.is_file():
             return []
-        lines = self.metrics_path.read_text(errors="replace").splitlines()
+        lines = path.read_text(errors="replace").splitlines()
         last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
         records = []
         for index, line in enumerate(lines):
@@ -175,23 +184,26 @@ class RunDir:
             except json.JSONDecodeError as error:
                 if index == last:
                     if not quiet:
-                            warn(f"{self.metrics_path}: ignoring its last line, which was cut short (a crash while "
+                            warn(f"{path}: ignoring its last line, which was cut short (a crash while "
                              f"writing it?); --resume drops it from the file")
                     continue
-                raise VaekitUsageError(f"{self.metrics_path}, line {index + 1}: not a JSON record ({error.msg}); "
+                raise VaekitUsageError(f"{path}, line {index + 1}: not a JSON record ({error.msg}); "
                                        "remove or repair that line") from None
             if not isinstance(record, dict):
-                raise VaekitUsageError(f"{self.metrics_path}, line {index + 1}: expected a JSON object per epoch, "
+                raise VaekitUsageError(f"{path}, line {index + 1}: expected a JSON object per line, "
                                        f"got {type(record).__name__}")
             records.append(record)
         return records
 
-    def truncate_metrics(self, last_epoch: int) -> None:
+    def truncate_metrics(self, last_epoch: int, path: Path | None = None) -> list[dict]:
         """Drop records after ``last_epoch`` (written before an interruption, not in last.pt), and
-        a torn last line."""
-        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+        a torn last line, from metrics.jsonl (or ``path``); returns the dropped records."""
+        path = path or self.metrics_path
+        records = self.read_metrics(path=path)
+        kept = [r for r in records if r.get("epoch", 0) <= last_epoch]
         text = "".join(json.dumps(r) + "\n" for r in kept)
-        atomic_write_bytes(self.metrics_path, lambda h: h.write(text.encode()))
+        atomic_write_bytes(path, lambda h: h.write(text.encode()))
+        return [r for r in records if r.get("epoch", 0) > last_epoch]
 
     def read_provenance(self) -> list[dict]:
         """The training sessions recorded in provenance.json, oldest first (empty for a run made

@@ -215,6 +215,7 @@ ALIASES: dict[str, Alias] = {
     "free_bits": _to("loss.free_bits"),
     "use_focal_loss": Alias(("model.options.recon_loss", "model.options.focal_gamma", "model.options.focal_alpha"),
                             _use_focal_loss),
+    "log_every_n_steps": _to("train.log_every_steps"),
     "run_id": _ignored("vaekit names each run itself (runs/<id>/); use name: for a label"),
     "eps_kl": _ignored(EPS_KL),
     "use_wandb": _ignored("vaekit logs to runs/<id>/ and, with train.tensorboard, TensorBoard; no wandb"),

@@ -1,8 +1,9 @@
 """The seam of the training loop: ``fit()`` announces what happened, small subscribers act on it.
 
-``fit()`` emits four events and does nothing else with them:
+``fit()`` emits five events and does nothing else with them:
 
     run_start(t)          after the model, optimizer and (on --resume) state are ready
+    step_end(t, record)   every train.log_every_steps-th optimizer step; ``record`` is its steps.jsonl line
     epoch_end(t, record)  after validation; ``record`` is the epoch's metrics.jsonl line
     stop(t, reason)       training ends early: 'early_stopping', 'nonfinite', 'SIGTERM', 'SIGINT'
     run_end(t)            after the last epoch (not after an error or a signal)
@@ -74,6 +75,9 @@ class Callback:
     def on_run_start(self, t: Training) -> None:
         pass
 
+    def on_step_end(self, t: Training, record: dict) -> None:
+        pass
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         pass
 
@@ -109,6 +113,10 @@ class Events:
     def run_start(self) -> None:
         for cb in self.callbacks:
             cb.on_run_start(self.training)
+
+    def step_end(self, record: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_step_end(self.training, record)
 
     def epoch_end(self, record: dict) -> None:
         for cb in self.callbacks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -92,11 +93,26 @@ def _restore_rng(state: dict, generator: torch.Generator, workers: Workers = SIN
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def step_record(global_step: int, epoch: int, beta: float, lr: float, loss: torch.Tensor, recon: torch.Tensor,
+                kl_per_dim: torch.Tensor, workers: Workers = SINGLE) -> dict:
+    """The steps.jsonl line of one training step: its loss terms and the batch mean of each latent
+    dimension's unclamped KL, with their min, max and mean over the dimensions. Under torchrun the
+    values are averaged over the workers (one all-reduce), i.e. those of the whole global batch.
+    Costs one device-to-host read."""
+    values = workers.mean(torch.cat([torch.stack([loss, recon]).float(), kl_per_dim.float()])).tolist()
+    loss_value, recon_value, dims = values[0], values[1], values[2:]
+    return {"step": global_step, "epoch": epoch, "beta": beta, "lr": lr, "loss": loss_value, "recon": recon_value,
+            "kl": sum(dims), "kl_min": min(dims), "kl_max": max(dims), "kl_mean": sum(dims) / len(dims),
+            "kl_per_dim": [round(v, 6) for v in dims]}
+
+
 def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
-                    workers: Workers = SINGLE, epoch: int = 1, signals: StopSignals | None = None) -> dict:
+                    workers: Workers = SINGLE, epoch: int = 1, signals: StopSignals | None = None,
+                    on_step: Callable[[dict], None] | None = None) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
     epoch's mean loss terms over all workers (and, with ``train.nonfinite: skip``, the count of
-    skipped steps).
+    skipped steps). Every ``train.log_every_steps``-th step of the run (counted from its start)
+    passes its ``step_record`` to ``on_step``; other steps read nothing from the device for it.
 
     Raises:
         NonFiniteError: a step's loss or gradient is not finite and ``train.nonfinite`` is 'stop';
@@ -110,7 +126,10 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generat
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
     batches = skipped = 0
+    log_every = cfg.log_every_steps if on_step is not None else 0
+    kl_range = ""
     for index, start in enumerate(range(0, n, cfg.batch_size), start=1):
+        global_step = (epoch - 1) * steps_per_epoch + index
         batch = data[order[start : start + cfg.batch_size]]
         if config.data.augment:
             batch = domain.augment(batch, generator)
@@ -121,15 +140,20 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generat
                 skipped += 1
                 continue
             raise NonFiniteError(f"training went non-finite at epoch {epoch}, step "
-                                 f"{(epoch - 1) * steps_per_epoch + index} (batch {index} of {steps_per_epoch} "
+                                 f"{global_step} (batch {index} of {steps_per_epoch} "
                                  f"in the epoch): the {bad.term} is {bad.value}") from None
         sums += torch.stack([loss, recon, kl]).float()
         batches += 1
         if signals is not None and signals.received:
             raise Interrupted(f"stopped by {signals.received.name} in epoch {epoch}, after step "
-                              f"{(epoch - 1) * steps_per_epoch + index}", signals.exit_code)
+                              f"{global_step}", signals.exit_code)
+        if log_every and global_step % log_every == 0:
+            record = step_record(global_step, epoch, beta, step.optimizer.param_groups[0]["lr"], loss, recon,
+                                 step.kl_per_dim, workers)
+            kl_range = f"  KL/dim {record['kl_min']:.2f}–{record['kl_max']:.2f}"
+            on_step(record)
         if progress is not None:
-            live = f"loss {loss.item():.3f}" if batches % 10 == 1 else None
+            live = f"loss {loss.item():.3f}{kl_range}" if batches % 10 == 1 else None
             progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
     loss, recon, kl = workers.mean(sums / max(batches, 1)).tolist()
     stats = {"loss": loss, "recon": recon, "kl": kl}
@@ -245,7 +269,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
             try:
                 train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
-                                              workers, epoch, signals)
+                                              workers, epoch, signals, on_step=events.step_end)
             except NonFiniteError as error:
                 message = (f"{error}. Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}, "
                            f"vae_best.pth epoch {state.best_epoch}; continue with --resume (e.g. with a lower "

@@ -42,10 +42,11 @@ class Objective(torch.nn.Module):
         self.model, self.loss_cfg = model, loss_cfg
 
     def forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The loss to minimise, and the batch means of the reconstruction term and of the total KL
-        (plain tensors: DDP follows the graph from forward's outputs, and loses it in a dataclass)."""
+        """The loss to minimise, and the batch means of the reconstruction term and of the unclamped KL
+        of each latent dimension, shape (d,) (plain tensors: DDP follows the graph from forward's
+        outputs, and loses it in a dataclass)."""
         loss, terms, _ = self.model.objective(batch, beta, self.loss_cfg)
-        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().sum(1).mean()
+        return loss, terms.recon.detach().mean(), terms.kl_per_dim.detach().mean(0)
 
 
 def data_parallel(model: torch.nn.Module, loss_cfg: LossConfig, device: torch.device,
@@ -94,21 +95,26 @@ class TrainStep:
         self.forward = self.eager_forward
         self.compile_error: str | None = None
         self._beta = (None, None)
+        self.kl_per_dim: torch.Tensor | None = None  # the last step's, on the device (see __call__)
 
     def eager_forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The loss to minimise, and the batch means of the reconstruction term and of the total KL."""
+        """The loss to minimise, and the batch means of the reconstruction term and of the unclamped
+        KL of each latent dimension (d,)."""
         with autocast(self.precision, self.device):
             return self.objective(batch, beta)
 
     def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Update the model on one batch; returns the (loss, recon, kl) of ``eager_forward``.
+        """Update the model on one batch; returns the loss and the batch means of the reconstruction
+        term and of the total unclamped KL. The batch mean of each dimension's unclamped KL is left in
+        ``self.kl_per_dim`` (d,), on the device: reading it is the caller's choice (a host sync).
 
         Raises:
             NonFiniteStep: the loss, or (outside fp16, whose loss scaler skips such steps itself) the
                 gradient norm, is not finite; the model and optimizer are left unchanged. Checking
                 costs one device-to-host read of the loss per step.
         """
-        loss, recon, kl = self.forward(batch, self.beta_tensor(beta))
+        loss, recon, kl_per_dim = self.forward(batch, self.beta_tensor(beta))
+        self.kl_per_dim, kl = kl_per_dim, kl_per_dim.sum()
         if not torch.isfinite(loss):
             raise NonFiniteStep(*nonfinite_term(loss, recon, kl))
         self.optimizer.zero_grad(set_to_none=True)

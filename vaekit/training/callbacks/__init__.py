@@ -10,6 +10,7 @@ from vaekit.training.callbacks import train_log  # noqa: F401
 from vaekit.training.callbacks import provenance  # noqa: F401
 from vaekit.training.callbacks import nonfinite_guard  # noqa: F401
 from vaekit.training.callbacks import metrics_log  # noqa: F401
+from vaekit.training.callbacks import steps_log  # noqa: F401
 from vaekit.training.callbacks import best_checkpoint  # noqa: F401
 from vaekit.training.callbacks import early_stopping  # noqa: F401
 from vaekit.training.callbacks import last_checkpoint  # noqa: F401

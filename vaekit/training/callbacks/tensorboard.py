@@ -1,6 +1,8 @@
 """TensorBoard event files under runs/<id>/logs/ (train.tensorboard, `train --tensorboard`): per
 epoch the losses, β, lr, active dimensions, quality metrics and the KL of each latent dimension, and
-the reconstruction and prior-sample pictures of the epochs that draw them (train.pictures_every).
+the reconstruction and prior-sample pictures of the epochs that draw them (train.pictures_every);
+every train.log_every_steps steps, at the global step, the training batch's unclamped KL per latent
+dimension: its min, max and mean under train/kl_per_dim/ and each dimension as train/kl_per_dim/dim_NNN.
 `tensorboard --logdir runs/` then shows every run. Needs the extra: pip install 'vaekit[tensorboard]'.
 """
 
@@ -29,7 +31,18 @@ class TensorBoard(Callback):
         if t.writes:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(t.run.path / "logs"))
+            # a resumed run hides the step scalars it logged after last.pt, as steps.jsonl drops them
+            # (epoch scalars sit at steps ≤ last.pt's epoch, below the first dropped step)
+            self.writer = SummaryWriter(log_dir=str(t.run.path / "logs"), purge_step=t.shared.get("steps_dropped_from"))
+
+    def on_step_end(self, t: Training, record: dict) -> None:
+        if self.writer is None:
+            return
+        step = record["step"]
+        for name in ("min", "max", "mean"):
+            self.writer.add_scalar(f"train/kl_per_dim/{name}", record[f"kl_{name}"], step)
+        for dim, kl in enumerate(record["kl_per_dim"]):
+            self.writer.add_scalar(f"train/kl_per_dim/dim_{dim:03d}", kl, step)
 
     def on_epoch_end(self, t: Training, record: dict) -> None:
         if self.writer is None:
