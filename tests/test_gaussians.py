@@ -180,4 +180,7 @@ def test_collect_and_train_end_to_end(tmp_path, arc_corpus):
     result = runner.invoke(app, ["sample", "g", "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     assert (runs / "g" / "results" / "reconstructions.png").is_file()
-    assert runner.invoke(app, ["report", "g", "--runs-dir", str(runs)]).exit_code == 0
+    result = runner.invoke(app, ["report", "g", "--runs-dir", str(runs)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    # the run's model options, the command's before those inferred from the corpus
+    assert "Model options" in result.stdout and "length=64, theta_norm=[" in result.stdout

@@ -100,7 +100,8 @@ def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[
     """Load the corpus and put its splits on the device. Model options the data implies (e.g. frame
     channels) are filled into ``config.model.options`` unless the config sets them."""
     corpus = domain.load(config.data.path)
-    config.model.options = {**domain.infer_model_options(corpus), **config.model.options}
+    inferred = domain.infer_model_options(corpus)
+    config.model.options = {**config.model.options, **{k: v for k, v in inferred.items() if k not in config.model.options}}
     return {k: torch.as_tensor(v, device=device) for k, v in domain.training_arrays(corpus).items()}
 
 

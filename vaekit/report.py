@@ -139,6 +139,7 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
         "domain": config.domain,
         "model": config.model.name,
         "latent": config.model.latent_dim,
+        "model_options": ", ".join(f"{k}={v}" for k, v in config.model.options.items()) or "none",
         "parameters": parameters,
         "beta": f"{beta.schedule} (max {beta.max_beta:g})",
         "free_bits": f"{config.loss.free_bits:g} ({config.loss.free_bits_mode})" if config.loss.free_bits else "off",
@@ -158,7 +159,8 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
     }
 
 
-SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"), ("parameters", "Parameters"),
+SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"),
+                ("model_options", "Model options"), ("parameters", "Parameters"),
                 ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
                 ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
                 ("checkpoint_epoch", "Checkpoint epoch"),
