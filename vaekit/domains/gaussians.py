@@ -86,6 +86,19 @@ def collect_gaussians(source: Path, out: Path, count: int = 2000, splats: int = 
     return save_corpus(out, arrays, metadata)
 
 
+def _moment_sums(prefix: str, values: torch.Tensor) -> dict[str, tuple]:
+    """Σx and Σx² of ``values`` as quality sums, from which ``_split_variance`` derives the variance
+    over the whole split afterwards."""
+    return {f"{prefix}_s1": (values.sum(), values.numel()), f"{prefix}_s2": (values.pow(2).sum(), values.numel())}
+
+
+def _split_variance(metrics: dict, prefix: str) -> float | None:
+    """The split-level variance from the averaged ``_moment_sums`` (popped from ``metrics``); None
+    when they are absent."""
+    m1, m2 = metrics.pop(f"{prefix}_s1", None), metrics.pop(f"{prefix}_s2", None)
+    return None if m1 is None else max(m2 - m1 * m1, 0.0)
+
+
 @register_domain("gaussians")
 class GaussiansDomain(Domain):
     name = "gaussians"
@@ -150,31 +163,22 @@ class GaussiansDomain(Domain):
         # The seed's scale for rotation: squared error of θ in radians over the split's variance of θ.
         theta_error = model.predicted_angle(output) - batch[:, ROT]
         sums["_theta_err2"] = (theta_error.pow(2).sum(), theta_error.numel())
-        sums["_theta_s1"] = (batch[:, ROT].sum(), batch[:, ROT].numel())
-        sums["_theta_s2"] = (batch[:, ROT].pow(2).sum(), batch[:, ROT].numel())
+        sums.update(_moment_sums("_theta", batch[:, ROT]))
         predicted, target = model.comparable(output), model.comparable_target(batch)
         for group, channels in model.comparable_groups().items():
-            # Σx and Σx² per channel let the split-level std be derived afterwards.
             for tag, values in (("pred", predicted), ("true", target)):
-                v = values[:, channels]
-                sums[f"_{tag}_{group}_s1"] = (v.sum(), v.numel())
-                sums[f"_{tag}_{group}_s2"] = (v.pow(2).sum(), v.numel())
+                sums.update(_moment_sums(f"_{tag}_{group}", values[:, channels]))
         return sums
 
     def derived_metrics(self, metrics: dict) -> dict:
         out = {}
         for group in GROUPS:
-            stds = {}
-            for tag in ("pred", "true"):
-                m1, m2 = metrics.pop(f"_{tag}_{group}_s1", None), metrics.pop(f"_{tag}_{group}_s2", None)
-                if m1 is not None:
-                    stds[tag] = max(m2 - m1 * m1, 0.0) ** 0.5
-            if len(stds) == 2:
-                out[f"std_ratio_{group}"] = stds["pred"] / stds["true"] if stds["true"] > 0 else float("nan")
-        err2, s1, s2 = (metrics.pop(f"_theta_{key}", None) for key in ("err2", "s1", "s2"))
-        if err2 is not None:
-            variance = s2 - s1 * s1
-            out["recon_rot_seed_scale"] = err2 / variance if variance > 0 else float("nan")
+            pred, true = (_split_variance(metrics, f"_{tag}_{group}") for tag in ("pred", "true"))
+            if pred is not None and true is not None:
+                out[f"std_ratio_{group}"] = (pred / true) ** 0.5 if true > 0 else float("nan")
+        err2, theta_variance = metrics.pop("_theta_err2", None), _split_variance(metrics, "_theta")
+        if err2 is not None and theta_variance is not None:
+            out["recon_rot_seed_scale"] = err2 / theta_variance if theta_variance > 0 else float("nan")
         if "kl_per_dim" in metrics:
             kl = metrics["kl_per_dim"]
             informative = sum(value >= COLLAPSE_KL for value in kl)
