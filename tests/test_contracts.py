@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vaekit.config import Config, LossConfig
-from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE
+from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE, VECTORS
 from vaekit.domains import check_domain_class, get_domain, list_domains
 from vaekit.errors import VaekitUsageError
 from vaekit.evaluation import evaluate
@@ -129,8 +129,12 @@ def test_the_stored_formats_accept_collected_data_and_refuse_the_rest():
     assert ARC_GRID.problem(grids[:0]) == "is empty"
     assert ARC_GRID.problem(grids.astype(np.float64)) == "has dtype float64"
     assert TERNARY_TABLE.problem(np.full((2, 9), 2, np.int8)) == "has values from 2 to 2"
-    assert FRAMES.problem(np.zeros((2, 16, 8, 3), np.uint8)) == "has frames of shape (16, 8, 3)"
+    assert FRAMES.problem(np.zeros((2, 16, 7, 3), np.uint8)) == "has images of shape (16, 7, 3)"
+    assert FRAMES.problem(np.zeros((2, 16, 8, 4), np.uint8)) == "has images of shape (16, 8, 4)"
+    assert FRAMES.problem(np.zeros((2, 16, 8, 3), np.uint8)) is None  # any size with H, W ≥ 8
     assert FRAMES.problem(np.zeros((2, 16, 16, 1), np.uint8)) is None
+    assert VECTORS.problem(np.zeros((2, 5), np.float32)) is None
+    assert VECTORS.problem(np.array([[0.0, np.nan]])).startswith("has NaN or infinite values")
     assert SPLAT_SEQUENCE.problem(np.zeros((2, 8, 5), np.float32)) is None
     assert SPLAT_SEQUENCE.problem(np.zeros((2, 7, 5), np.float32)) == "has items of shape (7, 5)"
 

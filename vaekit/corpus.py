@@ -84,3 +84,63 @@ def load_corpus(path: str | Path, collect_hint: str | None = None) -> Corpus:
     if not isinstance(metadata, dict):
         raise VaekitUsageError(f"{path}: its metadata is {type(metadata).__name__}, expected a JSON object")
     return Corpus(path=path, arrays=arrays, metadata=metadata)
+
+
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def seeded_split(count: int, seed: int, test_only: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Rows 0..count-1 split 80/10/10 by a seeded permutation (val and test get one row at least).
+
+    Args:
+        test_only: a boolean mask of rows that all go to the test split (e.g. a held-out class).
+    """
+    rng = np.random.default_rng(seed)
+    held = np.zeros(count, bool) if test_only is None else test_only
+    rest = rng.permutation(np.flatnonzero(~held))
+    if len(rest) < 3:
+        raise VaekitUsageError(f"{len(rest)} usable item(s){' outside the held-out ones' if held.any() else ''}; "
+                               "need at least 3 (one per split)")
+    n_val = max(1, round(len(rest) * SPLIT_FRACTIONS[1]))
+    n_test = max(1, round(len(rest) * SPLIT_FRACTIONS[2]))
+    n_train = len(rest) - n_val - n_test
+    return {"train": rest[:n_train], "val": rest[n_train:n_train + n_val],
+            "test": np.concatenate([rest[n_train + n_val:], rng.permutation(np.flatnonzero(held))])}
+
+
+def python_items(data) -> tuple[np.ndarray, bool]:
+    """Items given from Python as one array: a numpy array as it is, a tensor, or the items of a
+    ``torch.utils.data.Dataset`` stacked (an item that is a tuple gives its first element, as
+    ``(image, label)`` datasets do). Returns the array and whether it came from torch."""
+    import torch
+
+    if isinstance(data, np.ndarray):
+        return data, False
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy(), True
+    if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__"):
+        first = None
+        for row in range(len(data)):
+            item = data[row]
+            item = np.asarray(item[0] if isinstance(item, (tuple, list)) else item)
+            if first is None:
+                first = np.empty((len(data), *item.shape), item.dtype)
+            if item.shape != first.shape[1:]:
+                raise VaekitUsageError(f"dataset item {row} has shape {item.shape}, item 0 has {first.shape[1:]}; "
+                                       "expected items of one shape")
+            first[row] = item
+        if first is None:
+            raise VaekitUsageError("the dataset is empty; expected at least 3 items")
+        return first, True
+    raise VaekitUsageError(f"data of type {type(data).__name__}: expected a corpus path, a numpy array, a tensor "
+                           "or a torch.utils.data.Dataset with a length")
+
+
+def content_name(prefix: str, array: np.ndarray) -> str:
+    """``prefix_<12 hex digits>.npz`` from the array's shape, dtype and bytes: the same data always
+    gets the same corpus file."""
+    import hashlib
+
+    digest = hashlib.sha1(f"{array.shape}{array.dtype}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return f"{prefix}_{digest.hexdigest()[:12]}.npz"

@@ -75,10 +75,13 @@ class DataFormat:
         return self.value_range[0] <= info.min and info.max <= self.value_range[1]
 
 
-def _square_frames_with_1_or_3_channels(item_shape: tuple[int, ...]) -> str | None:
+MIN_IMAGE_SIDE = 8  # the conv families halve each side at least once
+
+
+def _images_of_at_least_8_pixels_with_1_or_3_channels(item_shape: tuple[int, ...]) -> str | None:
     height, width, channels = item_shape
-    if height != width or channels not in (1, 3):
-        return f"has frames of shape {item_shape}"
+    if min(height, width) < MIN_IMAGE_SIDE or channels not in (1, 3):
+        return f"has images of shape {item_shape}"
     return None
 
 
@@ -89,8 +92,9 @@ TERNARY_TABLE = DataFormat(
     "ternary_table", "rows of 9 signed integers in {-1, 0, 1} (3×3 operation tables)", "i", (9,),
     value_range=(-1, 1))
 FRAMES = DataFormat(
-    "frames", "uint8 frames of shape (H, W, C), square, with 1 or 3 channels", "u", (None, None, None),
-    value_range=(0, 255), shape_rule=_square_frames_with_1_or_3_channels)
+    "frames", f"uint8 images of shape (H, W, C), H and W ≥ {MIN_IMAGE_SIDE}, with 1 or 3 channels", "u",
+    (None, None, None), value_range=(0, 255), shape_rule=_images_of_at_least_8_pixels_with_1_or_3_channels)
+VECTORS = DataFormat("vectors", "finite float vectors of shape (D,)", "f", (None,), finite=True)
 SPLAT_SEQUENCE = DataFormat(
     "splat_sequence", f"finite float splat parameters of shape ({SPLAT_PARAMS}, K splats)", "f",
     (SPLAT_PARAMS, None), finite=True)

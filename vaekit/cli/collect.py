@@ -8,31 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from vaekit.cli.collect_output import collect_progress, print_corpus_summary
 from vaekit.cli.common import cli_errors, console, integer, number
+from vaekit.domains import DOMAINS, list_domains
 from vaekit.errors import VaekitUsageError
 
 app = typer.Typer(help="Collect a corpus for a domain into one .npz file (see `vaekit collect DOMAIN --help`).",
                   no_args_is_help=True)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
-
-
-def print_corpus_summary(path: Path, metadata: dict, seconds: float, extra: dict | None = None) -> None:
-    table = Table(title=f"Corpus written: {path}", show_header=False)
-    for split, n in metadata["counts"].items():
-        table.add_row(f"{split} samples", f"{n:,}")
-    for key, value in (extra or {}).items():
-        table.add_row(key, str(value))
-    for key in ("source", "seed"):  # a deterministic collection (gaussians) has no seed
-        if key in metadata:
-            table.add_row(key, str(metadata[key]))
-    table.add_row("seconds", f"{seconds:.1f}")
-    console.print(table)
+_progress = collect_progress
 
 
 @app.command("arc")
@@ -162,3 +148,14 @@ def collect_gaussians(
     print_corpus_summary(path, metadata, seconds, {
         "mean fit PSNR": f"{metadata['mean_fit_psnr']:.2f} dB",
         "seconds per 1,000 images": f"{seconds / images * 1000:.0f}"})
+
+
+def _register_domain_collect_commands() -> None:
+    """`vaekit collect NAME` for every registered domain whose module holds its collect command."""
+    for name in list_domains():
+        command = getattr(DOMAINS.get(name), "collect_cli", None)  # the plain function, not a bound method
+        if command is not None:
+            app.command(name)(cli_errors(command))
+
+
+_register_domain_collect_commands()

@@ -76,6 +76,12 @@ class Domain:
                 raise VaekitUsageError(f"{corpus.path}: split '{split}' has items of shape {shapes[split]} but "
                                        f"'train' has {shapes['train']}; every split must hold the same shape")
 
+    def corpus_from_data(self, data, folder: Path) -> Path:
+        """The corpus file this domain's collect code makes from items given in Python (an array, a
+        tensor or a Dataset), written under ``folder``. Domains collected from elsewhere refuse."""
+        raise VaekitUsageError(f"domain '{self.name}' takes its data as a corpus path; make one with "
+                               f"`{self.collect_command}`")
+
     def model_problem(self, model_cls: type) -> str | None:
         """Why a model class cannot train on this domain, or None when it fits."""
         reads = getattr(model_cls, "data_format", None)
@@ -190,4 +196,4 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc, atari, gaussians, ternary  # noqa: E402,F401
+from vaekit.domains import arc, arrays, atari, gaussians, images, ternary  # noqa: E402,F401

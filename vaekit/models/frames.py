@@ -1,4 +1,5 @@
-"""Conv2d VAE for frames (Atari): (C, H, W) in [0, 1], a continuous decoder."""
+"""Conv2d VAE for frames and images (Atari, your own images): (C, H, W) in [0, 1] at any size with
+H, W ≥ 8, a continuous decoder."""
 
 from __future__ import annotations
 
@@ -6,24 +7,42 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from vaekit.data_formats import FRAMES
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
-from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
+from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d, halved
 from vaekit.training.losses import reduce_elements
 
 LIKELIHOODS = ("gaussian", "bernoulli")
+SMALLEST_FEATURE_SIDE = 4  # the stride-2 stages stop before the shorter side falls below this
+SIGMA_MIN = 1e-3  # a learned σ below a quarter of one 8-bit level would only chase rounding noise
+
+
+def stride2_stages(height: int, width: int, most: int) -> int:
+    """How many stride-2 stages halve the shorter side without going below 4 pixels (at most
+    ``most``): 64 -> 4 stages (4×4), 16 -> 2, 8 -> 1, 84 -> 4 (6×6)."""
+    stages, side = 0, min(height, width)
+    while stages < most and halved(side, 2) >= SMALLEST_FEATURE_SIDE:
+        side, stages = halved(side, 2), stages + 1
+    return stages
 
 
 @register_model("conv2d_frames")
 class FrameVAE(GaussianVAE):
-    """Stride-2 convs down to 4×4, a dense bottleneck, transposed convs back up.
+    """Stride-2 convs down to about 4×4, a dense bottleneck, transposed convs back up.
+
+    Any size with H, W ≥ 8 works: the encoder uses as many of ``channels``' stages as halve the
+    shorter side down to no less than 4 pixels (odd sides round up), the decoder the last as many of
+    ``decoder_channels``, and its output is cropped to H×W where the doubling overshoots.
 
     The decoder outputs one number per pixel and channel. With the Gaussian likelihood (fixed σ,
     NLL = (x − x̂)²/2σ² + log σ + ½ log 2π per element) that number is the mean x̂ itself, clamped to
     [0, 1] only when shown or scored; with the Bernoulli likelihood it is a logit (binary
-    cross-entropy on the [0, 1] intensities, frame = sigmoid(logit)).
+    cross-entropy on the [0, 1] intensities, frame = sigmoid(logit)). With ``learn_sigma`` the
+    Gaussian's σ is one trained parameter shared by every pixel (starting at ``sigma``), so the
+    balance of reconstruction and KL is learned rather than chosen (Rybkin et al., 2021, σ-VAE).
 
     Why no sigmoid under the Gaussian: the gradient of (sigmoid(l) − x)² vanishes where the sigmoid
     saturates, and on a mostly black Atari screen it saturates at 0 wherever the paddle and the ball
@@ -43,24 +62,42 @@ class FrameVAE(GaussianVAE):
         self,
         latent_dim: int = 32,
         in_channels: int = 3,
-        frame_size: int = 64,
+        frame_size: int | list = 64,  # the side of square frames, or [height, width]
         channels: tuple = (16, 32, 64, 128),  # ~1.35M parameters: ~300 frames/s per CPU thread
         hidden: int = 256,
         decoder_channels: tuple = (64, 32, 16, 16),
         likelihood: str = "gaussian",
         sigma: float = 0.05,
+        learn_sigma: bool = False,
         norm: bool = True,
     ):
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood '{likelihood}': expected one of {', '.join(LIKELIHOODS)}")
-        if frame_size != 4 * 2 ** len(channels) // 2 ** (len(channels) - len(decoder_channels)):
-            raise ValueError(f"frame_size {frame_size} does not match {len(channels)} stride-2 stages down to 4×4 "
-                             f"and {len(decoder_channels)} stages back up")
-        self.latent_dim, self.likelihood, self.sigma = latent_dim, likelihood, sigma
-        self.encoder = ConvEncoder2d(in_channels, channels, [2] * len(channels), frame_size, hidden, latent_dim, norm)
-        self.decoder = ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels,
-                                     in_channels, norm)
+        height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+        if min(height, width) < 2 * SMALLEST_FEATURE_SIDE:
+            raise ValueError(f"frame_size {frame_size}: height and width must be at least {2 * SMALLEST_FEATURE_SIDE}")
+        stages = stride2_stages(height, width, len(channels))
+        if len(decoder_channels) < stages:
+            raise ValueError(f"frame_size {frame_size} takes {stages} stride-2 stages down, but decoder_channels "
+                             f"has only {len(decoder_channels)} stages back up")
+        if sigma <= 0:
+            raise ValueError(f"sigma {sigma}: expected a positive standard deviation")
+        self.latent_dim, self.likelihood = latent_dim, likelihood
+        self.encoder = ConvEncoder2d(in_channels, channels[:stages], [2] * stages, (height, width), hidden,
+                                     latent_dim, norm)
+        self.decoder = ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape,
+                                     decoder_channels[len(decoder_channels) - stages:], in_channels, norm,
+                                     output_size=(height, width))
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn_sigma else None
+        self.fixed_sigma = sigma
+
+    @property
+    def sigma(self) -> torch.Tensor | float:
+        """The Gaussian's standard deviation: the learned one (at least 1e-3), or the fixed option."""
+        if self.log_sigma is None:
+            return self.fixed_sigma
+        return self.log_sigma.clamp(min=math.log(SIGMA_MIN)).exp()
 
     @property
     def data_bin_width(self) -> float | None:
@@ -83,8 +120,8 @@ class FrameVAE(GaussianVAE):
         if self.likelihood == "bernoulli":
             per_element = F.binary_cross_entropy_with_logits(output, target, reduction="none")
         else:
-            error = output - target
-            per_element = error.pow(2) / (2 * self.sigma**2) + math.log(self.sigma) + 0.5 * math.log(2 * math.pi)
+            sigma = torch.as_tensor(self.sigma, dtype=output.dtype, device=output.device)
+            per_element = (output - target).pow(2) / (2 * sigma**2) + sigma.log() + 0.5 * math.log(2 * math.pi)
         return reduce_elements(per_element, reduction)
 
     def reconstruct(self, output):

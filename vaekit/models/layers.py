@@ -1,9 +1,24 @@
-"""Layers shared by the conv2d families (ARC grids and Atari frames)."""
+"""Layers shared by the model families (ARC grids, frames and images, vectors, ternary tables)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def halved(side: int, stride: int) -> int:
+    """The side after a 3×3 convolution with padding 1 and this stride (odd sides round up)."""
+    return -(-side // stride)
 
 
 class GaussianHead(nn.Module):
@@ -32,8 +47,8 @@ class ConvEncoder2d(nn.Module):
     Args:
         in_channels: input channels (10 one-hot colours, or 1/3 frame channels).
         channels: output channels of each conv stage.
-        strides: stride of each conv stage (2 halves the side).
-        input_size: side of the square input.
+        strides: stride of each conv stage (2 halves the side, rounding up).
+        input_size: side of the square input, or (height, width).
         hidden: width of the dense layer before the head.
         latent_dim: d.
         norm: add BatchNorm after each convolution.
@@ -42,14 +57,14 @@ class ConvEncoder2d(nn.Module):
     def __init__(self, in_channels, channels, strides, input_size, hidden, latent_dim, norm=False):
         super().__init__()
         layers: list[nn.Module] = []
-        side = input_size
+        height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
         for out_ch, stride in zip(channels, strides):
             layers += _conv_block(in_channels, out_ch, stride, norm)
-            in_channels, side = out_ch, side // stride
+            in_channels, height, width = out_ch, halved(height, stride), halved(width, stride)
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.dense = nn.Sequential(nn.Linear(in_channels * side * side, hidden), nn.ReLU())
+        self.dense = nn.Sequential(nn.Linear(in_channels * height * width, hidden), nn.ReLU())
         self.head = GaussianHead(hidden, latent_dim)
-        self.feature_shape = (in_channels, side, side)
+        self.feature_shape = (in_channels, height, width)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.dense(self.features(x)))
@@ -65,12 +80,15 @@ class ConvDecoder2d(nn.Module):
         channels: output channels of each transposed-conv stage (each doubles the side).
         out_channels: channels of the output (logits per class, or frame channels).
         norm: add BatchNorm after each transposed convolution.
+        output_size: (height, width) to crop the output to, when the doubled sides overshoot it (an
+            odd side was rounded up on the way down); None keeps the doubled size.
     """
 
-    def __init__(self, latent_dim, hidden, feature_shape, channels, out_channels, norm=False):
+    def __init__(self, latent_dim, hidden, feature_shape, channels, out_channels, norm=False, output_size=None):
         super().__init__()
         c, h, w = feature_shape
         self.feature_shape = feature_shape
+        self.output_size = output_size
         self.dense = nn.Sequential(
             nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, c * h * w), nn.ReLU()
         )
@@ -86,7 +104,10 @@ class ConvDecoder2d(nn.Module):
         self.upsample = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.dense(z).view(-1, *self.feature_shape))
+        out = self.upsample(self.dense(z).view(-1, *self.feature_shape))
+        if self.output_size is not None:
+            out = out[..., : self.output_size[0], : self.output_size[1]]
+        return out
 
 
 class SpatialBroadcastDecoder2d(nn.Module):

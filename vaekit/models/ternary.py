@@ -17,19 +17,10 @@ from torch import nn
 from vaekit.data_formats import TERNARY_TABLE
 from vaekit.models import register_model
 from vaekit.models.base import SIGMA_FLOOR, GaussianVAE, LossTerms, at_least_fp32
-from vaekit.models.layers import GaussianHead
+from vaekit.models.layers import GaussianHead, mlp
 from vaekit.training.losses import gaussian_kl_per_dim, kl_with_free_bits, reduce_elements
 
 POSITIONS, VALUES = 9, 3
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class ResidualBlock(nn.Module):
@@ -51,7 +42,7 @@ class TernaryEncoder(nn.Module):
                  residual_norm: bool = True):
         super().__init__()
         width = hidden[-1]
-        self.body = nn.Sequential(_mlp([input_dim, *hidden]), nn.ReLU(),
+        self.body = nn.Sequential(mlp([input_dim, *hidden]), nn.ReLU(),
                                   *[ResidualBlock(width, residual_norm) for _ in range(residual_blocks)])
         self.head = GaussianHead(width, latent_dim)
 
@@ -65,7 +56,7 @@ class TernaryDecoder(nn.Module):
     def __init__(self, hidden: tuple, latent_dim: int, residual_blocks: int = 0, residual_norm: bool = True):
         super().__init__()
         width = hidden[-1]
-        self.body = nn.Sequential(_mlp([latent_dim, *hidden]), nn.ReLU(),
+        self.body = nn.Sequential(mlp([latent_dim, *hidden]), nn.ReLU(),
                                   *[ResidualBlock(width, residual_norm) for _ in range(residual_blocks)])
         self.out = nn.Linear(width, POSITIONS * VALUES)
 

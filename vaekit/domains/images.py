@@ -1,0 +1,477 @@
+"""Images domain: your own pictures as uint8 (H, W, C) images, 1 or 3 channels, any size ≥ 8×8.
+
+The source is a folder (searched recursively, hidden files skipped), a glob, or an .npy/.npz array
+shaped (N, H, W) or (N, H, W, C), uint8 or floats in [0, 1]. Files are read in two passes: their
+headers first (size and mode; unreadable ones are skipped and named), then each image is decoded,
+converted and resized straight into its row of the output array, so memory stays near the size of
+the corpus. Splits are a seeded 80/10/10 permutation; with ``--labels folders`` the first-level
+sub-folder names become labels, and ``--hold-out LABEL`` puts a whole class into the test split.
+"""
+
+from __future__ import annotations
+
+import glob as globbing
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import torch
+import typer
+
+from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
+from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
+from vaekit.domains import Domain, register_domain
+from vaekit.errors import VaekitUsageError
+from vaekit.models.protocols import FrameModel
+from vaekit.targets import Target
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+RESIZE_MODES = ("fit", "crop", "pad")
+NAMED_FILES = 3  # unreadable files named in a note or an error; the rest are counted
+GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How `collect images` turns a source into a corpus.
+
+    Attributes:
+        size: (height, width) of every stored image; None keeps the source's size when all share it.
+        channels: 1 (grey) or 3 (RGB); None: 1 when every source image is grey, else 3.
+        resize: how an image of another size is brought to ``size``: ``fit`` stretches it, ``crop``
+            keeps its aspect, scales it to cover and cuts the centre, ``pad`` keeps its aspect, scales
+            it to fit inside and pads with black.
+        labels: ``folders`` keeps each file's first-level sub-folder name as its label.
+        hold_out: labels whose items all go to the test split (with ``labels``).
+        count: use a seeded random subset of this many items (None: all).
+        seed: seed of the subset and the split.
+        strict: refuse unreadable files instead of skipping them.
+    """
+
+    size: tuple[int, int] | None = None
+    channels: int | None = None
+    resize: str = "fit"
+    labels: str | None = None
+    hold_out: tuple[str, ...] = ()
+    count: int | None = None
+    seed: int = 0
+    strict: bool = False
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``64`` -> (64, 64); ``64x48`` (WIDTHxHEIGHT, as screen sizes are written) -> (48, 64) as (H, W)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        width, height = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except ValueError:
+        width = height = -1
+    if len(parts) > 2 or min(width, height) < MIN_IMAGE_SIDE:
+        raise VaekitUsageError(f"--size {text}: expected a side like 64 or WIDTHxHEIGHT like 64x48, each ≥ {MIN_IMAGE_SIDE}")
+    return height, width
+
+
+@dataclass
+class ImageSource:
+    """The items of a source, before conversion: what is known without decoding them."""
+
+    description: str
+    kind: str  # folder, glob or array
+    sizes: list[tuple[int, int]]  # (height, width) per item
+    modes: list[str]  # PIL mode per item ("L", "RGB", "P", ...)
+    read: Callable[[int], object]  # item i as a PIL image (files) or an (H, W, C) uint8 array
+    paths: list[str] | None = None  # per item, relative to a folder source
+    labels: list[str] | None = None
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    animated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+def _image_files(source: str) -> tuple[list[Path], Path | None, str]:
+    """The image files of a folder (recursively, sorted) or a glob; their root folder; the kind."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(Path(root) / name for root, dirs, names in os.walk(path)
+                       for name in names if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+                       if not any(part.startswith(".") for part in Path(root).relative_to(path).parts))
+        if not files:
+            raise VaekitUsageError(f"{source}: no image files in this folder or below it; expected PNG, JPEG, "
+                                   "BMP, GIF or WebP files")
+        return files, path, "folder"
+    if globbing.has_magic(source):
+        files = sorted(Path(p) for p in globbing.glob(source, recursive=True)
+                       if Path(p).is_file() and p.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise VaekitUsageError(f"{source}: the glob matches no image files (PNG, JPEG, BMP, GIF or WebP)")
+        return files, None, "glob"
+    raise VaekitUsageError(f"{source}: no such folder, glob or .npy/.npz file")
+
+
+def files_source(source: str, labels: str | None) -> ImageSource:
+    """Read the headers of a folder's or a glob's images (size and mode, no decoding)."""
+    from PIL import Image
+
+    files, root, kind = _image_files(source)
+    if labels and root is None:
+        raise VaekitUsageError(f"--labels {labels}: needs a folder with one sub-folder per label, not a {kind}")
+    readable, sizes, modes, unreadable, animated = [], [], [], [], 0
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                width, height = image.size
+                modes.append(image.mode)
+                animated += getattr(image, "n_frames", 1) > 1
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            unreadable.append((str(file), str(error).splitlines()[0] if str(error) else type(error).__name__))
+            continue
+        readable.append(file)
+        sizes.append((height, width))
+    relative = [str(f.relative_to(root)) if root else str(f) for f in readable]
+
+    def read(i: int):
+        with Image.open(readable[i]) as image:
+            image.load()  # decoded now, so that the file is closed before the next one opens
+            return image
+
+    names = None
+    if labels:
+        flat = [r for r in relative if len(Path(r).parts) < 2]
+        if flat:
+            raise VaekitUsageError(f"--labels folders: {Path(source) / flat[0]} is not in a sub-folder; expected "
+                                   f"{source}/<label>/<image> for every image")
+        names = [Path(r).parts[0] for r in relative]
+    return ImageSource(source, kind, sizes, modes, read, relative, names,
+                       unreadable, animated)
+
+
+def _array_in(path: Path) -> np.ndarray:
+    """The array of an .npy file (memory-mapped) or an .npz (its only array, or the one named images)."""
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if len(names) != 1 and "images" not in names:
+                raise VaekitUsageError(f"{path}: holds {', '.join(names) or 'no arrays'}; expected one array, "
+                                       "or one named 'images'")
+            return archive["images" if "images" in names else names[0]]
+    except (OSError, ValueError, EOFError) as error:
+        raise VaekitUsageError(f"{path}: not a readable .npy/.npz array ({str(error).splitlines()[0]})") from None
+
+
+def check_image_array(array: np.ndarray, name: str) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) with C 1 or 3, uint8 or finite floats in [0, 1]; returns it 4-D."""
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (1, 3)):
+        raise VaekitUsageError(f"{name}: an array of shape {array.shape}; expected (N, H, W) or (N, H, W, C) "
+                               "with C = 1 or 3")
+    if array.dtype != np.uint8:
+        if array.dtype.kind != "f":
+            raise VaekitUsageError(f"{name}: dtype {array.dtype}; expected uint8 or floats in [0, 1]")
+        flat = array.reshape(len(array), -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            raise VaekitUsageError(f"{name}: NaN or infinite values in {int(bad.sum()):,} of {len(array):,} items "
+                                   f"(the first is item {int(bad.argmax())}); expected finite floats in [0, 1]")
+        low, high = float(flat.min()), float(flat.max())
+        if low < 0 or high > 1:
+            raise VaekitUsageError(f"{name}: values from {low:g} to {high:g}; expected floats in [0, 1] or uint8")
+    return array if array.ndim == 4 else array[..., None]
+
+
+def array_source(array, description: str) -> ImageSource:
+    """Items of an in-memory (or memory-mapped) image array; floats become uint8 one item at a time."""
+    array = check_image_array(array, description)
+    as_uint8 = (lambda item: item) if array.dtype == np.uint8 else (
+        lambda item: np.rint(np.asarray(item, dtype=np.float32) * 255).astype(np.uint8))
+    n, height, width, channels = array.shape
+    return ImageSource(description, "array", [(height, width)] * n, ["L" if channels == 1 else "RGB"] * n,
+                       lambda i: as_uint8(array[i]))
+
+
+def open_source(source: str, labels: str | None) -> ImageSource:
+    path = Path(source)
+    if path.suffix in (".npy", ".npz") and path.is_file():
+        if labels:
+            raise VaekitUsageError(f"--labels {labels}: needs a folder with one sub-folder per label, not an array")
+        return array_source(_array_in(path), source)
+    return files_source(source, labels)
+
+
+def _as_8bit(image, channels: int, counts: Counter):
+    """A PIL image as 8-bit L or RGB: alpha composited over black, palettes expanded, 16-bit scaled."""
+    from PIL import Image
+
+    if image.mode in SIXTEEN_BIT_MODES:
+        counts["16-bit (scaled to 8-bit)"] += 1
+        image = Image.fromarray(np.rint(np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
+    if image.mode in ("P", "PA"):
+        counts["palette (expanded)"] += 1
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        counts["with alpha (composited over black)"] += 1
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
+    wanted = "L" if channels == 1 else "RGB"
+    return image if image.mode == wanted else image.convert(wanted)
+
+
+def convert(item, size: tuple[int, int], channels: int, resize: str, counts: Counter) -> np.ndarray:
+    """One source item as an (H, W, C) uint8 array of ``size`` and ``channels``."""
+    from PIL import Image, ImageOps
+
+    height, width = size
+    if isinstance(item, np.ndarray):
+        if item.shape == (height, width, channels):
+            return item
+        item = Image.fromarray(item[..., 0] if item.shape[-1] == 1 else item)
+    image = _as_8bit(item, channels, counts)
+    if image.size != (width, height):
+        target, method = (width, height), Image.Resampling.BILINEAR
+        if resize == "crop":
+            image = ImageOps.fit(image, target, method)
+        elif resize == "pad":
+            image = ImageOps.pad(image, target, method, color=0)
+        else:
+            image = image.resize(target, method)
+    return np.asarray(image).reshape(height, width, channels)
+
+
+def _target_size(source: ImageSource, settings: ImageSettings) -> tuple[int, int]:
+    if settings.size is not None:
+        return settings.size
+    sizes = Counter(source.sizes)
+    if len(sizes) > 1:
+        common = ", ".join(f"{w}×{h} ({n:,})" for (h, w), n in sizes.most_common(3))
+        raise VaekitUsageError(f"{source.description}: images of {len(sizes)} sizes (W×H: {common}{', ...' if len(sizes) > 3 else ''}); "
+                               "pass --size (e.g. --size 64 or --size 64x48) to resize them all")
+    (height, width), = sizes
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise VaekitUsageError(f"{source.description}: images of {width}×{height}; the models need at least "
+                               f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE}: pass --size {MIN_IMAGE_SIDE} or more")
+    return height, width
+
+
+def _chosen(source: ImageSource, settings: ImageSettings) -> np.ndarray:
+    """The rows used: all, or a seeded subset of --count of them."""
+    if settings.count is None:
+        return np.arange(len(source))
+    if not 3 <= settings.count <= len(source):
+        raise VaekitUsageError(f"--count {settings.count}: the source has {len(source):,} readable images; "
+                               "expected 3 up to that")
+    return np.sort(np.random.default_rng(settings.seed).choice(len(source), settings.count, replace=False))
+
+
+def _refuse_or_note_unreadable(source: ImageSource, strict: bool, notes: list[str]) -> None:
+    if not source.unreadable:
+        return
+    named = "; ".join(f"{file} ({reason})" for file, reason in source.unreadable[:NAMED_FILES])
+    more = f" and {len(source.unreadable) - NAMED_FILES:,} more" if len(source.unreadable) > NAMED_FILES else ""
+    if strict:
+        raise VaekitUsageError(f"unreadable image {source.unreadable[0][0]} ({source.unreadable[0][1]}); "
+                               "expected a PNG, JPEG, BMP, GIF or WebP image (--strict refuses any)")
+    notes.append(f"skipped {len(source.unreadable):,} unreadable file(s): {named}{more}")
+
+
+def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict]:
+    """Convert every item of ``source`` into one uint8 corpus at ``out``; nothing is written on error."""
+    notes: list[str] = []
+    _refuse_or_note_unreadable(source, settings.strict, notes)
+    if len(source) == 0:
+        raise VaekitUsageError(f"{source.description}: no readable image; expected PNG, JPEG, BMP, GIF or WebP files")
+    if settings.resize not in RESIZE_MODES:
+        raise VaekitUsageError(f"--resize {settings.resize}: expected one of {', '.join(RESIZE_MODES)}")
+    if settings.channels not in (None, 1, 3):
+        raise VaekitUsageError(f"--channels {settings.channels}: expected 1 or 3")
+    if settings.hold_out and not source.labels:
+        raise VaekitUsageError("--hold-out needs --labels folders")
+    unknown = sorted(set(settings.hold_out) - set(source.labels or ()))
+    if unknown:
+        raise VaekitUsageError(f"--hold-out {unknown[0]}: no such label; the labels are {', '.join(sorted(set(source.labels)))}")
+    chosen = _chosen(source, settings)
+    size = _target_size(source, settings)
+    channels = settings.channels or (1 if all(source.modes[i] in GRAY_MODES for i in chosen) else 3)
+    labels = [source.labels[i] for i in chosen] if source.labels else None
+    held = np.array([label in settings.hold_out for label in labels], bool) if labels else None
+    rows = seeded_split(len(chosen), settings.seed, held)
+    images = np.empty((len(chosen), *size, channels), np.uint8)
+    kept: dict[str, list[int]] = {}
+    conversions: Counter = Counter()
+    broken: list[tuple[str, str]] = []
+    done = 0
+    for split in SPLITS:
+        kept[split] = []
+        for row in rows[split]:
+            item = int(chosen[row])
+            try:
+                images[done] = convert(source.read(item), size, channels, settings.resize, conversions)
+            except (OSError, ValueError, SyntaxError) as error:  # a header that read but a body that does not
+                broken.append((source.paths[item] if source.paths else str(item), str(error).splitlines()[0]))
+                if settings.strict:
+                    raise VaekitUsageError(f"corrupt image {broken[0][0]} ({broken[0][1]}); expected a decodable "
+                                           "image (--strict refuses any)") from None
+                continue
+            kept[split].append(item)
+            done += 1
+            if on_progress and (done % 256 == 0 or done == len(chosen)):
+                on_progress(done, len(chosen))
+    if broken:
+        notes.append(f"skipped {len(broken):,} corrupt file(s): " + "; ".join(f"{f} ({r})" for f, r in broken[:NAMED_FILES]))
+    if min(len(kept[s]) for s in SPLITS) == 0:
+        raise VaekitUsageError(f"{source.description}: {done} readable image(s) left; need at least 3 (one per split)")
+    return _save(out, source, settings, images, kept, size, channels, conversions, notes)
+
+
+def _save(out, source, settings, images, kept, size, channels, conversions, notes) -> tuple[Path, dict]:
+    arrays, start = {}, 0
+    names = sorted(set(source.labels)) if source.labels else []
+    for split in SPLITS:
+        items = np.array(kept[split], dtype=np.int64)
+        arrays[split] = images[start:start + len(items)]
+        arrays[f"{split}_index"] = items
+        if source.paths:
+            arrays[f"{split}_path"] = np.array([source.paths[i] for i in items], dtype=str)
+        if source.labels:
+            arrays[f"{split}_label"] = np.array([names.index(source.labels[i]) for i in items], dtype=np.int32)
+        start += len(items)
+    resized = sum(1 for i in (j for s in SPLITS for j in kept[s]) if source.sizes[i] != size)
+    if resized:
+        notes.append(f"resized {resized:,} image(s) to {size[1]}×{size[0]} (--resize {settings.resize})")
+    notes += [f"converted {n:,} image(s): {what}" for what, n in sorted(conversions.items())]
+    if source.animated:
+        notes.append(f"{source.animated:,} animated image(s): the first frame is kept")
+    metadata = {
+        "domain": "images", "source": source.description, "source_kind": source.kind, "seed": settings.seed,
+        "height": size[0], "width": size[1], "channels": channels, "resize": settings.resize,
+        "label_names": names, "held_out_labels": list(settings.hold_out), "skipped_files": len(source.unreadable),
+        "notes": notes,
+    }
+    return save_corpus(out, arrays, metadata)
+
+
+def structural_similarity(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """SSIM per image of (N, C, H, W) batches in [0, 1] (torchmetrics; the Gaussian window of Wang
+    et al. 2004, σ = 1.5, 11 taps, channels averaged)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(images.float(), targets.float(), data_range=1.0, reduction="none")
+
+
+def collect_images_command(
+    from_: Annotated[str, typer.Option("--from", help="A folder (searched recursively), a glob in quotes, or an .npy/.npz array (N, H, W[, C]).")],
+    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/images.npz"),
+    size: Annotated[Optional[str], typer.Option(help="Stored size: a side (64) or WIDTHxHEIGHT (64x48). Default: the source's, when all share it.")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.")] = None,
+    resize: Annotated[str, typer.Option(help="fit (stretch), crop (keep aspect, cut the centre) or pad (keep aspect, pad black).")] = "fit",
+    labels: Annotated[Optional[str], typer.Option(help="folders: keep each image's first sub-folder name as its label.")] = None,
+    hold_out: Annotated[Optional[list[str]], typer.Option(help="A label whose images all go to the test split (repeatable; with --labels folders).")] = None,
+    count: Annotated[Optional[int], typer.Option(help="Use a seeded random subset of this many images.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the subset and the 80/10/10 split.")] = 0,
+    strict: Annotated[bool, typer.Option(help="Refuse unreadable or corrupt files instead of skipping them.")] = False,
+):
+    """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
+
+    PNG, JPEG, BMP, GIF and WebP are read through Pillow; RGBA, palette and 16-bit images are
+    converted (and noted), unreadable files skipped and named (refused with --strict). A folder of
+    mixed sizes needs --size.
+
+    Example: vaekit collect images --from photos/ --size 64 --out data/photos.npz
+    """
+    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
+    from vaekit.cli.common import err_console
+
+    if labels not in (None, "folders"):
+        raise VaekitUsageError(f"--labels {labels}: expected folders")
+    settings = ImageSettings(parse_size(size) if size else None, channels, resize, labels, tuple(hold_out or ()),
+                             count, seed, strict)
+    started = time.perf_counter()
+    with collect_progress() as progress:
+        task = progress.add_task("reading image headers", total=None)
+        source = open_source(from_, labels)
+        progress.update(task, description="converting images", total=len(source))
+        path, metadata = collect_images(source, out, settings, lambda done, total: progress.update(task, completed=done))
+    seconds = time.perf_counter() - started
+    images = sum(metadata["counts"].values())
+    print_corpus_summary(path, metadata, seconds, {
+        "images (W×H×C)": f"{metadata['width']}×{metadata['height']}×{metadata['channels']}",
+        "labels": ", ".join(metadata["label_names"]) or "none",
+        "images/s": f"{images / max(seconds, 1e-9):,.0f}"})
+    for note in metadata["notes"]:
+        err_console.print(f"note: {note}")
+
+
+@register_domain("images")
+class ImagesDomain(Domain):
+    name = "images"
+    default_corpus = "data/images.npz"
+    collect_command = "vaekit collect images --from FOLDER --out data/images.npz"
+    collect_cli = collect_images_command
+    data_format = FRAMES
+    model_protocol = FrameModel
+    selection_metrics = ("psnr", "ssim")
+    headline_metrics = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("mse", "MSE", "{:.6f}")]
+    curve_metrics = ["psnr", "ssim"]
+    targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}")]
+    item_noun = "images"
+    item_identifiers = ("index", "path", "label")
+
+    def default_config(self) -> dict:
+        # A learned σ (σ-VAE) at β = 1 weighs reconstruction against KL by the data's own noise level.
+        return {"data": {"path": self.default_corpus, "augment": False},
+                "model": {"name": "conv2d_frames", "latent_dim": 16,
+                          "options": {"channels": [32, 64, 128, 256], "decoder_channels": [128, 64, 32, 32],
+                                      "learn_sigma": True, "sigma": 0.1}},
+                "beta": {"schedule": "linear_warmup", "max_beta": 1.0, "warmup_epochs": 0, "ramp_epochs": 5},
+                "train": {"batch_size": 64, "epochs": 30}}
+
+    def corpus_from_data(self, data, folder: Path) -> Path:
+        """Images from Python: numpy arrays channel-last (N, H, W[, C]); tensors and Dataset items
+        channel-first (N, C, H, W) as torchvision gives them; uint8 or floats in [0, 1]."""
+        array, from_torch = python_items(data)
+        if from_torch and array.ndim == 4:
+            array = np.moveaxis(array, 1, -1)
+        path = folder / content_name(self.name, array)
+        if not path.is_file():  # the same data was collected before: the same corpus
+            collect_images(array_source(array, f"Python data {tuple(array.shape)} {array.dtype}"), path, ImageSettings())
+        return path
+
+    def infer_model_options(self, corpus) -> dict:
+        _, height, width, channels = corpus.arrays["train"].shape
+        return {"in_channels": int(channels), "frame_size": [int(height), int(width)]}
+
+    def quality_sums(self, model, batch, output):
+        predicted, target = model.frame_means(output), model.prepare(batch)
+        squared = (predicted - target).pow(2)
+        ssim = structural_similarity(predicted, target)
+        return {"mse": (squared.sum(), squared.numel()), "ssim": (ssim.sum(), ssim.numel())}
+
+    def derived_metrics(self, metrics: dict) -> dict:
+        mse = metrics.get("mse")
+        return {} if mse is None else {"psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
+
+    def item_images(self, items, arrays):
+        from vaekit.plots import ImageStyle
+
+        return items, ImageStyle("gray", 0, 255)
+
+    def save_pictures(self, model, arrays, results, n, generator):
+        from vaekit.latent import encode
+        from vaekit.plots import save_frame_rows, save_latent_histograms
+
+        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator, shown=16)
+        mus = encode(model, torch.as_tensor(arrays["test"]))[0].numpy()
+        per_row = 16
+        return [
+            save_frame_rows([test, recon], ["original", "reconstruction"], results / "reconstructions.png"),
+            save_frame_rows([samples[i:i + per_row] for i in range(0, min(len(samples), 4 * per_row), per_row)],
+                            ["z ~ N(0, I)"] + [""] * 3, results / "samples.png"),
+            save_latent_histograms(mus, results / "latent_histograms.png"),
+            results / "samples.npz",
+        ]
