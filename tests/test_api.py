@@ -15,9 +15,9 @@ from vaekit.errors import VaekitUsageError
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def documented_example() -> str:
+def documented_example(start: str = "## Example", end: str = "## Your own data") -> str:
     text = (DOCS / "api.md").read_text()
-    section = text[text.index("## Example"):text.index("## Reference")]
+    section = text[text.index(start):text.index(end)]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -30,6 +30,18 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, ternary_corpus, caps
     assert (tmp_path / "runs" / "api_demo" / "results" / "metrics.json").is_file()
     run = vaekit.load_run("api_demo", runs_dir=tmp_path / "runs")
     assert run.config.train.epochs == 2 and run.config.model.latent_dim == 8 and run.config.threads == 1
+
+
+def test_the_documented_own_data_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(documented_example("## Your own data", "## Reference"), "docs/api.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "over 64 features" in out
+    corpora = sorted(p.name for p in (tmp_path / "runs" / "corpora").iterdir())
+    assert len(corpora) == 2 and corpora[0].startswith("arrays_") and corpora[1].startswith("images_")
+    run = vaekit.load_run("digits_images", runs_dir=tmp_path / "runs")
+    assert run.model.encoder.feature_shape[1:] == (4, 4)  # 8×8 digits: one stride-2 stage
+    assert vaekit.load_corpus(run.config.data.path).metadata["counts"] == {"train": 1437, "val": 180, "test": 180}
 
 
 def test_keywords_name_config_fields():

@@ -2,6 +2,7 @@
 
     import vaekit
     run = vaekit.train("ternary", epochs=2, latent_dim=8)   # the same config layers as `vaekit train`
+    run = vaekit.train("images", data=images_array)         # data: a corpus path, an array, a tensor or a Dataset
     run = vaekit.load_run("runs/run_003")
     mu, logvar = run.encode(run.items("test")[:16])
     operations = run.decode(mu)
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from vaekit import latent, study
 from vaekit.config import Config
+from vaekit.domains import get_domain
 from vaekit.errors import VaekitUsageError, nearest
 from vaekit.experiment import LoadedRun, evaluate_loaded, train_run
 from vaekit.experiment import load_run as load_loaded_run
@@ -145,7 +147,7 @@ def load_run(ref: str | Path, runs_dir: str | Path = DEFAULT_RUNS_DIR, device: s
     return Run(load_loaded_run(ref, Path(runs_dir), device))
 
 
-def train(domain: str, *, config: str | Path | None = None, data: str | Path | None = None,
+def train(domain: str, *, config: str | Path | None = None, data=None,
           model: str | None = None, overrides: dict | None = None, runs_dir: str | Path = DEFAULT_RUNS_DIR,
           run_id: str | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
           quiet: bool = False, **fields) -> Run:
@@ -157,8 +159,14 @@ def train(domain: str, *, config: str | Path | None = None, data: str | Path | N
     name.
 
     Args:
+        data: a corpus path, or (for domains that collect from Python, e.g. images and arrays) a
+            numpy array, a tensor or a ``torch.utils.data.Dataset``: the domain's collect code then
+            writes it as ``<runs_dir>/corpora/<domain>_<content hash>.npz`` (the same data, the same
+            file), and the run's config.yaml names that file like any corpus.
         quiet: print nothing (else the run's lines and, with ``progress``, a live bar).
     """
+    if data is not None and not isinstance(data, (str, Path)):
+        data = get_domain(domain).corpus_from_data(data, Path(runs_dir) / "corpora")
     layer = keyword_layer({**fields, "path": str(data) if data else None}, overrides)
     if model is not None:
         _set(layer, "model.name", model)

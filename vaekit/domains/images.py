@@ -437,9 +437,11 @@ class ImagesDomain(Domain):
         array, from_torch = python_items(data)
         if from_torch and array.ndim == 4:
             array = np.moveaxis(array, 1, -1)
+        description = f"Python data {tuple(array.shape)} {array.dtype}"
+        array = check_image_array(array, description)  # (N, H, W) becomes (N, H, W, 1) before it is named
         path = folder / content_name(self.name, array)
         if not path.is_file():  # the same data was collected before: the same corpus
-            collect_images(array_source(array, f"Python data {tuple(array.shape)} {array.dtype}"), path, ImageSettings())
+            collect_images(array_source(array, description), path, ImageSettings())
         return path
 
     def infer_model_options(self, corpus) -> dict:
