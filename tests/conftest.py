@@ -51,3 +51,61 @@ def atari_corpus(tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, [*TINY_ATARI_COLLECT, "--out", str(path)])
     assert result.exit_code == 0, result.output
     return path
+
+
+def write_digit_folder(folder: Path, per_class: int = 20, upscale_every: int = 3) -> Path:
+    """scikit-learn's bundled 8×8 digits (no download) as PNGs in one sub-folder per class; every
+    ``upscale_every``-th image is stored at 12×12, so the folder holds two sizes."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.rint(digits.images / 16 * 255).astype(np.uint8)
+    written = 0
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        for row in np.flatnonzero(digits.target == label)[:per_class]:
+            image = Image.fromarray(pixels[row])
+            if written % upscale_every == 0:
+                image = image.resize((12, 12), Image.Resampling.NEAREST)
+            image.save(folder / str(label) / f"{row:04d}.png")
+            written += 1
+    return folder
+
+
+@pytest.fixture(scope="session")
+def digit_folder(tmp_path_factory) -> Path:
+    """200 real digits (20 per class) as PNGs of two sizes, 8×8 and 12×12."""
+    return write_digit_folder(tmp_path_factory.mktemp("digits") / "digits")
+
+
+@pytest.fixture(scope="session")
+def images_corpus(tmp_path_factory, digit_folder) -> Path:
+    """The digit folder collected at 16×16 with its folder labels, through the CLI."""
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    path = tmp_path_factory.mktemp("images") / "digits16.npz"
+    result = CliRunner().invoke(app, ["collect", "images", "--from", str(digit_folder), "--size", "16",
+                                      "--labels", "folders", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="session")
+def arrays_corpus(tmp_path_factory) -> Path:
+    """scikit-learn's bundled breast-cancer table (569 × 30) written as a CSV with a header and collected."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    from vaekit.domains.arrays import collect_arrays, read_csv
+
+    table = load_breast_cancer()
+    folder = tmp_path_factory.mktemp("arrays")
+    csv = folder / "cancer.csv"
+    np.savetxt(csv, table.data, delimiter=",", header=",".join(table.feature_names), comments="")
+    values, names = read_csv(csv)
+    collect_arrays(values, folder / "cancer.npz", str(csv), seed=0, feature_names=names)
+    return folder / "cancer.npz"

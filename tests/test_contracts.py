@@ -35,6 +35,7 @@ TINY = {
                                "residual_blocks": 1},
     "ternary_mlp": {"hidden": [8]},
     "ternary_dual": {"hidden_a": [8], "hidden_b": [8]},
+    "mlp_vectors": {"features": 5, "hidden": [8]},
 }
 
 
@@ -47,6 +48,8 @@ def stored_batch(data_format, n: int, generator: torch.Generator) -> torch.Tenso
         return torch.randint(0, 256, (n, 16, 16, 3), generator=generator, dtype=torch.uint8)
     if data_format is SPLAT_SEQUENCE:
         return torch.randn(n, 8, 16, generator=generator)
+    if data_format is VECTORS:
+        return torch.randn(n, 5, generator=generator)
     raise AssertionError(f"add a batch for {data_format.name}")
 
 

@@ -20,6 +20,8 @@ def example_batch(name: str) -> torch.Tensor:
         return scenes
     if name.startswith("ternary"):
         return torch.randint(-1, 2, (4, 9), dtype=torch.int8)
+    if name == "mlp_vectors":
+        return torch.randn(4, 16)
     raise AssertionError(f"add an example batch for model {name}")
 
 

@@ -29,6 +29,10 @@ DOMAINS = {
                  "--set", "model.options={hidden_a: [32], hidden_b: [32]}"], {"index"}, True),
     "gaussians": (["--latent", "8", "--set", "model.options={length: 64, encoder_filters: [8, 8, 8], "
                    "decoder_filters: [8, 8, 8]}"], {"source_index"}, False),
+    "images": (["--latent", "4", "--batch-size", "32", "--set",
+                "model.options={channels: [8, 8], decoder_channels: [8, 8], hidden: 32}"],
+               {"index", "path", "label"}, True),
+    "arrays": (["--latent", "4", "--set", "model.options={hidden: [16]}"], {"index"}, False),
 }
 
 
@@ -46,8 +50,9 @@ def gaussians_corpus(tmp_path_factory, arc_corpus):
 
 
 @pytest.fixture(scope="module")
-def corpora(arc_corpus, atari_corpus, ternary_corpus, gaussians_corpus):
-    return {"arc": arc_corpus, "atari": atari_corpus, "ternary": ternary_corpus, "gaussians": gaussians_corpus}
+def corpora(arc_corpus, atari_corpus, ternary_corpus, gaussians_corpus, images_corpus, arrays_corpus):
+    return {"arc": arc_corpus, "atari": atari_corpus, "ternary": ternary_corpus, "gaussians": gaussians_corpus,
+            "images": images_corpus, "arrays": arrays_corpus}
 
 
 @pytest.fixture(scope="module")
