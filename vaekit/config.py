@@ -131,7 +131,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = _help("Experiment name shown by `report`; empty takes the --config file's name.", "")
-    domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
+    domain: str = _help("Data domain: a registered name (`vaekit models` lists them).", "arc")
     seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
     device: str = _help("auto, cpu, cuda or mps.", "auto")
     threads: int = _help("CPU threads for torch: 0 keeps torch's default, one per core (the ternary "
