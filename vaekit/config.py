@@ -22,16 +22,20 @@ from vaekit.files import atomic_write_bytes
 from vaekit.seed_configs import suggest
 
 
-def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    """A dataclass field carrying its own help text (shown in docs/configuration.md)."""
+def _help(text: str, default: Any = dataclasses.MISSING, flag: str = "", **kwargs: Any) -> Any:
+    """A dataclass field carrying its own help text and, where it has one, its `vaekit train` flag
+    (``--latent``; ``--compile/--no-compile`` for a switch). Both surface through
+    ``vaekit.config_fields``: the flags, the API keywords and docs/configuration.md."""
+    metadata = {"help": text, "flag": flag}
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": text})
-    return field(default=default, metadata={"help": text}, **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class DataConfig:
-    path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "")
+    path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "",
+                      flag="--data")
     augment: bool = _help("Apply the domain's training augmentation (ARC: random rot90 and flips).", True)
     options: dict = _help("Domain-specific settings (ternary: prior_samples, the N of the final prior "
                           "coverage, and epoch_prior_samples, the N logged each epoch).", {})
@@ -39,16 +43,19 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = _help("Registered model name (`vaekit models` lists them); empty means the domain's default.", "")
-    latent_dim: int = _help("Latent dimension d.", 10)
+    name: str = _help("Registered model name (`vaekit models` lists them); empty means the domain's default.", "",
+                      flag="--model")
+    latent_dim: int = _help("Latent dimension d.", 10, flag="--latent")
     options: dict = _help("Family-specific constructor arguments, checked against the model's signature.", {})
 
 
 @dataclass
 class BetaConfig:
-    schedule: str = _help("β schedule: three_phase, linear_warmup, aggressive, constant, ultra_conservative, cyclical.", "three_phase")
-    max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None)
-    warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None)
+    schedule: str = _help("β schedule: three_phase, linear_warmup, aggressive, constant, ultra_conservative, "
+                          "cyclical.", "three_phase", flag="--beta-schedule")
+    max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None, flag="--beta-max")
+    warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None,
+                                      flag="--warmup-epochs")
     ramp_epochs: int | None = _help("Epochs of the ramp after warm-up; None takes the schedule's default.", None)
     cycle_length: int | None = _help("Cyclical schedule period in epochs; None takes the schedule's default.", None)
 
@@ -56,14 +63,13 @@ class BetaConfig:
 @dataclass
 class LossConfig:
     recon_reduction: str = _help(
-        "Reconstruction term per sample: 'sum' over elements (the ELBO) or 'mean' over elements.", "sum"
-    )
-    free_bits: float = _help("Free bits in nats per latent dimension (0 disables).", 0.0)
+        "Reconstruction term per sample: 'sum' over elements (the ELBO) or 'mean' over elements.", "sum",
+        flag="--recon-reduction")
+    free_bits: float = _help("Free bits in nats per latent dimension (0 disables).", 0.0, flag="--free-bits")
     free_bits_mode: str = _help(
         "'per_sample' clamps each sample's per-dimension KL; 'batch_mean' clamps the batch-mean KL "
         "per dimension (Kingma et al. 2016).",
-        "per_sample",
-    )
+        "per_sample", flag="--free-bits-mode")
     options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
 
 
@@ -72,9 +78,9 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 @dataclass
 class TrainConfig:
-    epochs: int = _help("Maximum number of epochs.", 50)
-    batch_size: int = _help("Mini-batch size (per worker when run under torchrun).", 128)
-    lr: float = _help("Initial learning rate.", 1e-3)
+    epochs: int = _help("Maximum number of epochs.", 50, flag="--epochs")
+    batch_size: int = _help("Mini-batch size (per worker when run under torchrun).", 128, flag="--batch-size")
+    lr: float = _help("Initial learning rate.", 1e-3, flag="--lr")
     optimizer: str = _help("'adam' or 'adamw'.", "adam")
     weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0)
     lr_schedule: str = _help("'cosine' (CosineAnnealingLR), 'multistep' or 'constant'.", "cosine")
@@ -107,7 +113,8 @@ class TrainConfig:
         "results/reconstructions_epoch_NNN.png (and, with tensorboard, log them and prior samples); 0 disables.", 0)
     tensorboard: bool = _help(
         "Write TensorBoard event files to runs/<id>/logs/ (per-epoch losses, β, lr, KL per dimension, and the "
-        "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False)
+        "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False,
+        flag="--tensorboard/--no-tensorboard")
     log_every_steps: int = _help(
         "Every N optimizer steps (counted from the start of the run), log the training batch's loss, "
         "reconstruction and KL, and its unclamped KL per latent dimension (min, max, mean and each value) "
@@ -121,23 +128,23 @@ class TrainConfig:
         "loss scaling) or 'auto' (bf16 where the hardware runs it natively, else fp32). Weights, optimizer "
         "state and checkpoints stay fp32. The run's config.yaml records the resolved value, never 'auto'. "
         "The default 'auto' matched fp32's quality on every domain's shipped config (docs/training.md).",
-        "auto")
+        "auto", flag="--precision")
     compile: bool = _help(
         "Compile the training step (forward and backward) with torch.compile; falls back to eager with a "
         "warning where it fails. Costs seconds to a minute once per process, reported as compile_seconds.",
-        False)
+        False, flag="--compile/--no-compile")
 
 
 @dataclass
 class Config:
     name: str = _help("Experiment name shown by `report`; empty takes the --config file's name.", "")
     domain: str = _help("Data domain: a registered name (`vaekit models` lists them).", "arc")
-    seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
-    device: str = _help("auto, cpu, cuda or mps.", "auto")
+    seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0, flag="--seed")
+    device: str = _help("auto, cpu, cuda or mps.", "auto", flag="--device")
     threads: int = _help("CPU threads for torch: 0 keeps torch's default, one per core (the ternary "
                          "domain defaults to 1). Set 1 when other runs or jobs share the cores: on 2 "
                          "shared cores a second thread made conv2d steps 3x and ternary epochs 10-20x "
-                         "slower. Keep 0 on a machine of its own.", 0)
+                         "slower. Keep 0 on a machine of its own.", 0, flag="--threads")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)
