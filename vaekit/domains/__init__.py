@@ -4,6 +4,11 @@ metrics that describe its quality, and the pictures that show it.
     @register_domain("arc")
     class ArcDomain(Domain): ...
 
+Adding a domain is one module in this package (every module here is imported, so it registers
+itself) plus its test: it declares its corpus format, its default model and config, its metrics and
+pictures, and its ``collect`` command (``collect_cli``). No other file lists domains: help texts and
+errors take the names from the registry.
+
 The model–domain contract: a domain declares the ``data_format`` of its corpus splits and the
 ``model_protocol`` its metrics and pictures call; a model fits a domain when it reads that format
 and provides that protocol (``Domain.model_problem``). Both are checked before anything is written.
@@ -11,6 +16,9 @@ and provides that protocol (``Domain.model_problem``). Both are checked before a
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +39,11 @@ class Domain:
 
     name: str = ""
     default_corpus: str = ""
+    # How to make this domain's corpus, as a user types it (shown in errors about a missing corpus).
     collect_command: str = ""
+    # The `vaekit collect NAME` command: a function whose parameters are Typer Annotated options and
+    # whose docstring is its --help (wrap it in staticmethod). vaekit/cli/collect.py registers it.
+    collect_cli: Callable | None = None
     # What every split of the corpus holds (checked on load); the models that read it may train here.
     data_format: DataFormat
     # What this domain's metrics and pictures call on a model (vaekit.models.protocols).
@@ -196,4 +208,12 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc, arrays, atari, gaussians, images, ternary  # noqa: E402,F401
+def _import_domain_modules() -> None:
+    """Import every module of this package, so that each registers its domain: adding a domain is
+    adding one file here (helper modules that register nothing are imported harmlessly)."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_domain_modules()

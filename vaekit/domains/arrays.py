@@ -22,6 +22,7 @@ from vaekit.corpus import SPLITS, Corpus, content_name, python_items, save_corpu
 from vaekit.data_formats import VECTORS
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.option_parsers import integer
 from vaekit.models.protocols import VAEModel
 from vaekit.targets import Target
 
@@ -119,7 +120,7 @@ def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
 def collect_arrays_command(
     from_: Annotated[Path, typer.Option("--from", help="An .npy or .npz array (N, D), or a .csv of numbers (a header row is optional).")],
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arrays.npz"),
-    seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 split.")] = 0,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the 80/10/10 split.")] = 0,
 ):
     """Store vectors (N, D) as an arrays corpus: split 80/10/10, with each feature's mean and std.
 
@@ -152,7 +153,7 @@ class ArraysDomain(Domain):
     name = "arrays"
     default_corpus = "data/arrays.npz"
     collect_command = "vaekit collect arrays --from FILE --out data/arrays.npz"
-    collect_cli = collect_arrays_command
+    collect_cli = staticmethod(collect_arrays_command)
     data_format = VECTORS
     model_protocol = VAEModel
     selection_metrics = ("r2",)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
 import torch
+import typer
 
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.errors import VaekitUsageError
+from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
 
@@ -59,11 +63,56 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
     return save_corpus(out, arrays, metadata)
 
 
+def collect_atari_command(
+    env: Annotated[str, typer.Option(help="Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5).")] = "Breakout",
+    episodes: Annotated[int, typer.Option(parser=integer(), help="Episodes to play (split 80/10/10 by episode).")] = 100,
+    policy: Annotated[str, typer.Option(help="Action policy: random.")] = "random",
+    frame_size: Annotated[int, typer.Option(parser=integer(), help="Side of the square frames after resizing.")] = 64,
+    grayscale: Annotated[bool, typer.Option(help="Store one grey channel instead of RGB.")] = False,
+    frameskip: Annotated[int, typer.Option(parser=integer(), help="Emulator frames per step (the last one is kept).")] = 4,
+    max_steps_per_episode: Annotated[int, typer.Option(parser=integer(), help="Truncate episodes after this many steps.")] = 10_000,
+    num_envs: Annotated[int, typer.Option(parser=integer(), help="Environments stepped together (C++ threads).")] = 4,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the environments, the policy and the split.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
+):
+    """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
+
+    Splits are by episode (80/10/10), so no frames of one episode are in two splits. Deterministic
+    for a seed.
+
+    Example: vaekit collect atari --env Breakout --episodes 100 --frame-size 64
+    """
+    from rich.progress import TextColumn
+
+    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
+    from vaekit.domains.atari_collect import POLICIES, resolve_game
+
+    game = resolve_game(env)
+    POLICIES.get(policy)
+    if frame_size < 8 or episodes < 1 or frameskip < 1 or max_steps_per_episode < 1:
+        raise VaekitUsageError("--frame-size must be ≥ 8 and --episodes, --frameskip, --max-steps-per-episode ≥ 1")
+    settings = CollectSettings(game=game, episodes=episodes, policy=policy, frame_size=frame_size,
+                               grayscale=grayscale, frameskip=frameskip, max_steps_per_episode=max_steps_per_episode,
+                               seed=seed, num_envs=num_envs)
+    out = out or Path(f"data/atari_{game}.npz")
+    started = time.perf_counter()
+    with collect_progress(TextColumn("{task.fields[frames]:,} frames")) as progress:
+        task = progress.add_task(f"playing {game}", total=episodes, frames=0)
+        path, metadata = collect_atari(settings, out,
+                                       lambda frames, done: progress.update(task, completed=done, frames=frames))
+    seconds = time.perf_counter() - started
+    print_corpus_summary(path, metadata, seconds, {
+        "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",
+        "mean episode length": f"{metadata['mean_episode_length']:.1f}",
+        "mean return": f"{metadata['mean_return']:.2f}", "frames/s": f"{metadata['frames'] / seconds:,.0f}"})
+
+
 @register_domain("atari")
 class AtariDomain(Domain):
     name = "atari"
     default_corpus = "data/atari_breakout.npz"
     collect_command = "vaekit collect atari --env Breakout --episodes 100"
+    collect_cli = staticmethod(collect_atari_command)
     data_format = FRAMES
     model_protocol = FrameModel
     selection_metrics = ("psnr", "pixel_accuracy")

@@ -28,6 +28,7 @@ from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seede
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
 
@@ -368,12 +369,12 @@ def collect_images_command(
     from_: Annotated[str, typer.Option("--from", help="A folder (searched recursively), a glob in quotes, or an .npy/.npz array (N, H, W[, C]).")],
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/images.npz"),
     size: Annotated[Optional[str], typer.Option(help="Stored size: a side (64) or WIDTHxHEIGHT (64x48). Default: the source's, when all share it.")] = None,
-    channels: Annotated[Optional[int], typer.Option(help="1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.")] = None,
+    channels: Annotated[Optional[int], typer.Option(parser=integer(), help="1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.")] = None,
     resize: Annotated[str, typer.Option(help="fit (stretch), crop (keep aspect, cut the centre) or pad (keep aspect, pad black).")] = "fit",
     labels: Annotated[Optional[str], typer.Option(help="folders: keep each image's first sub-folder name as its label.")] = None,
     hold_out: Annotated[Optional[list[str]], typer.Option(help="A label whose images all go to the test split (repeatable; with --labels folders).")] = None,
-    count: Annotated[Optional[int], typer.Option(help="Use a seeded random subset of this many images.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the subset and the 80/10/10 split.")] = 0,
+    count: Annotated[Optional[int], typer.Option(parser=integer(), help="Use a seeded random subset of this many images.")] = None,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the subset and the 80/10/10 split.")] = 0,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable or corrupt files instead of skipping them.")] = False,
 ):
     """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
@@ -412,7 +413,7 @@ class ImagesDomain(Domain):
     name = "images"
     default_corpus = "data/images.npz"
     collect_command = "vaekit collect images --from FOLDER --out data/images.npz"
-    collect_cli = collect_images_command
+    collect_cli = staticmethod(collect_images_command)
     data_format = FRAMES
     model_protocol = FrameModel
     selection_metrics = ("psnr", "ssim")
