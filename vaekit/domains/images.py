@@ -116,6 +116,15 @@ def _image_files(source: str) -> tuple[list[Path], Path | None, str]:
     raise VaekitUsageError(f"{source}: no such folder, glob or .npy/.npz file")
 
 
+def _reason(error: Exception) -> str:
+    """Why Pillow could not read a file, in a few words (its own message repeats the path)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def files_source(source: str, labels: str | None) -> ImageSource:
     """Read the headers of a folder's or a glob's images (size and mode, no decoding)."""
     from PIL import Image
@@ -131,7 +140,7 @@ def files_source(source: str, labels: str | None) -> ImageSource:
                 modes.append(image.mode)
                 animated += getattr(image, "n_frames", 1) > 1
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            unreadable.append((str(file), str(error).splitlines()[0] if str(error) else type(error).__name__))
+            unreadable.append((str(file), _reason(error)))
             continue
         readable.append(file)
         sizes.append((height, width))
@@ -314,7 +323,7 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
             try:
                 images[done] = convert(source.read(item), size, channels, settings.resize, conversions)
             except (OSError, ValueError, SyntaxError) as error:  # a header that read but a body that does not
-                broken.append((source.paths[item] if source.paths else str(item), str(error).splitlines()[0]))
+                broken.append((source.paths[item] if source.paths else str(item), _reason(error)))
                 if settings.strict:
                     raise VaekitUsageError(f"corrupt image {broken[0][0]} ({broken[0][1]}); expected a decodable "
                                            "image (--strict refuses any)") from None

@@ -1,0 +1,104 @@
+"""`vaekit collect arrays` from .npy, .npz and .csv, its refusals, standardisation and R²."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vaekit import load_corpus
+from vaekit.cli import app
+from vaekit.domains import get_domain
+from vaekit.models import create_model
+
+runner = CliRunner()
+
+
+def collect(*args):
+    return runner.invoke(app, ["collect", "arrays", *[str(a) for a in args]])
+
+
+def refused(out, *args) -> str:
+    result = collect(*args, "--out", out)
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+    return message
+
+
+def test_a_csv_with_a_header_is_split_and_standardised(arrays_corpus):
+    corpus = load_corpus(arrays_corpus)
+    domain = get_domain("arrays")
+    assert corpus.metadata["counts"] == {"train": 455, "val": 57, "test": 57}
+    assert corpus.metadata["features"] == 30 and corpus.metadata["feature_names"][0] == "mean radius"
+    model_arrays = domain.training_arrays(corpus)
+    assert np.allclose(model_arrays["train"].mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(model_arrays["train"].std(axis=0), 1, atol=1e-3)
+    back = domain.from_model(model_arrays["test"], corpus.arrays)  # the one normalise/denormalise pair
+    assert np.allclose(back, corpus.arrays["test"], rtol=1e-5, atol=1e-4)
+    assert domain.infer_model_options(corpus) == {"features": 30}
+
+
+def test_npy_and_npz_sources(tmp_path):
+    values = np.random.default_rng(0).normal(5, 2, (40, 3))
+    np.save(tmp_path / "v.npy", values)
+    np.savez(tmp_path / "v.npz", arrays=values, other=np.zeros(2))
+    for name in ("v.npy", "v.npz"):
+        result = collect("--from", tmp_path / name, "--out", tmp_path / f"{name}.corpus.npz", "--seed", 3)
+        assert result.exit_code == 0, result.output
+        corpus = load_corpus(tmp_path / f"{name}.corpus.npz")
+        rows = corpus.arrays["train_index"]
+        assert np.allclose(corpus.arrays["train"], values[rows].astype(np.float32))
+        assert np.allclose(corpus.arrays["norm_mean"], values[rows].mean(axis=0), atol=1e-5)
+
+
+def test_bad_inputs_are_one_line_exit_2_and_nothing_written(tmp_path):
+    out = tmp_path / "out" / "never.npz"
+    (tmp_path / "words.csv").write_text("width,colour,height\n1,red,2\n3,blue,4\n")
+    assert "column 'colour' is not numeric (line 2 holds 'red')" in refused(out, "--from", tmp_path / "words.csv")
+    (tmp_path / "nan.csv").write_text("1,2\n3,nan\n5,6\n7,8\n")
+    assert "NaN or infinite values in 1 of 4 rows (the first at row 1, column 1)" in refused(
+        out, "--from", tmp_path / "nan.csv")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    assert "line 3 has 1 fields; expected 2" in refused(out, "--from", tmp_path / "ragged.csv")
+    np.save(tmp_path / "inf.npy", np.array([[1.0, np.inf]] * 5))
+    assert "inf.npy: NaN or infinite values" in refused(out, "--from", tmp_path / "inf.npy")
+    np.save(tmp_path / "rank.npy", np.zeros((5, 2, 2)))
+    assert "an array of shape (5, 2, 2); expected vectors (N, D)" in refused(out, "--from", tmp_path / "rank.npy")
+    np.save(tmp_path / "two.npy", np.zeros((2, 4)))
+    assert "2 usable item(s); need at least 3" in refused(out, "--from", tmp_path / "two.npy")
+    np.savez(tmp_path / "many.npz", a=np.zeros((5, 2)), b=np.zeros((5, 2)))
+    assert "holds a, b; expected one array, or one named 'arrays'" in refused(out, "--from", tmp_path / "many.npz")
+    (tmp_path / "v.txt").write_text("1,2\n")
+    assert "a '.txt' file; expected .npy, .npz or .csv" in refused(out, "--from", tmp_path / "v.txt")
+    assert "no such file" in refused(out, "--from", tmp_path / "missing.csv")
+
+
+def test_r2_per_feature_matches_its_definition(arrays_corpus):
+    domain = get_domain("arrays")
+    model = create_model("mlp_vectors", 2, {"features": 30, "hidden": [8]})
+    target = torch.as_tensor(domain.training_arrays(load_corpus(arrays_corpus))["test"])
+    predicted = target * 0.5 + 0.1 * torch.randn_like(target)
+    metrics = {}
+    for key, (num, den) in domain.quality_sums(model, target, predicted).items():
+        metrics[key] = float(num) / den
+    metrics.update(domain.derived_metrics(metrics))
+    x, y = target.numpy().astype(np.float64), predicted.numpy().astype(np.float64)
+    expected = 1 - ((x - y) ** 2).sum(0) / ((x - x.mean(0)) ** 2).sum(0)
+    assert np.allclose(metrics["r2_per_feature"], expected, atol=1e-4)
+    assert metrics["r2"] == pytest.approx(expected.mean(), abs=1e-4) and metrics["r2_min"] == pytest.approx(expected.min(), abs=1e-4)
+    assert not any(key.startswith("_") for key in metrics)
+
+
+def test_samples_are_written_in_the_data_units(arrays_corpus, tmp_path):
+    domain = get_domain("arrays")
+    corpus = load_corpus(arrays_corpus)
+    torch.manual_seed(0)
+    model = create_model("mlp_vectors", 2, {"features": 30, "hidden": [8]}).eval()
+    files = domain.save_pictures(model, corpus.arrays, tmp_path, 6, torch.Generator().manual_seed(1))
+    assert (tmp_path / "reconstructions.png").read_bytes()[:4] == b"\x89PNG" and tmp_path / "samples.npz" in files
+    expected = domain.from_model(model.sample_prior(6, torch.Generator().manual_seed(1)).numpy(), corpus.arrays)
+    with np.load(tmp_path / "samples.npz") as saved:
+        assert np.allclose(saved["samples"], expected, atol=1e-4)
