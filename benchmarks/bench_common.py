@@ -31,8 +31,13 @@ TWINS = {
                         decoder_channels=(128, 64), out_ch=10, norm=True, latent=10),
     "conv2d_frames": dict(kind="frame", in_ch=3, channels=(16, 32, 64, 128), strides=(2, 2, 2, 2), size=64,
                           hidden=256, decoder_channels=(64, 32, 16, 16), out_ch=3, norm=True, latent=32),
+    # the images domain's default model (conv2d_frames with its options and a learned σ) at 64×64×3
+    "images": dict(kind="image", in_ch=3, channels=(32, 64, 128, 256), strides=(2, 2, 2, 2), size=64,
+                   hidden=256, decoder_channels=(128, 64, 32, 32), out_ch=3, norm=True, latent=16, learned_sigma=True),
 }
-DOMAIN_OF_KIND = {"grid": "arc", "frame": "atari"}  # whose augmentation and metrics vaekit's side uses
+DOMAIN_OF_KIND = {"grid": "arc", "frame": "atari", "image": "images"}  # whose augmentation and metrics vaekit's side uses
+# Rows named after a domain rather than a model: vaekit's side builds that domain's default model.
+DOMAIN_DEFAULT_ROWS = {"images"}
 FRAME_SIGMA = 0.05  # conv2d_frames' default Gaussian likelihood
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,9 +47,11 @@ class PlainConvVAE(nn.Module):
     """The conv VAE of ``TWINS[name]`` in plain PyTorch: conv stages, dense, (μ, softplus σ), dense,
     transposed-conv stages, output conv."""
 
-    def __init__(self, kind, in_ch, channels, strides, size, hidden, decoder_channels, out_ch, norm, latent):
+    def __init__(self, kind, in_ch, channels, strides, size, hidden, decoder_channels, out_ch, norm, latent,
+                 learned_sigma=False):
         super().__init__()
         self.kind = kind
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1))) if learned_sigma else None
         layers, c, side = [], in_ch, size
         for out, stride in zip(channels, strides):
             layers += [nn.Conv2d(c, out, 3, stride, 1), *([nn.BatchNorm2d(out)] if norm else []), nn.ReLU()]
@@ -76,8 +83,10 @@ class PlainConvVAE(nn.Module):
         out = self._decode(mu + sigma * torch.randn_like(mu))
         if self.kind == "grid":
             nll = F.cross_entropy(out, batch.long(), reduction="none").flatten(1).sum(1)
-        else:
+        elif self.log_sigma is None:
             nll = ((out - x).pow(2) / (2 * FRAME_SIGMA**2)).flatten(1).sum(1)
+        else:
+            nll = ((out - x).pow(2) / (2 * self.log_sigma.exp() ** 2) + self.log_sigma).flatten(1).sum(1)
         kl = 0.5 * (sigma.pow(2) + mu.pow(2) - 1 - torch.log(sigma.pow(2))).sum(1)
         return nll + beta * kl, x, mu
 
@@ -101,10 +110,22 @@ class PlainConvVAE(nn.Module):
         return loss / data.shape[0], quality / data.shape[0]
 
 
+def vaekit_model(name: str, size: int | None = None) -> nn.Module:
+    """vaekit's model of a row: the registered model ``name`` at its defaults, or for a domain row
+    (``DOMAIN_DEFAULT_ROWS``) that domain's default model and options at the row's size."""
+    if name not in DOMAIN_DEFAULT_ROWS:
+        return create_model(name, TWINS[name]["latent"])
+    from vaekit.domains import get_domain
+
+    spec, model = TWINS[name], get_domain(name).default_config()["model"]
+    options = {**model["options"], "in_channels": spec["in_ch"], "frame_size": size or spec["size"]}
+    return create_model(model["name"], model["latent_dim"], options)
+
+
 def plain_twin(name: str) -> PlainConvVAE:
     """The plain twin of a vaekit model; refuses one whose parameter count differs from vaekit's."""
     twin = PlainConvVAE(**TWINS[name])
-    ours = count_parameters(create_model(name, TWINS[name]["latent"]))
+    ours = count_parameters(vaekit_model(name))
     if count_parameters(twin) != ours:
         raise SystemExit(f"the plain twin of {name} has {count_parameters(twin):,} parameters, vaekit's {ours:,}")
     return twin

@@ -18,11 +18,10 @@ from __future__ import annotations
 import torch
 
 from bench_common import (DOMAIN_OF_KIND, TWINS, Entry, Setting, memory_format, parser_with_common_options,
-                          plain_twin, run_benchmark)
+                          plain_twin, run_benchmark, vaekit_model)
 from vaekit.config import LossConfig
 from vaekit.domains import get_domain
 from vaekit.evaluation import evaluate
-from vaekit.models import create_model
 from vaekit.training.precision import resolve_precision
 
 DEFAULT_SETTINGS = ["plain", "fp32", "fp32+cl", "bf16", "bf16+cl"]
@@ -46,7 +45,7 @@ def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Settin
     device = data.device
     domain = get_domain(DOMAIN_OF_KIND[TWINS[name]["kind"]])
     torch.manual_seed(0)
-    model = memory_format(create_model(name, TWINS[name]["latent"]).to(device), setting.channels_last)
+    model = memory_format(vaekit_model(name).to(device), setting.channels_last)
     precision = resolve_precision(setting.precision, device)
 
     def run() -> int:

@@ -1,6 +1,8 @@
 """Training throughput (samples/s) of vaekit's conv VAEs per setting, against a plain PyTorch loop.
 
     python benchmarks/train_throughput.py                       # the full table (tens of minutes)
+    python benchmarks/train_throughput.py --models images --batch-sizes 64 --settings plain fp32 --rounds 3 --samples 512
+                                                                # the images domain's model at 64×64×3
     python benchmarks/train_throughput.py --models conv2d --batch-sizes 128 \\
         --settings plain fp32 bf16+cl --rounds 2 --samples 1024  # a quick look
 
@@ -25,10 +27,9 @@ from __future__ import annotations
 import torch
 
 from bench_common import (DOMAIN_OF_KIND, TWINS, Entry, Setting, memory_format, parser_with_common_options,
-                          plain_twin, run_benchmark)
+                          plain_twin, run_benchmark, vaekit_model)
 from vaekit.config import Config
 from vaekit.domains import get_domain
-from vaekit.models import create_model
 from vaekit.training.loop import make_optimizer, train_one_epoch
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep, epoch_batch_sizes
@@ -63,7 +64,7 @@ def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Settin
     config.train.batch_size = batch_size
     domain = get_domain(DOMAIN_OF_KIND[TWINS[name]["kind"]])
     torch.manual_seed(0)
-    model = memory_format(create_model(name, TWINS[name]["latent"]).to(device), setting.channels_last)
+    model = memory_format(vaekit_model(name).to(device), setting.channels_last)
     model.train()
     optimizer = make_optimizer(model, config.train)
     step = TrainStep(model, optimizer, resolve_precision(setting.precision, device), device, config.loss)

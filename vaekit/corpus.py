@@ -34,12 +34,13 @@ class Corpus:
         return {name: self.arrays[name] for name in SPLITS}
 
 
-def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> tuple[Path, dict]:
+def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict, compress: bool = True) -> tuple[Path, dict]:
     """Write a corpus atomically (temp file in the same folder, then rename).
 
     Temp files of the same corpus that a killed collect left behind are deleted first. The split
     sizes (``counts``) and the vaekit version are added to ``metadata``; returns the path and the
-    metadata as written.
+    metadata as written. ``compress=False`` stores the arrays uncompressed (zlib can take longer
+    than collecting them; the file reads the same either way).
     """
     from vaekit import __version__
 
@@ -50,7 +51,8 @@ def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> tu
     metadata = {**metadata, "counts": {s: int(arrays[s].shape[0]) for s in SPLITS}, "vaekit_version": __version__}
     payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
     remove_stale_temp_files(path.parent, path.name)
-    atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **payload))
+    write = np.savez_compressed if compress else np.savez
+    atomic_write_bytes(path, lambda handle: write(handle, **payload))
     return path, metadata
 
 
