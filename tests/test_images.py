@@ -49,6 +49,7 @@ def test_a_labelled_folder_of_two_sizes_is_resized_split_and_labelled(digit_fold
     assert (meta["height"], meta["width"], meta["channels"]) == (16, 16, 1) and meta["source_kind"] == "folder"
     assert meta["label_names"] == [str(k) for k in range(10)]
     assert any(note.startswith("resized 200 image(s) to 16×16") for note in meta["notes"])
+    assert meta["compressed"]  # --compress auto: dark digits deflate far below 70 %
     for split in ("train", "val", "test"):
         assert corpus.arrays[split].shape[1:] == (16, 16, 1) and corpus.arrays[split].dtype == np.uint8
         paths, labels = corpus.arrays[f"{split}_path"], corpus.arrays[f"{split}_label"]
@@ -89,7 +90,7 @@ def test_arrays_are_collected_as_uint8_with_their_own_size(tmp_path):
     result = collect("--from", tmp_path / "floats.npy", "--out", tmp_path / "a.npz")
     assert result.exit_code == 0, result.output
     corpus = load_corpus(tmp_path / "a.npz")
-    assert corpus.arrays["train"].shape[1:] == (9, 10, 1)
+    assert corpus.arrays["train"].shape[1:] == (9, 10, 1) and not corpus.metadata["compressed"]  # noise: stored
     first = corpus.arrays["train_index"][0]
     assert np.array_equal(corpus.arrays["train"][0][..., 0], np.rint(floats[first] * 255).astype(np.uint8))
     rgb = np.zeros((6, 8, 8, 3), np.uint8)
@@ -169,6 +170,8 @@ def test_every_bad_source_is_one_line_exit_2_and_nothing_written(tmp_path):
         assert f"--size {bad_size}: expected" in refused(out, "--from", mixed, "--size", bad_size)
     assert "--count 50: the source has 6 readable images" in refused(out, "--from", mixed, "--size", 8, "--count", 50)
     assert "--resize zoom" in refused(out, "--from", mixed, "--size", 8, "--resize", "zoom")
+    assert "--compress yes: expected one of auto, always, never" in refused(out, "--from", mixed, "--size", 8,
+                                                                             "--compress", "yes")
     message = refused(out, "--from", mixed, "--labels", "folders")
     assert "0.png is not in a sub-folder" in message
 

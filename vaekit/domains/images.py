@@ -14,6 +14,7 @@ import glob as globbing
 import math
 import os
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -37,6 +38,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 RESIZE_MODES = ("fit", "crop", "pad")
 NAMED_FILES = 3  # unreadable files named in a note or an error; the rest are counted
 DECODE_THREADS = min(4, os.cpu_count() or 1)
+COMPRESS_CHOICES = ("auto", "always", "never")
+COMPRESS_BELOW = 0.7  # --compress auto: deflate only where it saves 30 % or more
 DECODE_CHUNK = 512  # images decoded ahead of the copy into the corpus array: bounds the memory in flight
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
@@ -57,7 +60,10 @@ class ImageSettings:
         count: use a seeded random subset of this many items (None: all).
         seed: seed of the subset and the split.
         strict: refuse unreadable files instead of skipping them.
-        compress: zlib-compress the corpus (smaller; on noisy images it takes longer than decoding them).
+        compress: ``auto`` zlib-compresses the corpus when a sample of its images shrinks below 70 %
+            (flat or dark images: much smaller, and fast to compress), else stores it as it is (on
+            photo-like or noisy images zlib saves little and takes longer than decoding them);
+            ``always`` or ``never``.
     """
 
     size: tuple[int, int] | None = None
@@ -68,7 +74,7 @@ class ImageSettings:
     count: int | None = None
     seed: int = 0
     strict: bool = False
-    compress: bool = True
+    compress: str = "auto"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -337,6 +343,8 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
     _refuse_or_note_unreadable(source, settings.strict, notes)
     if len(source) == 0:
         raise VaekitUsageError(f"{source.description}: no readable image; expected PNG, JPEG, BMP, GIF or WebP files")
+    if settings.compress not in COMPRESS_CHOICES:
+        raise VaekitUsageError(f"--compress {settings.compress}: expected one of {', '.join(COMPRESS_CHOICES)}")
     if settings.resize not in RESIZE_MODES:
         raise VaekitUsageError(f"--resize {settings.resize}: expected one of {', '.join(RESIZE_MODES)}")
     if settings.channels not in (None, 1, 3):
@@ -408,7 +416,15 @@ def _save(out, source, settings, images, kept, size, channels, conversions, note
         "label_names": names, "held_out_labels": list(settings.hold_out), "skipped_files": len(source.unreadable),
         "notes": notes,
     }
-    return save_corpus(out, arrays, metadata, compress=settings.compress)
+    compress = _worth_compressing(images) if settings.compress == "auto" else settings.compress == "always"
+    metadata["compressed"] = compress
+    return save_corpus(out, arrays, metadata, compress=compress)
+
+
+def _worth_compressing(images: np.ndarray) -> bool:
+    """True when up to 256 images spread over the corpus deflate below ``COMPRESS_BELOW`` of their size."""
+    sample = np.ascontiguousarray(images[:: max(1, len(images) // 256)][:256]).tobytes()
+    return len(zlib.compress(sample, 1)) < COMPRESS_BELOW * len(sample)
 
 
 def structural_similarity(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -430,7 +446,7 @@ def collect_images_command(
     count: Annotated[Optional[int], typer.Option(parser=integer(), help="Use a seeded random subset of this many images.")] = None,
     seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the subset and the 80/10/10 split.")] = 0,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable or corrupt files instead of skipping them.")] = False,
-    compress: Annotated[bool, typer.Option(help="zlib-compress the corpus; --no-compress writes faster and larger.")] = True,
+    compress: Annotated[str, typer.Option(help="auto (zlib when a sample shrinks below 70 %), always or never.")] = "auto",
 ):
     """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
 
