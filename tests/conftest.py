@@ -109,3 +109,23 @@ def arrays_corpus(tmp_path_factory) -> Path:
     values, names = read_csv(csv)
     collect_arrays(values, folder / "cancer.npz", str(csv), seed=0, feature_names=names)
     return folder / "cancer.npz"
+
+
+def collect(domain: str, *args):
+    """`vaekit collect DOMAIN ARGS...` through the CLI runner."""
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    return CliRunner().invoke(app, ["collect", domain, *[str(a) for a in args]])
+
+
+def collect_refused(domain: str, out: Path, *args) -> str:
+    """Run `vaekit collect DOMAIN ARGS... --out OUT` expecting a refusal: exit 2, one line on stderr,
+    no corpus and no temp file written. Returns the line."""
+    result = collect(domain, *args, "--out", out)
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+    return message

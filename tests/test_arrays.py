@@ -5,27 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import collect as collect_domain
+from conftest import collect_refused
 
 from vaekit import load_corpus
-from vaekit.cli import app
 from vaekit.domains import get_domain
 from vaekit.models import create_model
 
-runner = CliRunner()
-
 
 def collect(*args):
-    return runner.invoke(app, ["collect", "arrays", *[str(a) for a in args]])
+    return collect_domain("arrays", *args)
 
 
 def refused(out, *args) -> str:
-    result = collect(*args, "--out", out)
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip()
-    assert message.startswith("Error: ") and "\n" not in message, message
-    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
-    return message
+    return collect_refused("arrays", out, *args)
 
 
 def test_a_csv_with_a_header_is_split_and_standardised(arrays_corpus):

@@ -6,29 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import collect as collect_domain
+from conftest import collect_refused
 from PIL import Image
-from typer.testing import CliRunner
 
 from vaekit import load_corpus
-from vaekit.cli import app
 from vaekit.domains import get_domain
 from vaekit.models import create_model
 
-runner = CliRunner()
-
 
 def collect(*args):
-    return runner.invoke(app, ["collect", "images", *[str(a) for a in args]])
+    return collect_domain("images", *args)
 
 
 def refused(out, *args) -> str:
-    """Run collect images expecting exit 2: one line on stderr, no corpus and no temp file written."""
-    result = collect(*args, "--out", out)
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip()
-    assert message.startswith("Error: ") and "\n" not in message, message
-    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
-    return message
+    return collect_refused("images", out, *args)
 
 
 def save(folder, name, pixels, mode=None):

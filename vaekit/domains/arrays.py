@@ -18,12 +18,19 @@ import numpy as np
 import torch
 import typer
 
-from vaekit.corpus import SPLITS, Corpus, content_name, python_items, save_corpus, seeded_split
+from vaekit.corpus import (
+    SPLITS,
+    Corpus,
+    content_name,
+    python_items,
+    save_corpus,
+    seeded_split,
+)
 from vaekit.data_formats import VECTORS
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
-from vaekit.option_parsers import integer
 from vaekit.models.protocols import VAEModel
+from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 

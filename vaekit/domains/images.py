@@ -16,8 +16,8 @@ import os
 import time
 import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -30,8 +30,8 @@ from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seede
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
-from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
+from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
