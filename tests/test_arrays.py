@@ -9,7 +9,7 @@ from conftest import collect as collect_domain
 from conftest import collect_refused
 
 from vaekit import load_corpus
-from vaekit.domains import get_domain
+from vaekit.domains import get_domain, picture_items
 from vaekit.models import create_model
 
 
@@ -29,7 +29,7 @@ def test_a_csv_with_a_header_is_split_and_standardised(arrays_corpus):
     model_arrays = domain.training_arrays(corpus)
     assert np.allclose(model_arrays["train"].mean(axis=0), 0, atol=1e-4)
     assert np.allclose(model_arrays["train"].std(axis=0), 1, atol=1e-3)
-    back = domain.from_model(model_arrays["test"], corpus.arrays)  # the one normalise/denormalise pair
+    back = domain.denormalise(model_arrays["test"], corpus.arrays)  # the one normalise/denormalise pair
     assert np.allclose(back, corpus.arrays["test"], rtol=1e-5, atol=1e-4)
     assert domain.infer_model_options(corpus) == {"features": 30}
 
@@ -90,8 +90,8 @@ def test_samples_are_written_in_the_data_units(arrays_corpus, tmp_path):
     corpus = load_corpus(arrays_corpus)
     torch.manual_seed(0)
     model = create_model("mlp_vectors", 2, {"features": 30, "hidden": [8]}).eval()
-    files = domain.save_pictures(model, corpus.arrays, tmp_path, 6, torch.Generator().manual_seed(1))
+    files = domain.save_pictures(model, picture_items(corpus.arrays, "test"), tmp_path, 6, torch.Generator().manual_seed(1))
     assert (tmp_path / "reconstructions.png").read_bytes()[:4] == b"\x89PNG" and tmp_path / "samples.npz" in files
-    expected = domain.from_model(model.sample_prior(6, torch.Generator().manual_seed(1)).numpy(), corpus.arrays)
+    expected = domain.denormalise(model.sample_prior(6, torch.Generator().manual_seed(1)).numpy(), corpus.arrays)
     with np.load(tmp_path / "samples.npz") as saved:
         assert np.allclose(saved["samples"], expected, atol=1e-4)

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from vaekit.config import Config, ModelConfig, build_config, is_seed_style, load_yaml, save_config
 from vaekit.corpus import SPLITS
-from vaekit.domains import Domain, get_domain
+from vaekit.domains import Domain, get_domain, picture_items
 from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
@@ -288,5 +288,6 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
     with inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
         loaded.results_dir.mkdir(parents=True, exist_ok=True)
-        files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.results_dir, n, generator)
+        files = loaded.domain.save_pictures(loaded.model, picture_items(corpus.arrays, "test"),
+                                             loaded.results_dir, n, generator)
     return loaded, files

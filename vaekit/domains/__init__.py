@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -121,9 +122,24 @@ class Domain:
         """What train.selection_metric may name for this domain and model."""
         return [*SELECTION_METRICS, *self.selection_metrics]
 
+    def normalise(self, items: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Stored items as the model takes them (identity unless the domain normalises; gaussians
+        standardises its splat parameters with the corpus's statistics). ``denormalise`` undoes it."""
+        return items
+
+    def denormalise(self, values: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Model-format items (what ``model.decode_data`` returns) back in the stored format."""
+        return values
+
     def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
-        """The arrays the model consumes, per split (by default the split arrays themselves)."""
-        return corpus.splits
+        """The arrays the model consumes, per split: the splits, normalised."""
+        return {split: self.normalise(corpus.arrays[split], corpus.arrays) for split in SPLITS}
+
+    def rgb_images(self, corpus: Corpus) -> dict[str, np.ndarray] | None:
+        """The corpus's items as colour pictures per split, (n, H, W, 3) float32 in [0, 1], for
+        domains built on another's pictures (gaussians fits splats to them); None when the items
+        are not pictures."""
+        return None
 
     def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random training augmentation of a stored-format batch; identity by default."""
@@ -168,22 +184,49 @@ class Domain:
         drawn = [[None if item is None else next(pictures) for item in row] for row in cells]
         return save_item_table(drawn, path, title, row_labels, column_labels, style)
 
-    def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
-        """Write samples and reconstructions under ``results``; return the files written."""
+    def save_pictures(self, model, shown: "PictureItems", results: Path, n: int,
+                      generator: torch.Generator) -> list[Path]:
+        """Write ``n`` prior samples and reconstructions of the ``shown`` items under ``results``;
+        return the files written."""
         return []
 
-    @staticmethod
-    def samples_and_reconstructions(model, arrays, results: Path, n: int, generator: torch.Generator,
-                                    shown: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """n prior samples (also saved as results/samples.npz), and up to ``shown`` test items with
-        their reconstructions from the posterior mean, all in stored format."""
+    def samples_and_reconstructions(self, model, shown: "PictureItems", results: Path, n: int,
+                                    generator: torch.Generator,
+                                    count: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """n prior samples (also saved as results/samples.npz), and up to ``count`` of the shown items
+        with their reconstructions from the posterior mean, all in stored format."""
         device = next(model.parameters()).device
-        samples = model.sample_prior(n, generator).cpu().numpy()
-        test = torch.as_tensor(arrays["test"][: min(n, shown)], device=device)
+        samples = self.denormalise(model.sample_prior(n, generator).cpu().numpy(), shown.corpus)
+        items = shown.items[: min(n, count)]
         with torch.no_grad():
-            recon = model.decode_data(model.encode(test)[0]).cpu().numpy()
+            codes = model.encode(torch.as_tensor(self.normalise(items, shown.corpus), device=device))[0]
+            recon = self.denormalise(model.decode_data(codes).cpu().numpy(), shown.corpus)
         np.savez_compressed(results / "samples.npz", samples=samples)
-        return samples, test.cpu().numpy(), recon
+        return samples, items, recon
+
+
+@dataclass
+class PictureItems:
+    """What a domain's pictures show: one split of a corpus, in the stored format.
+
+    Attributes:
+        split: the split's name.
+        items: its items, as stored.
+        side: its per-item side arrays by name (``image`` for the corpus's ``{split}_image``).
+        corpus: every array of the corpus (normalisation statistics and the like).
+    """
+
+    split: str
+    items: np.ndarray
+    side: dict[str, np.ndarray]
+    corpus: dict[str, np.ndarray]
+
+
+def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
+    """The items of one split of corpus ``arrays`` and their side arrays, for ``save_pictures``."""
+    prefix = f"{split}_"
+    side = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+    return PictureItems(split, arrays[split], side, arrays)
 
 
 def check_domain_class(name: str, cls: type) -> None:

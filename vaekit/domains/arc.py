@@ -237,15 +237,24 @@ class ArcDomain(Domain):
         }
         return {**sums, **accuracy_by_group(correct, grid_groups(batch))}
 
+    def rgb_images(self, corpus):
+        """Each grid coloured with the ARC palette, one cell a pixel."""
+        from vaekit.plots import ARC_PALETTE
+
+        self.validate(corpus)
+        palette = np.asarray(ARC_PALETTE.colors if hasattr(ARC_PALETTE, "colors") else ARC_PALETTE(range(10)))
+        rgb = np.array([[int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)] for h in palette], dtype=np.float32)
+        return {split: rgb[corpus.arrays[split]] for split in ("train", "val", "test")}
+
     def item_images(self, items, arrays):
         from vaekit.plots import ARC_PALETTE, ImageStyle
 
         return items, ImageStyle(ARC_PALETTE, 0, 9)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_grid_pairs, save_grids
 
-        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator)
+        samples, test, recon = self.samples_and_reconstructions(model, shown, results, n, generator)
         return [
             save_grids(samples, results / "samples.png", "Samples from z ~ N(0, I)"),
             save_grid_pairs(test, recon, results / "reconstructions.png"),

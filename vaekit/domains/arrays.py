@@ -2,8 +2,8 @@
 
 The corpus stores the vectors as float32, split 80/10/10 by a seeded permutation, with each
 feature's training-split mean and standard deviation (``norm_mean``, ``norm_std``). Models train on
-standardised features (``to_model``); whatever leaves the domain in the data's own units
-(samples.npz) goes back through ``from_model``. MSE is in standardised units; R² per feature
+standardised features (``normalise``); whatever leaves the domain in the data's own units
+(samples.npz) goes back through ``denormalise``. MSE is in standardised units; R² per feature
 (1 − residual variance / variance) is the same in either.
 """
 
@@ -189,16 +189,13 @@ class ArraysDomain(Domain):
         if (corpus.arrays["norm_std"] <= 0).any():
             raise VaekitUsageError(f"{corpus.path}: 'norm_std' has values ≤ 0; expected positive standard deviations")
 
-    def to_model(self, items: np.ndarray, arrays: dict) -> np.ndarray:
+    def normalise(self, items: np.ndarray, arrays: dict) -> np.ndarray:
         """Vectors in the data's units -> standardised features."""
         return ((items - arrays["norm_mean"]) / arrays["norm_std"]).astype(np.float32)
 
-    def from_model(self, items: np.ndarray, arrays: dict) -> np.ndarray:
+    def denormalise(self, values: np.ndarray, arrays: dict) -> np.ndarray:
         """Standardised features -> vectors in the data's units."""
-        return (np.asarray(items) * arrays["norm_std"] + arrays["norm_mean"]).astype(np.float32)
-
-    def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
-        return {s: self.to_model(corpus.arrays[s], corpus.arrays) for s in SPLITS}
+        return (np.asarray(values) * arrays["norm_std"] + arrays["norm_mean"]).astype(np.float32)
 
     def corpus_from_data(self, data, folder: Path) -> Path:
         array, _ = python_items(data)
@@ -238,13 +235,12 @@ class ArraysDomain(Domain):
         grid[:, : items.shape[1]] = items
         return grid.reshape(-1, side, side), ImageStyle("coolwarm", -3, 3)
 
-    def save_pictures(self, model, arrays, results, n, generator):
-        standardised = {**arrays, "test": self.to_model(arrays["test"], arrays)}
-        samples, test, recon = self.samples_and_reconstructions(model, standardised, results, n, generator, shown=8)
-        np.savez_compressed(results / "samples.npz", samples=self.from_model(samples, arrays))
-        cells = [[test[i], recon[i]] for i in range(len(test))] + [list(samples[:8])]
-        labels = [f"test item {i}" for i in range(len(test))] + ["z ~ N(0, I)"]
-        path = self.render_items(cells, arrays, results / "reconstructions.png",
+    def save_pictures(self, model, shown, results, n, generator):
+        samples, items, recon = self.samples_and_reconstructions(model, shown, results, n, generator, count=8)
+        standardised = [self.normalise(values, shown.corpus) for values in (items, recon, samples[:8])]
+        cells = [[original, decoded] for original, decoded in zip(*standardised[:2])] + [list(standardised[2])]
+        labels = [f"{shown.split} item {i}" for i in range(len(items))] + ["z ~ N(0, I)"]
+        path = self.render_items(cells, shown.corpus, results / "reconstructions.png",
                                  "Standardised features: original and reconstruction; prior samples",
                                  labels, ["original", "reconstruction"])
         return [path, results / "samples.npz"]

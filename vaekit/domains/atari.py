@@ -147,28 +147,33 @@ class AtariDomain(Domain):
         mse = metrics.get("mse")
         return {"psnr": 10 * math.log10(1.0 / mse) if mse else float("inf")} if mse is not None else {}
 
+    def rgb_images(self, corpus):
+        """The frames in [0, 1], grey frames repeated over three channels."""
+        self.validate(corpus)
+        frames = {split: corpus.arrays[split].astype(np.float32) / 255.0 for split in ("train", "val", "test")}
+        return {split: np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for split, f in frames.items()}
+
     def item_images(self, items, arrays):
         from vaekit.plots import ImageStyle
 
         return items, ImageStyle("gray", 0, 255)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_frame_rows, save_latent_histograms, save_latent_pca
 
         device = next(model.parameters()).device
-        test = torch.as_tensor(arrays["test"], device=device)
-        shown = test[torch.linspace(0, len(test) - 1, min(16, len(test))).long()]
+        items = torch.as_tensor(shown.items, device=device)
+        picked = items[torch.linspace(0, len(items) - 1, min(16, len(items))).long()]
         with torch.no_grad():
-            recon = model.frame_means(model.decode(model.encode(shown)[0]))
-            samples = model.frame_means(model.decode(torch.randn(n, model.latent_dim, generator=generator).to(device)))
-            mus = torch.cat([model.encode(test[i:i + 1024])[0] for i in range(0, len(test), 1024)]).cpu().numpy()
-        to_images = lambda x: (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).astype(np.uint8)  # noqa: E731
-        np.savez_compressed(results / "samples.npz", samples=to_images(samples))
+            recon = model.decode_data(model.encode(picked)[0])
+            samples = model.sample_prior(n, generator)
+            mus = torch.cat([model.encode(items[i:i + 1024])[0] for i in range(0, len(items), 1024)]).cpu().numpy()
+        np.savez_compressed(results / "samples.npz", samples=samples.cpu().numpy())
         return [
-            save_frame_rows([to_images(model.prepare(shown)), to_images(recon)], ["original", "reconstruction"],
+            save_frame_rows([picked.cpu().numpy(), recon.cpu().numpy()], ["original", "reconstruction"],
                             results / "reconstructions.png"),
-            save_frame_rows([to_images(samples)], ["z ~ N(0, I)"], results / "samples.png"),
-            save_latent_pca(mus, arrays["test_step"], results / "latent_pca.png"),
+            save_frame_rows([samples.cpu().numpy()], ["z ~ N(0, I)"], results / "samples.png"),
+            save_latent_pca(mus, shown.side["step"], results / "latent_pca.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),
             results / "samples.npz",
         ]

@@ -535,15 +535,15 @@ class ImagesDomain(Domain):
 
         return items, ImageStyle("gray", 0, 255)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.latent import encode
         from vaekit.plots import save_frame_rows, save_latent_histograms
 
-        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator, shown=16)
-        mus = encode(model, torch.as_tensor(arrays["test"]))[0].numpy()
+        samples, items, recon = self.samples_and_reconstructions(model, shown, results, n, generator, count=16)
+        mus = encode(model, torch.as_tensor(shown.items))[0].numpy()
         per_row = 16
         return [
-            save_frame_rows([test, recon], ["original", "reconstruction"], results / "reconstructions.png"),
+            save_frame_rows([items, recon], ["original", "reconstruction"], results / "reconstructions.png"),
             save_frame_rows([samples[i:i + per_row] for i in range(0, min(len(samples), 4 * per_row), per_row)],
                             ["z ~ N(0, I)"] + [""] * 3, results / "samples.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),

@@ -224,13 +224,14 @@ class TernaryDomain(Domain):
         legend = list(zip(TERNARY_COLORS.colors, ("−1", "0", "+1")))
         return np.asarray(items).reshape(-1, 3, 3), ImageStyle(TERNARY_COLORS, -1, 1, legend)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_ternary_tables
 
-        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator)
+        samples, test, recon = self.samples_and_reconstructions(model, shown, results, n, generator)
         return [
             save_ternary_tables(samples, results / "samples.png", "Operations decoded from z ~ N(0, I)"),
             save_ternary_tables(np.stack([test, recon], 1).reshape(-1, 9),
-                                results / "reconstructions.png", "Test operations (odd) and reconstructions (even)"),
+                                results / "reconstructions.png",
+                                f"{shown.split.capitalize()} operations (odd) and reconstructions (even)"),
             results / "samples.npz",
         ]
