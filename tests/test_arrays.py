@@ -73,14 +73,17 @@ def test_r2_per_feature_matches_its_definition(arrays_corpus):
     domain = get_domain("arrays")
     model = create_model("mlp_vectors", 2, {"features": 30, "hidden": [8]})
     target = torch.as_tensor(domain.training_arrays(load_corpus(arrays_corpus))["test"])
+    target[:, 0] = 0.0  # a feature that is constant in the split has no R²
     predicted = target * 0.5 + 0.1 * torch.randn_like(target)
     metrics = {}
     for key, (num, den) in domain.quality_sums(model, target, predicted).items():
         metrics[key] = float(num) / den
     metrics.update(domain.derived_metrics(metrics))
     x, y = target.numpy().astype(np.float64), predicted.numpy().astype(np.float64)
+    x, y = x[:, 1:], y[:, 1:]
     expected = 1 - ((x - y) ** 2).sum(0) / ((x - x.mean(0)) ** 2).sum(0)
-    assert np.allclose(metrics["r2_per_feature"], expected, atol=1e-4)
+    assert metrics["r2_per_feature"][0] is None
+    assert np.allclose(metrics["r2_per_feature"][1:], expected, atol=1e-4)  # the constant one left out of the mean
     assert metrics["r2"] == pytest.approx(expected.mean(), abs=1e-4) and metrics["r2_min"] == pytest.approx(expected.min(), abs=1e-4)
     assert not any(key.startswith("_") for key in metrics)
 

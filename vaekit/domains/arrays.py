@@ -217,13 +217,13 @@ class ArraysDomain(Domain):
         for j in range(len([k for k in metrics if k.startswith("_sse_")])):
             sse, s1, s2 = (metrics.pop(f"_{name}_{j}") for name in ("sse", "s1", "s2"))
             variance = s2 - s1 * s1
-            r2.append(1 - sse / variance if variance > 1e-12 else float("nan"))
+            r2.append(1 - sse / variance if variance > 1e-12 else None)  # None: constant in this split
         if not r2:
             return {}
-        finite = [v for v in r2 if np.isfinite(v)]
-        return {"r2": float(np.mean(finite)) if finite else float("nan"),
-                "r2_min": float(min(finite)) if finite else float("nan"),
-                "r2_per_feature": [round(v, 6) for v in r2]}
+        defined = [v for v in r2 if v is not None]
+        return {"r2": float(np.mean(defined)) if defined else float("nan"),
+                "r2_min": float(min(defined)) if defined else float("nan"),
+                "r2_per_feature": [None if v is None else round(v, 6) for v in r2]}
 
     def item_images(self, items, arrays):
         """Each vector as a near-square grid of its standardised features (blue below the mean, red above)."""
