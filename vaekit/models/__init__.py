@@ -1,9 +1,15 @@
-"""The model zoo: a registry of VAE families, built by name.
+"""The model zoo: a registry of VAE families and their variants, built by name.
 
-    @register_model("conv2d")
-    class Conv2dGridVAE(GaussianVAE): ...
+A family is one class whose constructor holds every argument; its keyword arguments are the
+``model.options`` a config may set. A variant is a registered subclass that states only what
+differs: other ``default_options``, and where it needs one, another part (timm's ``resnet50`` is
+``_create_resnet`` with ``layers=(3, 4, 6, 3)``)::
 
-    model = create_model("conv2d", latent_dim=10)
+    @register_model("conv2d_wide")
+    class WideConv2dGridVAE(CategoricalGridVAE):  # with a docstring: its line in `vaekit models`
+        default_options = dict(channels=(64, 128, 256), hidden=512, norm=True)
+
+    model = create_model("conv2d_wide", latent_dim=10, options={"hidden": 256})
 """
 
 from __future__ import annotations
@@ -34,11 +40,30 @@ MODELS: Registry[type[nn.Module]] = Registry("model", check_model_class)
 register_model = MODELS.register
 
 
+def model_options(cls: type) -> dict:
+    """The options a model class takes (``model.options``), each with its default.
+
+    They are the keyword arguments of its constructor (without ``latent_dim``); a constructor that
+    passes ``**options`` on to its parent's takes the parent's as well. The class's
+    ``default_options`` (a variant's) replace the constructor's defaults.
+    """
+    constructors = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            constructors.append(inspect.signature(vars(klass)["__init__"]).parameters.values())
+            if not any(p.kind is p.VAR_KEYWORD for p in constructors[-1]):
+                break
+    defaults = {p.name: p.default for params in reversed(constructors) for p in params  # the family's first
+                if p.name not in ("self", "latent_dim") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {**defaults, **getattr(cls, "default_options", {})}
+
+
 def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.Module:
-    """Build a registered model; unknown option names are refused with the nearest valid one."""
+    """Build a registered model from its variant's defaults and ``options``; unknown option names are
+    refused with the nearest valid one and the list of all."""
     cls = MODELS.get(name)
     options = dict(options or {})
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "latent_dim")]
+    accepted = list(model_options(cls))
     for key in options:
         if key not in accepted:
             hint = nearest(key, accepted)
@@ -47,7 +72,7 @@ def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.
                 f"model '{name}' has no option '{key}'{suggestion}; it takes: {', '.join(accepted)}"
             )
     try:
-        model = cls(latent_dim=latent_dim, **options)
+        model = cls(latent_dim=latent_dim, **{**getattr(cls, "default_options", {}), **options})
     except (TypeError, ValueError) as err:
         raise VaekitUsageError(f"model '{name}': {err}") from None
     if getattr(model, "prefers_channels_last", False):

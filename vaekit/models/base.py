@@ -82,6 +82,8 @@ class GaussianVAE(TrainingHooks, nn.Module):
     # Convolutional models whose kernels run faster on NHWC tensors say so; ``create_model`` then
     # stores their 4-d weights channels-last (the measurements are in docs/training.md).
     prefers_channels_last: bool = False
+    # A variant's defaults in place of its family constructor's (vaekit.models.create_model applies them).
+    default_options: ClassVar[dict] = {}
     # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
     # into Python numbers every step, so torch.compile would recompile until it gives up).
     supports_compile: bool = True
