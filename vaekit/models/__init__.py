@@ -43,18 +43,20 @@ register_model = MODELS.register
 def model_options(cls: type) -> dict:
     """The options a model class takes (``model.options``), each with its default.
 
-    They are the keyword arguments of its constructor (without ``latent_dim``); a constructor that
-    passes ``**options`` on to its parent's takes the parent's as well. The class's
+    They are the keyword arguments of its constructor (without ``latent_dim``), or of its
+    ``from_options`` builder where it has one (a family whose constructor takes its options grouped);
+    a constructor that passes ``**options`` on to its parent's takes the parent's as well. The class's
     ``default_options`` (a variant's) replace the constructor's defaults.
     """
     constructors = []
     for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            constructors.append(inspect.signature(vars(klass)["__init__"]).parameters.values())
+        builder = vars(klass).get("from_options") or vars(klass).get("__init__")
+        if builder is not None:
+            constructors.append(inspect.signature(getattr(builder, "__func__", builder)).parameters.values())
             if not any(p.kind is p.VAR_KEYWORD for p in constructors[-1]):
                 break
     defaults = {p.name: p.default for params in reversed(constructors) for p in params  # the family's first
-                if p.name not in ("self", "latent_dim") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+                if p.name not in ("self", "cls", "latent_dim") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return {**defaults, **getattr(cls, "default_options", {})}
 
 
@@ -72,7 +74,8 @@ def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.
                 f"model '{name}' has no option '{key}'{suggestion}; it takes: {', '.join(accepted)}"
             )
     try:
-        model = cls(latent_dim=latent_dim, **{**getattr(cls, "default_options", {}), **options})
+        build = getattr(cls, "from_options", cls)
+        model = build(latent_dim=latent_dim, **{**getattr(cls, "default_options", {}), **options})
     except (TypeError, ValueError) as err:
         raise VaekitUsageError(f"model '{name}': {err}") from None
     if getattr(model, "prefers_channels_last", False):

@@ -9,6 +9,7 @@ exact math of every mechanism, matching this file.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -166,46 +167,91 @@ def batch_latent_entropy(z: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.log(2 * math.pi * math.e * variance).sum()
 
 
+@dataclass(frozen=True)
+class Pathway:
+    """One pathway of the dual model: its layers and its own schedules."""
+
+    hidden: tuple  # encoder widths
+    decoder_hidden: tuple  # decoder widths
+    temperature: tuple  # (first epoch, last epoch): the decoder's softmax temperature, linear over the run
+    beta: tuple  # (start, end): the weight of its KL over the β warm-up
+    residual_blocks: int = 0  # after the decoder's hidden layers
+    encoder_residual_blocks: int = 0  # after the encoder's
+    residual_norm: bool = True  # LayerNorm inside the residual blocks
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """How the pathways meet: ρ's knots, the length of the β warm-ups, the loss weights λ1–λ3."""
+
+    rho_knots: tuple  # (epoch, ρ) knots of the permeability, linear between them
+    beta_warmup_epochs: int
+    lambda1: float  # initial weight of pathway A's loss (StateNet moves it within [0.5, 0.95])
+    lambda2: float  # initial weight of pathway B's loss
+    lambda3_center: float  # λ3 (entropy alignment) = center + amplitude · sin(2π epoch / period)
+    lambda3_amplitude: float
+    lambda3_period: int
+
+
+@dataclass(frozen=True)
+class Controller:
+    """StateNet's size and how far its mean corrections of an epoch move the lr and λ1, λ2."""
+
+    width: int
+    code: int
+    norm: bool
+    lr_scale: float  # the lr is multiplied by 1 ± lr_scale
+    lambda_scale: float  # λ1, λ2 move by ± lambda_scale
+    penalty: float  # weight of the corrections' squared size in the loss
+
+
 @register_model("ternary_dual")
 class DualTernaryVAE(TernaryCodec, GaussianVAE):
     """Dual-pathway ternary VAE (seed v5.5): VAE-A explores, VAE-B (residual) consolidates.
 
-    The latent of the joint model is [z_A, z_B] (2·d values); each pathway has d dimensions.
+    The latent of the joint model is [z_A, z_B] (2·d values); each pathway has d dimensions. Built
+    from a config's flat options by ``from_options``; the constructor takes them grouped.
+
+    Args:
+        latent_dim: d, per pathway.
+        a, b: pathway A and pathway B.
+        coupling: ρ, the β warm-up and the loss weights.
+        controller: StateNet, or None to train without it.
+        encoder_input: 'one_hot' (9×3 inputs) or 'values' (the 9 values); see ENCODER_INPUTS.
     """
 
     pathways = ("A", "B")
     supports_compile = False  # the objective reads its temperatures as Python floats and updates running sums in place
 
-    def __init__(
-        self,
-        latent_dim: int = 16,
-        hidden_a: tuple = (128, 128),
-        hidden_b: tuple = (128, 128),
-        residual_blocks_b: int = 1,
-        decoder_hidden_a: tuple | None = None,
-        decoder_hidden_b: tuple | None = None,
-        encoder_residual_blocks_b: int | None = None,
-        residual_norm: bool = True,
-        encoder_input: str = "one_hot",
-        statenet_width: int = 24,
-        statenet_code: int = 12,
-        statenet_norm: bool = True,
-        rho_knots: tuple = ((40, 0.1), (120, 0.3), (250, 0.7)),
-        temperature_a: tuple = (1.0, 0.3),
-        temperature_b: tuple = (0.9, 0.2),
-        beta_a: tuple = (0.3, 0.8),
-        beta_b: tuple = (0.0, 0.5),
-        beta_warmup_epochs: int = 50,
-        lambda1: float = 0.7,
-        lambda2: float = 0.7,
-        lambda3_center: float = 0.3,
-        lambda3_amplitude: float = 0.15,
-        lambda3_period: int = 30,
-        statenet: bool = True,
-        lr_correction_scale: float = 0.05,
-        lambda_correction_scale: float = 0.01,
-        correction_penalty: float = 0.01,
-    ):
+    @classmethod
+    def from_options(
+        cls, latent_dim: int = 16, encoder_input: str = "one_hot",
+        hidden_a: tuple = (128, 128), decoder_hidden_a: tuple | None = None,  # None: the encoder's reversed
+        temperature_a: tuple = (1.0, 0.3), beta_a: tuple = (0.3, 0.8),
+        hidden_b: tuple = (128, 128), decoder_hidden_b: tuple | None = None, residual_blocks_b: int = 1,
+        encoder_residual_blocks_b: int | None = None, residual_norm: bool = True,  # None: residual_blocks_b
+        temperature_b: tuple = (0.9, 0.2), beta_b: tuple = (0.0, 0.5),
+        rho_knots: tuple = ((40, 0.1), (120, 0.3), (250, 0.7)), beta_warmup_epochs: int = 50,
+        lambda1: float = 0.7, lambda2: float = 0.7,
+        lambda3_center: float = 0.3, lambda3_amplitude: float = 0.15, lambda3_period: int = 30,
+        statenet: bool = True, statenet_width: int = 24, statenet_code: int = 12, statenet_norm: bool = True,
+        lr_correction_scale: float = 0.05, lambda_correction_scale: float = 0.01, correction_penalty: float = 0.01,
+    ) -> DualTernaryVAE:
+        """The model of a config's ``model.options`` (the names the seed configs write), grouped."""
+        a = Pathway(tuple(hidden_a), tuple(reversed(hidden_a) if decoder_hidden_a is None else decoder_hidden_a),
+                    tuple(temperature_a), tuple(beta_a))
+        b = Pathway(tuple(hidden_b), tuple(reversed(hidden_b) if decoder_hidden_b is None else decoder_hidden_b),
+                    tuple(temperature_b), tuple(beta_b), residual_blocks_b,
+                    residual_blocks_b if encoder_residual_blocks_b is None else encoder_residual_blocks_b,
+                    residual_norm)
+        coupling = Coupling(tuple(tuple(k) for k in rho_knots), beta_warmup_epochs, lambda1, lambda2,
+                            lambda3_center, lambda3_amplitude, lambda3_period)
+        controller = Controller(statenet_width, statenet_code, statenet_norm, lr_correction_scale,
+                                lambda_correction_scale, correction_penalty) if statenet else None
+        return cls(latent_dim, a, b, coupling, controller, encoder_input)
+
+    def __init__(self, latent_dim: int, a: Pathway, b: Pathway, coupling: Coupling, controller: Controller | None,
+                 encoder_input: str = "one_hot"):
         super().__init__()
         self.latent_dim = 2 * latent_dim
         self.pathway_dim = latent_dim
@@ -213,25 +259,21 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
             raise ValueError(f"model.options.encoder_input: expected one of {', '.join(ENCODER_INPUTS)}, "
                              f"got {encoder_input!r}")
         input_dim, self._encode_input = ENCODER_INPUTS[encoder_input]
-        decoder_hidden_a = tuple(reversed(hidden_a)) if decoder_hidden_a is None else tuple(decoder_hidden_a)
-        decoder_hidden_b = tuple(reversed(hidden_b)) if decoder_hidden_b is None else tuple(decoder_hidden_b)
-        encoder_blocks_b = residual_blocks_b if encoder_residual_blocks_b is None else encoder_residual_blocks_b
+        self.pathway_specs = {"A": a, "B": b}
         self.encoder = nn.ModuleDict({
-            "A": TernaryEncoder(tuple(hidden_a), latent_dim, input_dim=input_dim),
-            "B": TernaryEncoder(tuple(hidden_b), latent_dim, encoder_blocks_b, input_dim, residual_norm)})
+            name: TernaryEncoder(p.hidden, latent_dim, p.encoder_residual_blocks, input_dim, p.residual_norm)
+            for name, p in self.pathway_specs.items()})
         self.decoder = nn.ModuleDict({
-            "A": TernaryDecoder(decoder_hidden_a, latent_dim),
-            "B": TernaryDecoder(decoder_hidden_b, latent_dim, residual_blocks_b, residual_norm)})
-        self.statenet = StateNet(statenet_width, statenet_code, statenet_norm) if statenet else None
-        self.rho_knots = [tuple(k) for k in rho_knots]
-        self.temperature_a, self.temperature_b = tuple(temperature_a), tuple(temperature_b)
-        self.beta_a, self.beta_b, self.beta_warmup_epochs = tuple(beta_a), tuple(beta_b), beta_warmup_epochs
-        self.lambda3_center, self.lambda3_amplitude, self.lambda3_period = lambda3_center, lambda3_amplitude, lambda3_period
-        self.lr_scale, self.lambda_scale, self.correction_penalty = lr_correction_scale, lambda_correction_scale, correction_penalty
+            name: TernaryDecoder(p.decoder_hidden, latent_dim, p.residual_blocks, p.residual_norm)
+            for name, p in self.pathway_specs.items()})
+        self.statenet = StateNet(controller.width, controller.code, controller.norm) if controller else None
+        self.coupling, self.controller = coupling, controller
+        self.corrects_lr = controller is not None
         # Training state lives in buffers so that it is checkpointed and restored with the weights.
-        for name, value in {"rho": self.rho_knots[0][1], "tau_a": temperature_a[0], "tau_b": temperature_b[0],
-                            "beta_a_now": beta_a[0], "beta_b_now": beta_b[0], "lambda1": lambda1,
-                            "lambda2": lambda2, "lambda3": lambda3_center, "grad_ratio": 1.0}.items():
+        for name, value in {"rho": coupling.rho_knots[0][1], "tau_a": a.temperature[0], "tau_b": b.temperature[0],
+                            "beta_a_now": a.beta[0], "beta_b_now": b.beta[0], "lambda1": coupling.lambda1,
+                            "lambda2": coupling.lambda2, "lambda3": coupling.lambda3_center,
+                            "grad_ratio": 1.0}.items():
             self.register_buffer(name, torch.tensor(float(value)))
         self.register_buffer("correction_sum", torch.zeros(4))
         self.register_buffer("correction_steps", torch.zeros(()))
@@ -284,8 +326,8 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
     # ------------------------------------------------------------------ objective and schedules
 
     def phase_boundaries(self):
-        knots = [(int(epoch), f"ρ phase {i + 2}") for i, (epoch, _) in enumerate(self.rho_knots)]
-        return sorted([*knots, (self.beta_warmup_epochs, "β warm-up done")])
+        knots = [(int(epoch), f"ρ phase {i + 2}") for i, (epoch, _) in enumerate(self.coupling.rho_knots)]
+        return sorted([*knots, (self.coupling.beta_warmup_epochs, "β warm-up done")])
 
     def _pathway_grad_norm(self, name: str) -> float:
         grads = [p.grad.reshape(-1) for m in (self.encoder[name], self.decoder[name])
@@ -321,8 +363,8 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
                                  recon_a.mean(), recon_b.mean(), torch.log(self.grad_ratio), self.rho,
                                  *lambdas]).detach()
             corrections = self.statenet(torch.sign(state) * torch.log1p(state.abs())).float()  # squash scales
-            lambdas = lambdas + self.lambda_scale * corrections[1:]
-            penalty = self.correction_penalty * corrections.pow(2).sum()
+            lambdas = lambdas + self.controller.lambda_scale * corrections[1:]
+            penalty = self.controller.penalty * corrections.pow(2).sum()
             if self.training:
                 self.correction_sum += corrections.detach()
                 self.correction_steps += 1
@@ -334,18 +376,20 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
 
     def phase(self, epoch: int) -> int:
         """The report's phase marker: 1 before the first ρ knot, +1 from each knot on (1-4)."""
-        return 1 + sum(epoch >= knot_epoch for knot_epoch, _ in self.rho_knots)
+        return 1 + sum(epoch >= knot_epoch for knot_epoch, _ in self.coupling.rho_knots)
 
     def on_epoch_start(self, epoch: int, total_epochs: int) -> dict:
         progress = min(1.0, epoch / max(total_epochs, 1))
-        warm = min(1.0, epoch / self.beta_warmup_epochs)
+        coupling, a, b = self.coupling, self.pathway_specs["A"], self.pathway_specs["B"]
+        warm = min(1.0, epoch / coupling.beta_warmup_epochs)
         values = {
-            "rho": _piecewise(epoch, self.rho_knots),
-            "tau_a": self.temperature_a[0] + (self.temperature_a[1] - self.temperature_a[0]) * progress,
-            "tau_b": self.temperature_b[0] + (self.temperature_b[1] - self.temperature_b[0]) * progress,
-            "beta_a_now": self.beta_a[0] + (self.beta_a[1] - self.beta_a[0]) * warm,
-            "beta_b_now": self.beta_b[0] + (self.beta_b[1] - self.beta_b[0]) * warm,
-            "lambda3": self.lambda3_center + self.lambda3_amplitude * math.sin(2 * math.pi * epoch / self.lambda3_period),
+            "rho": _piecewise(epoch, coupling.rho_knots),
+            "tau_a": a.temperature[0] + (a.temperature[1] - a.temperature[0]) * progress,
+            "tau_b": b.temperature[0] + (b.temperature[1] - b.temperature[0]) * progress,
+            "beta_a_now": a.beta[0] + (a.beta[1] - a.beta[0]) * warm,
+            "beta_b_now": b.beta[0] + (b.beta[1] - b.beta[0]) * warm,
+            "lambda3": coupling.lambda3_center
+            + coupling.lambda3_amplitude * math.sin(2 * math.pi * epoch / coupling.lambda3_period),
         }
         for name, value in values.items():
             getattr(self, name).fill_(value)
@@ -354,16 +398,25 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         return {"phase": self.phase(epoch), "rho": values["rho"], "temperature_A": values["tau_a"], "temperature_B": values["tau_b"],
                 "beta_A": values["beta_a_now"], "beta_B": values["beta_b_now"]}
 
-    def on_epoch_end(self, optimizer) -> dict:
-        """Apply StateNet's mean corrections of the epoch: lr ×(1 ± 5%), λ1, λ2 ± 1%; λ3 is cyclic."""
+    def _mean_correction(self) -> torch.Tensor | None:
+        """StateNet's mean correction [Δlr, Δλ1, Δλ2, Δλ3] over this epoch's steps (None without any)."""
         if self.statenet is None or float(self.correction_steps) == 0:
+            return None
+        return self.correction_sum / self.correction_steps
+
+    def lr_factor(self) -> float:
+        """The lr correction of this epoch: ×(1 ± 5%) by StateNet's mean Δlr (the loop's scheduler applies it)."""
+        mean = self._mean_correction()
+        return 1.0 if mean is None else 1.0 + self.controller.lr_scale * float(mean[0])
+
+    def on_epoch_end(self) -> dict:
+        """Apply StateNet's mean corrections of the epoch to λ1, λ2 (± 1%); λ3 is cyclic."""
+        mean = self._mean_correction()
+        if mean is None:
             return {"lambda1": float(self.lambda1), "lambda2": float(self.lambda2), "lambda3": float(self.lambda3)}
-        mean = self.correction_sum / self.correction_steps
-        lr_factor = 1.0 + self.lr_scale * float(mean[0])
-        for group in optimizer.param_groups:
-            group["lr"] *= lr_factor
-        self.lambda1.copy_((self.lambda1 + self.lambda_scale * mean[1]).clamp(0.5, 0.95))
-        self.lambda2.copy_((self.lambda2 + self.lambda_scale * mean[2]).clamp(0.5, 0.95))
+        scale = self.controller.lambda_scale
+        self.lambda1.copy_((self.lambda1 + scale * mean[1]).clamp(0.5, 0.95))
+        self.lambda2.copy_((self.lambda2 + scale * mean[2]).clamp(0.5, 0.95))
         return {"lambda1": float(self.lambda1), "lambda2": float(self.lambda2),
-                "lambda3": float(self.lambda3 + self.lambda_scale * mean[3]), "statenet_lr_factor": lr_factor,
+                "lambda3": float(self.lambda3 + scale * mean[3]), "statenet_lr_factor": self.lr_factor(),
                 "grad_ratio": float(self.grad_ratio)}
