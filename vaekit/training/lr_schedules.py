@@ -12,8 +12,14 @@ Both are torch schedulers, chained (``ChainedScheduler``) and stepped once per e
 from __future__ import annotations
 
 import torch
-from torch.optim.lr_scheduler import (ChainedScheduler, CosineAnnealingLR, LambdaLR, LRScheduler, MultiplicativeLR,
-                                      MultiStepLR)
+from torch.optim.lr_scheduler import (
+    ChainedScheduler,
+    CosineAnnealingLR,
+    LambdaLR,
+    LRScheduler,
+    MultiplicativeLR,
+    MultiStepLR,
+)
 
 from vaekit.config import TrainConfig
 
