@@ -86,8 +86,7 @@ def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.
 def option_default(name: str, option: str):
     """The default value of one option of a registered model (what it builds with when the config
     leaves the option out)."""
-    parameter = inspect.signature(MODELS.get(name).__init__).parameters[option]
-    return parameter.default
+    return model_options(MODELS.get(name))[option]
 
 
 def list_models() -> list[str]:
