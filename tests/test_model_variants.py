@@ -68,3 +68,14 @@ def test_an_unknown_option_is_refused_before_training_with_the_valid_names(tmp_p
     assert f"has no option '{typo}' (did you mean 'model.options.{hint}'?)" in result.stderr
     assert listed in result.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_vaekit_models_lists_every_model_with_its_options_and_defaults():
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    options = {m["name"]: m["options"] for m in json.loads(result.stdout)["models"]}
+    assert set(options) == set(list_models())
+    assert options["conv2d_wide"]["hidden"] == 512 and options["conv2d"]["hidden"] == 128
+    assert options["conv2d_ar"]["kernel_size"] == 5 and options["ternary_dual"]["rho_knots"][0] == [40, 0.1]
+    table = CliRunner().invoke(app, ["models"])
+    assert table.exit_code == 0 and "head_channels" in table.stdout
