@@ -123,6 +123,13 @@ class TrainConfig:
         "Write TensorBoard event files to runs/<id>/logs/ (per-epoch losses, β, lr, KL per dimension, and the "
         "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False,
         flag="--tensorboard/--no-tensorboard")
+    mlflow: bool = _help(
+        "Track the run in MLflow: one MLflow run per vaekit run (named by its run id) with the config as "
+        "parameters, per-epoch and final metrics, and the pictures and config.yaml as artifacts; needs pip "
+        "install 'vaekit[mlflow]'.", False, flag="--mlflow/--no-mlflow")
+    mlflow_uri: str = _help(
+        "MLflow tracking URI for train.mlflow; empty means the SQLite store RUNS_DIR/mlflow.db beside the run "
+        "directories (then: mlflow ui --backend-store-uri sqlite:///runs/mlflow.db).", "")
     log_every_steps: int = _help(
         "Every N optimizer steps (counted from the start of the run), log the training batch's loss, "
         "reconstruction and KL, and its unclamped KL per latent dimension (min, max, mean and each value) "
