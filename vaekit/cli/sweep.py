@@ -67,7 +67,7 @@ def run(
         err_console.print(f"Interrupted: {error}. Run the same command again to continue the study.", markup=False)
         raise typer.Exit(code=error.exit_code) from None
     counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items()))
-    console.print(f"Study [bold]{escape(outcome.study)}[/bold]: {outcome.trials_run} trials run now; {counts}. "
+    console.print(f"Study [bold]{escape(outcome.study)}[/bold]: {counts}. "
                   f"Next: vaekit sweep report {escape(outcome.study)} --runs-dir {escape(str(runs_dir))}")
 
 

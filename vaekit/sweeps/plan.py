@@ -58,11 +58,31 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_point(domain: str, config_file: Path | None, layers: list, space: Space, params: dict) -> None:
-    """Resolve the config of one parameter set; an error names the file and the values."""
-    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+def _check_model_options(config) -> None:
+    """Build the model on the meta device (no memory, no data): its constructor checks option values
+    that no config check knows. Only a usage error counts; anything else is left to the trial."""
+    import torch
+
+    from vaekit.models import create_model
+
     try:
-        resolve_config(domain, config_file, [*layers, (f"{space.source} ({shown})", space.overrides(params))])
+        with torch.device("meta"):
+            create_model(config.model.name, config.model.latent_dim, config.model.options)
+    except VaekitUsageError:
+        raise
+    except Exception:  # noqa: BLE001 - a constructor that cannot run on meta is checked when the trial builds it
+        pass
+
+
+def _check_point(domain: str, config_file: Path | None, layers: list, space: Space, params: dict) -> None:
+    """Resolve the config of one parameter set (and build its model when the space sets model keys);
+    an error names the file and the values."""
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    overrides = space.overrides(params)
+    try:
+        config = resolve_config(domain, config_file, [*layers, (f"{space.source} ({shown})", overrides)])
+        if "model" in overrides:
+            _check_model_options(config)
     except VaekitUsageError as error:
         message = str(error)
         raise VaekitUsageError(message if message.startswith(space.source) else

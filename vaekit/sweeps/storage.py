@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from vaekit.errors import VaekitUsageError
@@ -17,6 +18,7 @@ JOURNAL_PREFIX = "journal:"
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_FILE = "sweeps.db"
 SQLITE_BUSY_SECONDS = 120  # several workers write one SQLite file: wait for the lock, do not fail
+SCHEMA_ATTEMPTS = 5  # two processes opening a new database both try to make its tables; the loser retries
 
 
 def storage_url(url: str | None, runs_dir: Path) -> str:
@@ -57,11 +59,15 @@ def open_storage(url: str, create: bool):
         raise VaekitUsageError(f"--storage '{url}': expected sqlite:///PATH, postgresql://..., mysql://... or "
                                "journal:PATH")
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except ModuleNotFoundError as error:
-        extra = " (pip install 'vaekit[postgresql]')" if url.startswith("postgres") else ""
-        raise VaekitUsageError(f"--storage {url.split('://')[0]}://: the database driver is not installed: "
-                               f"{error.name}{extra}") from None
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
-        raise VaekitUsageError(f"--storage: cannot open {url}: {str(error).splitlines()[0]}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except ModuleNotFoundError as error:
+            extra = " (pip install 'vaekit[postgresql]')" if url.startswith("postgres") else ""
+            raise VaekitUsageError(f"--storage {url.split('://')[0]}://: the database driver is not installed: "
+                                   f"{error.name}{extra}") from None
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
+            if attempt + 1 < SCHEMA_ATTEMPTS and "IntegrityError" in type(error).__name__ + str(error):
+                time.sleep(0.5 * (attempt + 1))  # another process made the tables at the same moment
+                continue
+            raise VaekitUsageError(f"--storage: cannot open {url}: {str(error).splitlines()[0]}") from None

@@ -10,13 +10,14 @@ so no grid point runs twice. An interrupted trial is queued again (see ``vaekit.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import optuna
 from optuna.trial import Trial, TrialState
 
 from vaekit.errors import VaekitUsageError
 from vaekit.sweeps.plan import SweepPlan
-from vaekit.sweeps.storage import open_storage
+from vaekit.sweeps.storage import local_file, open_storage
 
 SETTINGS_ATTR = "vaekit"
 SETTLE_SECONDS = 60  # how long a joining process waits for the creator to queue the grid
@@ -50,15 +51,29 @@ def _check_same_sweep(plan: SweepPlan, recorded: dict) -> None:
                                    f"now {wanted[key]!r}); run it with the same settings or choose another --study")
 
 
+def _refuse_foreign_runs(plan: SweepPlan) -> None:
+    """A new study must not reuse the run ids of another study of the same name (made with another
+    storage, or deleted): its trials would find their run directories taken."""
+    taken = sorted(Path(plan.runs_dir).glob(f"{plan.study}-t[0-9][0-9][0-9]*"))
+    if taken:
+        raise VaekitUsageError(f"{taken[0]} exists but the storage {plan.storage} has no study '{plan.study}' "
+                               "(another storage, or a deleted study?); choose another --study or --runs-dir")
+
+
 def join_study(plan: SweepPlan) -> optuna.Study:
     """The plan's study: created (with its grid queued) by the first process, joined by the others.
 
     Raises:
         VaekitUsageError: the study exists with other settings (space, objective, sampler, ...).
     """
+    file = local_file(plan.storage)
+    if file is not None and not file.exists():
+        _refuse_foreign_runs(plan)  # before the file is made
     storage = open_storage(plan.storage, create=True)
     direction = optuna.study.StudyDirection.MAXIMIZE if plan.objective.direction == "max" else \
         optuna.study.StudyDirection.MINIMIZE
+    if plan.study not in {s.study_name for s in storage.get_all_studies()}:
+        _refuse_foreign_runs(plan)
     try:
         study_id = storage.create_new_study([direction], plan.study)
         created = True

@@ -106,7 +106,8 @@ def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Conso
         value = objective_value(run, plan.objective.metric)
     except (Interrupted, KeyboardInterrupt) as error:
         _requeue(study, trial, params, run_id)
-        _fail(study, trial, f"interrupted: {first_line(error) or 'KeyboardInterrupt'}", interrupted=True)
+        reason = (first_line(error) or "KeyboardInterrupt").split(";")[0]
+        _fail(study, trial, f"interrupted ({reason}); queued again, resuming {run_id}", interrupted=True)
         raise
     except VaekitError as error:
         _fail(study, trial, first_line(error))

@@ -12,7 +12,6 @@ import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from optuna.trial import TrialState
 from rich.console import Console
 
 from vaekit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
@@ -23,11 +22,10 @@ from vaekit.sweeps.trial import run_trial
 
 @dataclass
 class SweepOutcome:
-    """What a ``run_sweep`` call did, and the study's trial counts by state when it ended."""
+    """The study's trial counts by state when a ``run_sweep`` call ended (RUNNING: other workers')."""
 
     study: str
     storage: str
-    trials_run: int
     states: dict[str, int]
 
 
@@ -123,7 +121,6 @@ def run_sweep(plan: SweepPlan, console: Console | None = None) -> SweepOutcome:
     """
     console = console or Console()
     study = join_study(plan)  # created and its grid queued once, before any worker starts
-    before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
     if plan.workers == 1:
         run_worker(plan, console)
     else:
@@ -132,5 +129,4 @@ def run_sweep(plan: SweepPlan, console: Console | None = None) -> SweepOutcome:
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
-    finished = sum(states.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL"))
-    return SweepOutcome(plan.study, plan.storage, finished - before, states)
+    return SweepOutcome(plan.study, plan.storage, states)
