@@ -40,11 +40,9 @@ def assert_grid_done_once(storage: str, study: str, size: int) -> list[optuna.tr
 
 
 def optuna_storage(url: str):
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from vaekit.sweeps.storage import open_storage
 
-        return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    return url
+    return open_storage(url, create=False)
 
 
 def run_two_processes(tmp_path: Path, corpus: Path, storage: str) -> None:

@@ -37,6 +37,17 @@ def local_file(url: str) -> Path | None:
     return None
 
 
+def _with_installed_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; use psycopg2 (vaekit[postgresql]) when only it is
+    installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def open_storage(url: str, create: bool):
     """An Optuna storage for ``url``. With ``create`` False a SQLite or journal file must exist
     (reading a sweep never makes a database).
@@ -58,15 +69,15 @@ def open_storage(url: str, create: bool):
     if "://" not in url:
         raise VaekitUsageError(f"--storage '{url}': expected sqlite:///PATH, postgresql://..., mysql://... or "
                                "journal:PATH")
+    url = _with_installed_driver(url)
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except ModuleNotFoundError as error:
-            extra = " (pip install 'vaekit[postgresql]')" if url.startswith("postgres") else ""
-            raise VaekitUsageError(f"--storage {url.split('://')[0]}://: the database driver is not installed: "
-                                   f"{error.name}{extra}") from None
         except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
+            if "DB access module" in str(error):
+                raise VaekitUsageError(f"--storage {url.split('://')[0]}://: its database driver is not installed "
+                                       "(PostgreSQL: pip install 'vaekit[postgresql]')") from None
             if attempt + 1 < SCHEMA_ATTEMPTS and "IntegrityError" in type(error).__name__ + str(error):
                 time.sleep(0.5 * (attempt + 1))  # another process made the tables at the same moment
                 continue
