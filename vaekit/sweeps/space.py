@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from vaekit.config import dotted_keys
+from vaekit.config import dotted_keys, suggest_key
 from vaekit.errors import VaekitUsageError, nearest
 
 RANGE_KEYS = ("low", "high", "log", "step")
@@ -136,13 +136,13 @@ class Space:
 
 
 def _config_key(dotted: str, where: str) -> str:
-    """A dotted config key, or an error naming the nearest one (``model.options.X`` is free-form,
-    checked against the model when the config is resolved)."""
+    """A dotted config key, or the config file's error naming the nearest one (``model.options.X`` is
+    free-form, checked against the model by ``vaekit.sweeps.plan``)."""
     keys = dotted_keys()
     free_form = [k for k in keys if k.endswith(".options")]
     if dotted in keys or any(dotted.startswith(f"{k}.") for k in free_form):
         return dotted
-    hint = nearest(dotted, keys)
+    hint = suggest_key(dotted)
     suggestion = f" (did you mean '{hint}'?)" if hint else ""
     raise VaekitUsageError(f"{where}: unknown config key '{dotted}'{suggestion}")
 
