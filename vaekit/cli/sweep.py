@@ -41,7 +41,7 @@ def run(
     direction: Annotated[Optional[str], typer.Option(help="max or min (default: the metric's).")] = None,
     storage: StorageOption = None,
     workers: Annotated[int, typer.Option(parser=integer(), help="Trials at once on this machine, as separate "
-                                         "processes; each gets max(1, cores // K) threads.")] = 1,
+                                         "processes; each gets max(1, cores // K) threads unless --set threads=N.")] = 1,
     prune: Annotated[bool, typer.Option(help="Stop unpromising trials early (Optuna's median pruner on the "
                                         "objective after each epoch); their runs are kept.")] = False,
     runs_dir: RunsDirOption = Path("runs"),
@@ -104,14 +104,16 @@ def report(
         return
     table = Table(title=f"Sweep {escape(name)} ({document['domain']}): {document['objective']}, "
                         f"{document['direction']}, {document['sampler']} sampler")
+    # the training split once `vaekit eval RUN --split train` recorded it: generalisation against rate
+    train = [document["objective"]] if any("train" in t["results"] for t in document["trials"]) else []
     for column in ["#", "state", "run", *document["space"], f"val {document['objective']}",
-                   *[f"test {m}" for m in document["metrics"]]]:
+                   *[f"test {m}" for m in document["metrics"]], *[f"train {m}" for m in train]]:
         table.add_column(escape(column), justify="left" if column in ("state", "run") else "right")
     for trial in document["trials"]:
-        test = trial["results"].get("test", {})
+        test, trained = trial["results"].get("test", {}), trial["results"].get("train", {})
         table.add_row(str(trial["number"]), trial["state"], _cell(trial["run_id"]),
                       *[_cell(trial["params"].get(k)) for k in document["space"]], _cell(trial["value"]),
-                      *[_cell(test.get(m)) for m in document["metrics"]])
+                      *[_cell(test.get(m)) for m in document["metrics"]], *[_cell(trained.get(m)) for m in train])
     console.print(table)
     for trial in (t for t in document["trials"] if t["error"]):
         console.print(f"trial {trial['number']}: {trial['error']}", markup=False, highlight=False)

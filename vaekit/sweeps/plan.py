@@ -37,11 +37,13 @@ class SweepPlan:
     prune: bool = False
     grid: tuple = ()  # the parameter sets of a grid sweep, in order (empty for random and tpe)
     set_options: tuple = field(default=(), compare=False)
+    threads_set: int | None = None  # a --set threads=N, which wins over the split below
 
     @property
     def threads(self) -> int:
-        """Torch threads of each trial: the cores split between the workers, never oversubscribed."""
-        return max(1, available_cores() // self.workers)
+        """Torch threads of each trial: a --set threads=N, else the cores split between the workers
+        (max(1, cores // workers)), never oversubscribed."""
+        return self.threads_set or max(1, available_cores() // self.workers)
 
     def study_attrs(self) -> dict:
         """What the study records about itself; a later command must ask for the same sweep."""
@@ -147,4 +149,5 @@ def make_plan(domain: str, space_file: Path, runs_dir: Path, config_file: Path |
     return SweepPlan(domain=domain, space=space, study=study, objective=goal, sampler=sampler,
                      trials=trials or len(grid), storage=storage_url(storage, runs_dir), runs_dir=Path(runs_dir),
                      config_file=config_file, layers=tuple(layers), workers=workers, prune=prune,
-                     grid=tuple(grid), set_options=tuple(set_options or []))
+                     grid=tuple(grid), set_options=tuple(set_options or []),
+                     threads_set=base.threads if any("threads" in layer for _, layer in layers) else None)

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vaekit.config import dotted_keys, suggest_key
+from vaekit.config import dotted_keys, load_yaml, suggest_key
 from vaekit.errors import VaekitUsageError, nearest
 
 RANGE_KEYS = ("low", "high", "log", "step")
@@ -224,8 +222,4 @@ def load_space(path: Path) -> Space:
     """Read and parse a SPACE.yaml file."""
     if not path.is_file():
         raise VaekitUsageError(f"space file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise VaekitUsageError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return parse_space(raw, str(path))
+    return parse_space(load_yaml(path), str(path))
