@@ -57,7 +57,7 @@ def run_two_processes(tmp_path: Path, corpus: Path, storage: str) -> None:
     assert sorted(p.name for p in runs.glob("two-t*")) == ["two-t000", "two-t001", "two-t002"]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("journal", marks=pytest.mark.slow)])
 def test_two_processes_share_a_grid(kind, tmp_path, arc_corpus):
     storage = f"sqlite:///{tmp_path / 'runs' / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.journal'}"
     run_two_processes(tmp_path, arc_corpus, storage)
