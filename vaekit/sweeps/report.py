@@ -41,7 +41,8 @@ def _finite(value) -> float | None:
 
 def _trial_row(frozen: optuna.trial.FrozenTrial, runs_dir: Path, metrics: list[str]) -> dict:
     run = run_of(runs_dir, frozen)
-    results = run.read_results() if run else {}
+    # an interrupted trial's run directory was finished by its retry: its results are the retry's
+    results = run.read_results() if run and not frozen.user_attrs.get("interrupted") else {}
     return {"number": frozen.number, "state": frozen.state.name, "params": frozen.params,
             "value": _finite(frozen.value) if frozen.values else None,
             "run_id": frozen.user_attrs.get("run_id"), "error": frozen.user_attrs.get("error"),
