@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vaekit.cli.common import RunsDirOption, cli_errors, console, err_console, integer
+from vaekit.cli.common import RunsDirOption, cli_errors, console, domain_help, err_console, integer
 from vaekit.cli.output import JsonOption, print_json
 from vaekit.errors import Interrupted
 
@@ -24,7 +24,7 @@ StorageOption = Annotated[Optional[str], typer.Option(
 @app.command("run")
 @cli_errors
 def run(
-    domain: Annotated[str, typer.Argument(help="Data domain: arc, atari, ternary or gaussians.")],
+    domain: Annotated[str, typer.Argument(help=domain_help())],
     space: Annotated[Path, typer.Option("--space", help="SPACE.yaml: dotted config keys -> list, {low, high, "
                                         "log, step} or one_of (docs/sweeps.md).")],
     config: Annotated[Optional[Path], typer.Option("--config", help="Base YAML config of every trial.")] = None,
