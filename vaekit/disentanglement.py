@@ -263,3 +263,11 @@ def factor_vae_score(encode: Callable[[np.ndarray], np.ndarray], source: FactorS
     return {"factor_vae_score": float(eval_votes[rows, classifier].sum() / eval_votes.sum()),
             "factor_vae_train_accuracy": float(train_votes[rows, classifier].sum() / train_votes.sum()),
             "factor_vae_active_dims": int(len(active)), "factor_vae_votes": num_eval}
+
+
+def disentanglement_scores(codes, factors, dci_estimator: str = "forest", seed: int = 0) -> dict[str, float]:
+    """MIG, DCI and SAP of one set of codes, as flat metric keys (mig, dci_*, sap)."""
+    scores = {"mig": mig(codes, factors)}
+    scores.update({f"dci_{key}": value for key, value in dci(codes, factors, dci_estimator, seed).items()})
+    scores["sap"] = sap(codes, factors, seed)
+    return scores

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from vaekit.config import Config, ModelConfig, build_config, dotted_keys, load_yaml, save_config
 from vaekit.corpus import SPLITS
+from vaekit.disentanglement_eval import DisentanglementSettings, check_has_factors, disentanglement_metrics
 from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
@@ -243,18 +244,23 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto", checkpoint: 
 def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto",
                  nll_samples: int = 0, nll_max_decodes: int = DEFAULT_MAX_DECODES,
                  on_progress: Callable[[int, int], None] | None = None,
-                 checkpoint: str = "best") -> tuple[LoadedRun, dict]:
+                 checkpoint: str = "best", disentanglement: DisentanglementSettings | None = None,
+                 ) -> tuple[LoadedRun, dict]:
     """Evaluate a run's checkpoint (the best by default) on a split and record it in
-    results/metrics.json (results/metrics_<checkpoint>.json for another checkpoint)."""
+    results/metrics.json (results/metrics_<checkpoint>.json for another checkpoint).
+    ``disentanglement`` adds MIG, DCI, SAP and the FactorVAE score (domains with known factors)."""
     if split not in SPLITS:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(SPLITS)}")
     loaded = load_run(ref, runs_dir, device, checkpoint)
-    return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress)
+    if disentanglement is not None:
+        check_has_factors(loaded.domain)
+    return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress, disentanglement)
 
 
 def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0,
                     nll_max_decodes: int = DEFAULT_MAX_DECODES,
-                    on_progress: Callable[[int, int], None] | None = None) -> dict:
+                    on_progress: Callable[[int, int], None] | None = None,
+                    disentanglement: DisentanglementSettings | None = None) -> dict:
     """All metrics of a loaded run on a split, recorded in results/metrics.json.
 
     Args:
@@ -262,6 +268,7 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
             (``vaekit.likelihood.likelihood_metrics``).
         nll_max_decodes: codes decoded at once by the IWAE estimate (the memory cap).
         on_progress: called with (items done, items in all) while the IWAE estimate runs.
+        disentanglement: adds the disentanglement metrics (``disentanglement_metrics``).
     """
     if nll_samples < 0:
         raise VaekitUsageError(f"--nll-samples {nll_samples}: expected 0 (off) or a positive count")
@@ -274,6 +281,8 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
     if nll_samples:
         metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
                                           nll_max_decodes, on_progress))
+    if disentanglement is not None:
+        metrics.update(disentanglement_metrics(loaded, split, disentanglement))
     record_results(loaded.run, split, metrics, loaded.best_epoch, loaded.checkpoint)
     return metrics
 

@@ -162,3 +162,16 @@ def collect_gaussians(
     print_corpus_summary(path, metadata, seconds, {
         "mean fit PSNR": f"{metadata['mean_fit_psnr']:.2f} dB",
         "seconds per 1,000 images": f"{seconds / images * 1000:.0f}"})
+
+
+# Domains that carry their own collect command (the domain contract: ``Domain.collect_cli``).
+def _register_domain_collect_commands() -> None:
+    from vaekit.domains import DOMAINS
+
+    for name in DOMAINS.names():
+        command = getattr(DOMAINS.get(name), "collect_cli", None)
+        if command is not None:
+            app.command(name)(cli_errors(command))
+
+
+_register_domain_collect_commands()
