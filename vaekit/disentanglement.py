@@ -14,7 +14,9 @@ classifiers, sample sizes) follow the choices of disentanglement_lib (Locatello 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +25,18 @@ MIG_BINS = 20  # disentanglement_lib: histogram_discretizer, num_bins = 20
 TRAIN_FRACTION = 2 / 3  # disentanglement_lib draws 10,000 train and 5,000 test points for DCI and SAP
 SAP_SVM_C = 0.01  # disentanglement_lib: LinearSVC(C=0.01, class_weight="balanced") per code and factor
 FACTOR_VAE_THRESHOLD = 0.05  # disentanglement_lib: prune_dims.threshold, on the global standard deviation
+
+
+@contextmanager
+def _quiet_classifiers():
+    """sklearn warns when a factor has many values for few items (a small evaluation sample) and
+    when the SAP SVM stops at its iteration limit; neither changes what the metric means."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        yield
 
 
 def check_inputs(codes, factors) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +170,11 @@ def dci(codes, factors, estimator: str = "forest", seed: int = 0) -> dict[str, f
     d, num_factors = codes.shape[1], labels.shape[1]
     importance = np.zeros((d, num_factors))
     accuracy = []
-    for k in range(num_factors):
-        model = DCI_ESTIMATORS[estimator]().fit(codes[train], labels[train, k])
-        importance[:, k] = np.abs(model.feature_importances_)
-        accuracy.append(float((model.predict(codes[test]) == labels[test, k]).mean()))
+    with _quiet_classifiers():
+        for k in range(num_factors):
+            model = DCI_ESTIMATORS[estimator]().fit(codes[train], labels[train, k])
+            importance[:, k] = np.abs(model.feature_importances_)
+            accuracy.append(float((model.predict(codes[test]) == labels[test, k]).mean()))
     if importance.sum() == 0:
         importance = np.ones_like(importance)
     share = importance.sum(axis=1) / importance.sum()
@@ -193,12 +208,13 @@ def sap(codes, factors, seed: int = 0) -> float:
     codes = (codes - codes.mean(axis=0)) / np.where(spread > 0, spread, 1)
     train, test = train_test_split(len(codes), seed)
     scores = np.zeros((codes.shape[1], labels.shape[1]))
-    for i in range(codes.shape[1]):
-        for k in range(labels.shape[1]):
-            if spread[i] == 0:
-                continue  # a constant dimension predicts nothing
-            svm = LinearSVC(C=SAP_SVM_C, class_weight="balanced").fit(codes[train, i:i + 1], labels[train, k])
-            scores[i, k] = (svm.predict(codes[test, i:i + 1]) == labels[test, k]).mean()
+    with _quiet_classifiers():
+        for i in range(codes.shape[1]):
+            for k in range(labels.shape[1]):
+                if spread[i] == 0:
+                    continue  # a constant dimension predicts nothing
+                svm = LinearSVC(C=SAP_SVM_C, class_weight="balanced").fit(codes[train, i:i + 1], labels[train, k])
+                scores[i, k] = (svm.predict(codes[test, i:i + 1]) == labels[test, k]).mean()
     top_two = np.sort(scores, axis=0)[::-1][:2]
     return float(np.mean(top_two[0] - top_two[1]))
 
