@@ -106,6 +106,10 @@ def test_train_then_eval_disentanglement_json(sprites_corpus, tmp_path):
     assert metrics["disentanglement_items"] == 60 and metrics["factor_vae_votes"] == 10
     recorded = json.loads((runs / "s" / "results" / "metrics.json").read_text())["test"]
     assert recorded["mig"] == metrics["mig"]
+    result = runner.invoke(app, ["sample", "s", "--runs-dir", str(runs), "-n", "8"])
+    assert result.exit_code == 0, result.output
+    for name in ("reconstructions.png", "samples.png"):
+        assert (runs / "s" / "results" / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_eval_disentanglement_on_a_domain_without_factors_exits_2_naming_those_with(arc_corpus, tmp_path):

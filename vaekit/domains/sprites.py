@@ -24,6 +24,7 @@ from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
 from vaekit.models.protocols import FrameModel
+from vaekit.option_parsers import integer
 
 IMAGE_SIZE = 64
 PATCH = 32  # a template's side; every shape at every angle fits within 15 px of its centre
@@ -123,9 +124,10 @@ def collect_sprites(out: Path, count: int = NUM_IMAGES, seed: int = 0) -> tuple[
     return save_corpus(out, arrays, metadata)
 
 
-def collect_cli(
-    count: Annotated[int, typer.Option(help=f"Images: all {NUM_IMAGES:,} combinations or a seeded sample.")] = NUM_IMAGES,
-    seed: Annotated[int, typer.Option(help="Seed of the sample and of the 80/10/10 split.")] = 0,
+def collect_sprites_command(
+    count: Annotated[int, typer.Option(
+        parser=integer(), help=f"Images: all {NUM_IMAGES:,} combinations or a seeded sample.")] = NUM_IMAGES,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the sample and of the 80/10/10 split.")] = 0,
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/sprites.npz"),
 ):
     """Draw 64×64 binary sprites (square, ellipse, heart) over dSprites' factor grid, with their factors.
@@ -138,7 +140,7 @@ def collect_cli(
     """
     import time
 
-    from vaekit.cli.collect import print_corpus_summary
+    from vaekit.cli.collect_output import print_corpus_summary
 
     started = time.perf_counter()
     path, metadata = collect_sprites(out, count, seed)
@@ -151,7 +153,7 @@ class SpritesDomain(Domain):
     name = "sprites"
     default_corpus = "data/sprites.npz"
     collect_command = "vaekit collect sprites"
-    collect_cli = staticmethod(collect_cli)
+    collect_cli = staticmethod(collect_sprites_command)
     data_format = FRAMES
     model_protocol = FrameModel
     selection_metrics = ("pixel_accuracy",)
@@ -198,18 +200,17 @@ class SpritesDomain(Domain):
 
         return np.asarray(items)[..., 0], ImageStyle("gray", 0, 255)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_frame_rows
 
         device = next(model.parameters()).device
-        test = torch.as_tensor(arrays["test"], device=device)
-        shown = test[torch.linspace(0, len(test) - 1, min(16, len(test))).long()]
+        items = torch.as_tensor(shown.items, device=device)
+        picked = items[torch.linspace(0, len(items) - 1, min(16, len(items))).long()]
         with torch.no_grad():
-            recon = model.frame_means(model.decode(model.encode(shown)[0]))
-            samples = model.frame_means(model.decode(torch.randn(n, model.latent_dim, generator=generator).to(device)))
-        to_images = lambda x: (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).astype(np.uint8)  # noqa: E731
-        np.savez_compressed(results / "samples.npz", samples=to_images(samples))
-        return [save_frame_rows([to_images(model.prepare(shown)), to_images(recon)], ["original", "reconstruction"],
+            recon = model.decode_data(model.encode(picked)[0])
+            samples = model.sample_prior(n, generator)
+        np.savez_compressed(results / "samples.npz", samples=samples.cpu().numpy())
+        return [save_frame_rows([picked.cpu().numpy(), recon.cpu().numpy()], ["original", "reconstruction"],
                                 results / "reconstructions.png"),
-                save_frame_rows([to_images(samples)], ["z ~ N(0, I)"], results / "samples.png"),
+                save_frame_rows([samples.cpu().numpy()], ["z ~ N(0, I)"], results / "samples.png"),
                 results / "samples.npz"]
