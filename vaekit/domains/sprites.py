@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import torch
 import typer
 
 from vaekit.corpus import save_corpus
@@ -203,14 +202,7 @@ class SpritesDomain(Domain):
     def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_frame_rows
 
-        device = next(model.parameters()).device
-        items = torch.as_tensor(shown.items, device=device)
-        picked = items[torch.linspace(0, len(items) - 1, min(16, len(items))).long()]
-        with torch.no_grad():
-            recon = model.decode_data(model.encode(picked)[0])
-            samples = model.sample_prior(n, generator)
-        np.savez_compressed(results / "samples.npz", samples=samples.cpu().numpy())
-        return [save_frame_rows([picked.cpu().numpy(), recon.cpu().numpy()], ["original", "reconstruction"],
-                                results / "reconstructions.png"),
-                save_frame_rows([samples.cpu().numpy()], ["z ~ N(0, I)"], results / "samples.png"),
+        samples, items, recon = self.samples_and_reconstructions(model, shown, results, n, generator, count=16)
+        return [save_frame_rows([items, recon], ["original", "reconstruction"], results / "reconstructions.png"),
+                save_frame_rows([samples], ["z ~ N(0, I)"], results / "samples.png"),
                 results / "samples.npz"]
