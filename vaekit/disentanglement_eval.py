@@ -70,8 +70,11 @@ def disentanglement_metrics(loaded, split: str, settings: DisentanglementSetting
     chosen = np.sort(np.random.default_rng(settings.seed).permutation(len(items))[:settings.items])
     codes = encoder_means(model, items[chosen])
     factors = domain.item_factors(corpus.arrays, split)[chosen]
-    metrics = {**disentanglement_scores(codes, factors, settings.dci_estimator, settings.seed),
-               "disentanglement_items": int(len(chosen)), "dci_estimator": settings.dci_estimator}
+    try:
+        scores = disentanglement_scores(codes, factors, settings.dci_estimator, settings.seed)
+    except ValueError as err:  # e.g. a split so small that a factor takes one value in it
+        raise VaekitUsageError(f"--disentanglement on split '{split}' ({len(chosen):,} items): {err}") from None
+    metrics = {**scores, "disentanglement_items": int(len(chosen)), "dci_estimator": settings.dci_estimator}
     if settings.factor_vae_votes > 0 and can_draw_items(domain):
         scores = factor_vae_score(lambda batch: encoder_means(model, batch), domain, settings.seed,
                                   settings.factor_vae_batch, settings.factor_vae_votes,

@@ -12,6 +12,7 @@ integer shift of the template (x, y ∈ [0, 1] map to centres 16..47 px, one pix
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -50,8 +51,10 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
 
 
+@functools.cache
 def templates() -> np.ndarray:
-    """(3, 6, 40, 32, 32) uint8 0/255: every shape at every scale and orientation, centred at pixel 16."""
+    """(3, 6, 40, 32, 32) uint8 0/255: every shape at every scale and orientation, centred at pixel 16
+    (drawn once per process: the FactorVAE score draws a batch per vote)."""
     offsets = np.arange(PATCH) - PATCH // 2
     col, row = np.meshgrid(offsets, offsets)  # image rows grow downwards: v = −row
     out = np.zeros((*FACTOR_SIZES[:3], PATCH, PATCH), dtype=np.uint8)
@@ -62,6 +65,7 @@ def templates() -> np.ndarray:
             u = (np.cos(angle) * col - np.sin(angle) * row) / scale
             v = (-np.sin(angle) * col - np.cos(angle) * row) / scale
             out[s, k] = _inside(shape, u, v) * np.uint8(255)
+    out.flags.writeable = False  # shared by every caller
     return out
 
 
