@@ -17,7 +17,7 @@ from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
-from vaekit.training.events import Events, Training, make_callbacks
+from vaekit.training.events import Callback, Events, Training, make_callbacks
 from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
 from vaekit.training.precision import inference
 from vaekit.training.signals import StopSignals
@@ -193,14 +193,15 @@ def interrupted(events: Events, error: Interrupted, signal_name: str, saved_epoc
 
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
-        workers: Workers = SINGLE) -> TrainState:
+        workers: Workers = SINGLE, extra_callbacks: list[Callback] | None = None) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
     The loop only trains, validates and builds each epoch's record; what happens with the record
     (metrics.jsonl, the best and last checkpoints, early stopping, the console line, other sinks) is
     done by the subscribers of ``vaekit.training.events``. With ``resume`` it continues from last.pt. Under torchrun every worker
     calls this; only the main worker writes the run directory. ``config.train.precision`` must be
-    resolved already (see ``vaekit.training.precision.resolve_precision``).
+    resolved already (see ``vaekit.training.precision.resolve_precision``). ``extra_callbacks`` are
+    subscribed after the configured ones.
     """
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
@@ -224,7 +225,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         _restore_rng(saved["rng"], generator, workers)
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
                         resume, rng_state=lambda: _rng_state(generator, workers))
-    events = Events(make_callbacks(config), training)
+    events = Events([*make_callbacks(config), *(extra_callbacks or [])], training)
     events.run_start()
     if resume:
         console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
