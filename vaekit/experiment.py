@@ -24,7 +24,8 @@ from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, resolve_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
-from vaekit.training.loop import check_selection_metric, fit
+from vaekit.training.loop import check_selection_metric, check_training_config, fit
+from vaekit.training.resume import resume_refusal
 from vaekit.training.precision import inference, inference_precision, resolve_precision
 
 
@@ -45,6 +46,7 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
         config.name = Path(config_file).stem
     config.beta = resolve_beta_config(config.beta)
     check_fits_domain(config, domain)
+    check_training_config(config)  # the callbacks' settings too: refused before any file is written
     return config
 
 
@@ -68,10 +70,13 @@ def check_fits_domain(config: Config, domain: Domain) -> None:
     check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
 
 
-def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module) -> None:
+def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module,
+                    world_size: int = 1) -> None:
     """Refuse a --resume whose settings describe another model than the one in the run's last.pt
-    (the error names the setting and both values), or whose metrics.jsonl or steps.jsonl is damaged
-    before its last line. Loads last.pt's weights into ``model``."""
+    (the error names the setting and both values), whose metrics.jsonl or steps.jsonl is damaged
+    before its last line, or that would continue a mid-epoch last.pt with another batch size or
+    number of workers (``vaekit.training.resume.resume_refusal``). Loads last.pt's weights into
+    ``model``."""
     for log in (run.metrics_path, run.steps_path):  # fit() rewrites them: a bad line stops us before config.yaml
         run.read_metrics(quiet=True, path=log)
     for key in ("name", "latent_dim"):
@@ -90,6 +95,9 @@ def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: t
             raise VaekitUsageError(f"cannot resume run '{run.run_id}': {'; '.join(changed)} (the run's weights do "
                                    "not fit that model)") from None
         raise
+    refusal = resume_refusal(run.load_checkpoint("last.pt"), config, world_size)
+    if refusal:
+        raise VaekitUsageError(f"cannot resume run '{run.run_id}': {refusal}")
 
 
 def build_model(config: Config) -> torch.nn.Module:
@@ -161,7 +169,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if resume:
-        check_resumable(run, previous, config, model)  # before config.yaml is rewritten
+        check_resumable(run, previous, config, model, workers.world_size)  # before config.yaml is rewritten
         if workers.is_main:
             run.reopen()
     else:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError, nearest
+from vaekit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, NonFiniteError, VaekitUsageError, nearest
 from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
-from vaekit.training.events import Events, Training, make_callbacks
+from vaekit.training.events import Events, Training, check_callbacks, make_callbacks
 from vaekit.training.precision import inference
+from vaekit.training.resume import EpochPosition, apply_changes, restore_rng, rng_state, save_last
 from vaekit.training.signals import StopSignals
 from vaekit.training.step import NonFiniteStep, TrainStep, epoch_batch_sizes
 
@@ -35,6 +37,8 @@ class TrainState:
     epochs_without_improvement: int = 0
     wall_seconds: float = 0.0
     stopped_early: bool = False
+    global_step: int = 0  # optimizer steps taken (skipped ones counted), the step number of steps.jsonl
+    batch_size: int = 0  # of the epochs trained so far (0: a last.pt written before vaekit recorded it)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -65,32 +69,13 @@ class MilestoneValuesLR(torch.optim.lr_scheduler.LRScheduler):
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max, eta_min=cfg.min_lr)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max or cfg.epochs,
+                                                          eta_min=cfg.min_lr)
     if cfg.lr_schedule == "multistep" and cfg.lr_values:
         return MilestoneValuesLR(optimizer, list(cfg.lr_milestones), list(cfg.lr_values))
     if cfg.lr_schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def _rng_state(generator: torch.Generator, workers: Workers = SINGLE) -> dict:
-    """The random states last.pt keeps; under torchrun also every worker's own noise state (a
-    collective: every worker calls this)."""
-    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
-    if workers.distributed:
-        state["torch_by_rank"] = workers.gather(torch.get_rng_state())
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_rng(state: dict, generator: torch.Generator, workers: Workers = SINGLE) -> None:
-    by_rank = state.get("torch_by_rank") or []
-    own = by_rank[workers.rank] if workers.distributed and len(by_rank) == workers.world_size else state["torch"]
-    torch.set_rng_state(own.cpu())
-    generator.set_state(state["data"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def step_record(global_step: int, epoch: int, beta: float, lr: float, loss: torch.Tensor, recon: torch.Tensor,
@@ -106,59 +91,117 @@ def step_record(global_step: int, epoch: int, beta: float, lr: float, loss: torc
             "kl_per_dim": [round(v, 6) for v in dims]}
 
 
-def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, generator, progress, task,
-                    workers: Workers = SINGLE, epoch: int = 1, signals: StopSignals | None = None,
-                    on_step: Callable[[dict], None] | None = None) -> dict:
-    """One pass over ``data`` (this worker's share of it) in shuffled mini-batches; returns the
-    epoch's mean loss terms over all workers (and, with ``train.nonfinite: skip``, the count of
-    skipped steps). Every ``train.log_every_steps``-th step of the run (counted from its start)
-    passes its ``step_record`` to ``on_step``; other steps read nothing from the device for it.
+@dataclass
+class StepContext:
+    """What an epoch's steps need besides the model: the generators, the worker group, the stop
+    signals, the step logger, and ``checkpoint``, which writes a mid-epoch last.pt at a position."""
+
+    generator: torch.Generator
+    augment_generator: torch.Generator
+    workers: Workers = SINGLE
+    signals: StopSignals | None = None
+    on_step: Callable[[dict], None] | None = None
+    checkpoint: Callable[[EpochPosition], None] | None = None
+    state: TrainState = field(default_factory=TrainState)
+    checkpoint_clock: float = field(default_factory=time.monotonic)
+    last_checkpoint: EpochPosition | None = None  # the position of the epoch's latest mid-epoch last.pt
+    stopped_by: str | None = None  # the signal the workers agreed to stop for
+    pending_signal: tuple[float, float] = (0.0, 0.0)  # received during an epoch's last step: stop after the epoch
+
+
+def _signal_votes(ctx: StepContext) -> tuple[float, float]:
+    """This worker's votes to stop: (SIGTERM received, SIGINT received)."""
+    received = ctx.signals.received if ctx.signals is not None else None
+    return float(received == signal.SIGTERM), float(received == signal.SIGINT)
+
+
+def _votes(ctx: StepContext, cfg: TrainConfig, next_step: int) -> tuple[float, float, float]:
+    """This worker's votes for the step about to run: SIGTERM received, SIGINT received, and a
+    mid-epoch checkpoint due after the step (by step count on every worker, by the main worker's
+    clock for the minutes)."""
+    due = bool(cfg.checkpoint_every_steps) and next_step % cfg.checkpoint_every_steps == 0
+    if cfg.checkpoint_every_minutes and ctx.workers.is_main:
+        due = due or time.monotonic() - ctx.checkpoint_clock >= 60 * cfg.checkpoint_every_minutes
+    return (*_signal_votes(ctx), float(due))
+
+
+def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: StepContext, progress=None, task=None,
+                    epoch: int = 1, position: EpochPosition | None = None) -> dict:
+    """One pass over ``data`` (this worker's share of it) in shuffled mini-batches, from the start
+    or from ``position`` (a mid-epoch last.pt's); returns the epoch's mean loss terms over all
+    workers (and, with ``train.nonfinite: skip``, the count of skipped steps). Every
+    ``train.log_every_steps``-th step of the run passes its ``step_record`` to ``ctx.on_step``;
+    other steps read nothing from the device for it.
+
+    Every decision is taken by all workers together, after the step's votes are summed
+    (``TrainStep``): a non-finite loss anywhere, a stop signal sent to any worker, a checkpoint due.
 
     Raises:
         NonFiniteError: a step's loss or gradient is not finite and ``train.nonfinite`` is 'stop';
             the message names the epoch, the step and the term.
-        Interrupted: ``signals`` received SIGTERM or SIGINT; raised once the current step is done.
+        Interrupted: a worker received SIGTERM or SIGINT; raised once the current step is done and
+            last.pt holds the position after it.
     """
-    cfg = config.train
-    order = torch.randperm(data.shape[0], generator=generator, device=generator.device).to(data.device)
-    order = workers.shard(order)
-    n = order.shape[0]
+    cfg, workers, state = config.train, ctx.workers, ctx.state
+    started = time.perf_counter()
+    if position is None:
+        order = torch.randperm(data.shape[0], generator=ctx.generator, device=ctx.generator.device).to(data.device)
+        position = EpochPosition(epoch, order, batch_size=cfg.batch_size, world_size=workers.world_size)
+    mine = workers.shard(position.order)
+    n = mine.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    sums = torch.zeros(3, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
-    batches = skipped = 0
-    log_every = cfg.log_every_steps if on_step is not None else 0
+    sums = torch.tensor(position.sums, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
+    batches, skipped, seconds_before = position.batches, position.skipped, position.seconds
+    log_every = cfg.log_every_steps if ctx.on_step is not None else 0
     kl_range = ""
-    for index, start in enumerate(range(0, n, cfg.batch_size), start=1):
-        global_step = (epoch - 1) * steps_per_epoch + index
-        batch = data[order[start : start + cfg.batch_size]]
+
+    def where(index: int) -> EpochPosition:
+        return EpochPosition(epoch, position.order, index, tuple(workers.mean(sums).tolist()), batches, skipped,
+                             seconds_before + time.perf_counter() - started, cfg.batch_size, workers.world_size)
+
+    for index in range(position.step + 1, steps_per_epoch + 1):
+        state.global_step += 1
+        start = (index - 1) * cfg.batch_size
+        batch = data[mine[start : start + cfg.batch_size]]
         if config.data.augment:
-            batch = domain.augment(batch, generator)
+            batch = domain.augment(batch, ctx.augment_generator)
         try:
-            loss, recon, kl = step(batch, beta)
+            loss, recon, kl = step(batch, beta, _votes(ctx, cfg, state.global_step))
         except NonFiniteStep as bad:
-            if cfg.nonfinite == "skip":
-                skipped += 1
-                continue
-            raise NonFiniteError(f"training went non-finite at epoch {epoch}, step "
-                                 f"{global_step} (batch {index} of {steps_per_epoch} "
-                                 f"in the epoch): the {bad.term} is {bad.value}") from None
-        sums += torch.stack([loss, recon, kl]).float()
-        batches += 1
-        if signals is not None and signals.received:
-            raise Interrupted(f"stopped by {signals.received.name} in epoch {epoch}, after step "
-                              f"{global_step}", signals.exit_code)
-        if log_every and global_step % log_every == 0:
-            record = step_record(global_step, epoch, beta, step.optimizer.param_groups[0]["lr"], loss, recon,
-                                 step.kl_per_dim, workers)
-            kl_range = f"  KL/dim {record['kl_min']:.2f}–{record['kl_max']:.2f}"
-            on_step(record)
-        if progress is not None:
-            live = f"loss {loss.item():.3f}{kl_range}" if batches % 10 == 1 else None
-            progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
+            if cfg.nonfinite != "skip":
+                raise NonFiniteError(f"training went non-finite at epoch {epoch}, step {state.global_step} (batch "
+                                     f"{index} of {steps_per_epoch} in the epoch): the {bad.term} is "
+                                     f"{bad.value}") from None
+            skipped += 1
+        else:
+            sums += torch.stack([loss, recon, kl]).float()
+            batches += 1
+            if log_every and state.global_step % log_every == 0:
+                record = step_record(state.global_step, epoch, beta, step.optimizer.param_groups[0]["lr"], loss,
+                                     recon, step.kl_per_dim, workers)
+                kl_range = f"  KL/dim {record['kl_min']:.2f}–{record['kl_max']:.2f}"
+                ctx.on_step(record)
+            if progress is not None:
+                live = f"loss {loss.item():.3f}{kl_range}" if batches % 10 == 1 else None
+                progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
+        sigterm, sigint, due = step.votes
+        if index == steps_per_epoch:  # the epoch's end writes last.pt anyway; a signal stops after it
+            ctx.pending_signal = (sigterm, sigint)
+            break
+        if (sigterm or sigint or due) and ctx.checkpoint is not None:
+            ctx.last_checkpoint = where(index)
+            ctx.checkpoint(ctx.last_checkpoint)
+            ctx.checkpoint_clock = time.monotonic()
+        if sigterm or sigint:
+            ctx.stopped_by, code = ("SIGTERM", EXIT_TERMINATED) if sigterm else ("SIGINT", EXIT_INTERRUPTED)
+            raise Interrupted(f"stopped by {ctx.stopped_by} in epoch {epoch}, after step {state.global_step}; last.pt "
+                              f"holds epoch {epoch} up to its step {index} of {steps_per_epoch}: continue with "
+                              "--resume, which trains its next step", code)
     loss, recon, kl = workers.mean(sums / max(batches, 1)).tolist()
     stats = {"loss": loss, "recon": recon, "kl": kl}
     if cfg.nonfinite == "skip":
         stats["skipped_steps"] = skipped
+    stats["seconds"] = seconds_before + time.perf_counter() - started
     return stats
 
 
@@ -208,35 +251,64 @@ def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: 
     return seconds
 
 
-def interrupted(events: Events, error: Interrupted, signal_name: str, saved_epoch: int) -> None:
+def stop_for_signal(events: Events, error: Interrupted, signal_name: str, state: TrainState,
+                    position: EpochPosition | None) -> None:
     """Stop for a signal: tell the subscribers, then raise ``error`` saying how to continue."""
-    message = (f"{error}; last.pt holds epoch {saved_epoch}: continue with --resume, which trains epoch "
-               f"{saved_epoch + 1} again from its start")
+    if position is None:
+        message = (f"{error}; last.pt holds epoch {state.epoch}: continue with --resume, which trains epoch "
+                   f"{state.epoch + 1}")
+    else:
+        message = str(error)
     events.stop(signal_name, message)
     raise Interrupted(message, error.exit_code) from None
 
 
+def agreed_signal(ctx: StepContext) -> tuple[str, int] | None:
+    """The stop signal any worker received, decided by all workers together (a collective)."""
+    votes = torch.tensor(_signal_votes(ctx)) + torch.tensor(ctx.pending_signal)
+    sigterm, sigint = ctx.workers.agree(votes.to(ctx.generator.device)).tolist()
+    ctx.pending_signal = (0.0, 0.0)
+    if sigterm:
+        return "SIGTERM", EXIT_TERMINATED
+    return ("SIGINT", EXIT_INTERRUPTED) if sigint else None
+
+
+def check_training_config(config: Config) -> None:
+    """Refuse any training setting out of range, the callbacks' included, before a file is written
+    (``vaekit.experiment.resolve_config`` calls this)."""
+    check_callbacks(config)
+    for key in ("checkpoint_every_steps", "checkpoint_every_minutes"):
+        value = getattr(config.train, key)
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and value >= 0):
+            raise VaekitUsageError(f"train.{key} {value!r}: expected 0 (off) or more")
+
+
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
-        workers: Workers = SINGLE) -> TrainState:
+        workers: Workers = SINGLE, extra_callbacks: list | None = None) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
     The loop only trains, validates and builds each epoch's record; what happens with the record
     (metrics.jsonl, the best and last checkpoints, early stopping, the console line, other sinks) is
-    done by the subscribers of ``vaekit.training.events``. With ``resume`` it continues from last.pt. Under torchrun every worker
-    calls this; only the main worker writes the run directory. ``config.train.precision`` must be
-    resolved already (see ``vaekit.training.precision.resolve_precision``).
+    done by the subscribers of ``vaekit.training.events`` (the configured ones, then
+    ``extra_callbacks``); every subscriber is closed on the way out, whatever the way. With
+    ``resume`` it continues from last.pt, at the step after a mid-epoch one's (see
+    ``vaekit.training.resume``). Under torchrun every worker calls this; only the main worker
+    writes the run directory. ``config.train.precision`` must be resolved already (see
+    ``vaekit.training.precision.resolve_precision``).
     """
+    check_training_config(config)
     train_data, val_data = tensors["train"], tensors["val"]
     console = console or Console(quiet=True)
     cfg = config.train
     torch.manual_seed(workers.noise_seed(config.seed))  # each worker its own reparameterisation noise
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(workers.augment_seed(config.seed))
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers)
-    state = TrainState()
+    state, position, notes = TrainState(), None, []
     if resume:
         saved = run.load_checkpoint("last.pt", device)
         model.load_state_dict(saved["model"])
@@ -246,21 +318,45 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         state = TrainState(**saved["state"])
         if state.stopped_early:  # resuming a run that stopped early means: keep going
             state.stopped_early, state.epochs_without_improvement = False, 0
-        _restore_rng(saved["rng"], generator, workers)
+        position = EpochPosition.from_dict(saved.get("position"), device)
+        restore_rng(saved["rng"], generator, augment_generator, config, state.epoch, workers)
+        notes = apply_changes(saved, config, optimizer, scheduler, workers.world_size)
+        if not state.global_step:  # a last.pt from before vaekit counted steps: number them as it did then
+            state.global_step = state.epoch * math.ceil(workers.shard(train_data).shape[0] / (state.batch_size
+                                                                                             or cfg.batch_size))
+    state.batch_size = cfg.batch_size
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
-                        resume, rng_state=lambda: _rng_state(generator, workers))
-    events = Events(make_callbacks(config), training)
+                        resume, rng_state=lambda: rng_state(generator, augment_generator, workers))
+    events = Events([*make_callbacks(config), *(extra_callbacks or [])], training)
+    ctx = StepContext(generator, augment_generator, workers, on_step=events.step_end, state=state,
+                      checkpoint=lambda at: save_last(training, at))
+    try:
+        return _train_epochs(events, training, ctx, tensors, device, position, notes, show_progress)
+    finally:
+        events.close()
+
+
+def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors: dict, device,
+                  position: EpochPosition | None, notes: list[str], show_progress: bool) -> TrainState:
+    run, config, model, domain, step = training.run, training.config, training.model, training.domain, training.step
+    state, workers, console, optimizer, scheduler = (training.state, training.workers, training.console,
+                                                    training.optimizer, training.scheduler)
+    cfg, train_data, val_data = config.train, tensors["train"], tensors["val"]
     events.run_start()
-    if resume:
-        console.print(f"Resuming {run.run_id} after epoch {state.epoch} (best val loss {state.best_val_loss:.4f} "
+    if training.resume:
+        where = (f"in epoch {position.epoch}, after its step {position.step}" if position is not None
+                 else f"after epoch {state.epoch}")
+        console.print(f"Resuming {run.run_id} {where} (best val loss {state.best_val_loss:.4f} "
                       f"at epoch {state.best_loss_epoch}).")
-    workers.copy_from_main(model)
+        for note in notes:
+            console.print(f"note: {note}", soft_wrap=True)
     model.train()
     compile_seconds = _compile(step, train_data, cfg.batch_size, workers, console) if cfg.compile else None
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
                         transient=True, disable=not (show_progress and workers.is_main))
     with progress, StopSignals() as signals:
+        ctx.signals = signals
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
@@ -268,24 +364,27 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
             lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
             try:
-                train_stats = train_one_epoch(step, train_data, domain, config, beta, generator, progress, task,
-                                              workers, epoch, signals, on_step=events.step_end)
+                train_stats = train_one_epoch(step, train_data, domain, config, beta, ctx, progress, task, epoch,
+                                              position)
             except NonFiniteError as error:
-                message = (f"{error}. Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}, "
-                           f"vae_best.pth epoch {state.best_epoch}; continue with --resume (e.g. with a lower "
-                           "--lr or --set train.grad_clip=1), or set train.nonfinite=skip")
+                message = (f"{error}. Nothing of epoch {epoch} after last.pt was saved: last.pt holds "
+                           f"{_held(ctx.last_checkpoint or position, state)}, vae_best.pth epoch {state.best_epoch}; continue with --resume "
+                           "(e.g. with a lower --lr or --set train.grad_clip=1), or set train.nonfinite=skip")
                 events.stop("nonfinite", message)
                 raise NonFiniteError(message) from None
             except Interrupted as error:
-                interrupted(events, error, signals.received.name, state.epoch)
+                stop_for_signal(events, error, ctx.stopped_by, state, ctx.last_checkpoint)
+            resumed_seconds = position.seconds if position is not None else 0.0
+            position = ctx.last_checkpoint = None
             progress.remove_task(task)
+            train_stats.pop("seconds")
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model
             controller_values = model.on_epoch_end(optimizer)
             val = evaluate(model, val_data, domain, config.loss, beta, precision=cfg.precision)
             with inference(cfg.precision, device):
                 val.update(domain.extra_metrics(model, tensors, config, during_training=True))
-            seconds = time.perf_counter() - started
+            seconds = resumed_seconds + time.perf_counter() - started
             state.wall_seconds += seconds
             record = {"epoch": epoch, "beta": beta, "lr": lr,
                       **{f"train_{k}": v for k, v in train_stats.items()},
@@ -297,11 +396,19 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                 record["compile_seconds"], compile_seconds = compile_seconds, None
             state.epoch, training.val = epoch, val
             events.epoch_end(record)  # metrics.jsonl, checkpoints, early stopping, console, sinks
+            ctx.checkpoint_clock = time.monotonic()
             if training.stop_reason:
                 events.stop(*training.stop_reason)
                 break
-            if signals.received:  # a signal during validation or the epoch's events
-                interrupted(events, Interrupted(f"stopped by {signals.received.name} after epoch {epoch}",
-                                                signals.exit_code), signals.received.name, state.epoch)
+            stop = agreed_signal(ctx)  # a signal during the last step, validation or the epoch's events
+            if stop:
+                stop_for_signal(events, Interrupted(f"stopped by {stop[0]} after epoch {epoch}", stop[1]), stop[0],
+                                state, None)
     events.run_end()
     return state
+
+
+def _held(position: EpochPosition | None, state: TrainState) -> str:
+    if position is not None and position.step:
+        return f"epoch {position.epoch} up to its step {position.step}"
+    return f"epoch {state.epoch}"

@@ -32,9 +32,12 @@ class TrainLog(Callback):
     def on_stop(self, t: Training, reason: str, message: str) -> None:
         if self.console is not None and reason != "early_stopping":  # early stopping is printed, hence logged
             self.console.print(message, markup=False)
-        self.on_run_end(t)
+        self.close(t)
 
     def on_run_end(self, t: Training) -> None:
+        self.close(t)
+
+    def close(self, t: Training) -> None:
         if self.file is not None:
             t.console.print = self.original_print
             self.file.close()
