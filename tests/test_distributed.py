@@ -56,6 +56,7 @@ def test_torchrun_writes_one_run_and_refuses_to_overwrite_it(tmp_path, arc_corpu
     result = torchrun_train(arc_corpus, runs, "--epochs", "2", "--set", "train.log_every_steps=1")
     shown = f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}"
     assert result.returncode == 0, shown
+    assert "Warning" not in result.stderr, shown  # find_unused_parameters, broadcast_buffers: none of torch's
     assert "on each of 2 workers" in result.stdout, shown
     assert result.stdout.count("epoch   2/2") == 1, shown  # only the main worker prints
     assert sorted(p.name for p in runs.iterdir()) == ["ddp"]

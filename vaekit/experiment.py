@@ -22,7 +22,7 @@ from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
 from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
-from vaekit.training.device import apply_threads, resolve_device
+from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.loop import check_selection_metric, check_training_config, fit
 from vaekit.training.resume import resume_refusal
@@ -110,7 +110,7 @@ def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[
     corpus = domain.load(config.data.path)
     inferred = domain.infer_model_options(corpus)
     config.model.options = {**config.model.options, **{k: v for k, v in inferred.items() if k not in config.model.options}}
-    return {k: torch.as_tensor(v, device=device) for k, v in domain.training_arrays(corpus).items()}
+    return {k: to_device(v, device) for k, v in domain.training_arrays(corpus).items()}
 
 
 def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]], runs_dir: Path,
@@ -120,12 +120,14 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
 
     With ``resume`` the run's saved config is the base and ``layers`` (e.g. a larger --epochs) apply
     on top of it. Under torchrun every worker runs this; the main worker makes and writes the run
-    directory (see ``vaekit.training.distributed``).
+    directory (see ``vaekit.training.distributed``). The caller's torch thread count and global
+    random state are given back.
     """
     workers = workers_from_environment()
     try:
-        return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
-                          console if workers.is_main else None, show_progress, workers)
+        with caller_settings():
+            return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
+                              console if workers.is_main else None, show_progress, workers)
     finally:
         leave(workers)
 
@@ -190,14 +192,16 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
 
 
 def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
-    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
-    torch.manual_seed(config.seed)
+    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch), drawn from the
+    run's seed with the run's thread count; the caller's random state and thread count are kept."""
     device = tensors[split].device
     precision = inference_precision(config.train.precision, device)
-    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
-                       z_swap=True, precision=precision)
-    with inference(precision, device):
-        metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
+    with caller_settings(config.threads):
+        torch.manual_seed(config.seed)
+        metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
+                           z_swap=True, precision=precision)
+        with inference(precision, device):
+            metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
 
 
@@ -236,13 +240,14 @@ class LoadedRun:
 
 def load_run(ref: str | Path, runs_dir: Path, device: str = "auto", checkpoint: str = "best") -> LoadedRun:
     """Rebuild a run's model from its directory with the weights of ``checkpoint`` (best, last or
-    epoch_NNN; see ``RunDir.resolve_checkpoint``)."""
+    epoch_NNN; see ``RunDir.resolve_checkpoint``). Leaves torch's thread count alone (the functions
+    that compute with the model set the run's own while they run)."""
     run = RunDir.find(ref, runs_dir)
     config = build_config([(str(run.config_path), load_yaml(run.config_path))])
     file, key, epoch = run.resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
-    apply_threads(config.threads)
-    model = build_model(config).to(dev)
+    with caller_settings():  # initialising the layers draws from the global random state
+        model = build_model(config).to(dev)
     run.load_weights(model, file, dev, key=key)
     model.eval()
     return LoadedRun(run, config, get_domain(config.domain), model, dev, epoch, checkpoint)
@@ -275,13 +280,14 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
         raise VaekitUsageError(f"--nll-samples {nll_samples}: expected 0 (off) or a positive count")
     if nll_max_decodes < 1:
         raise VaekitUsageError(f"--nll-batch {nll_max_decodes}: expected a positive count")
-    tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
-    if split not in tensors:
-        raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
-    metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
-    if nll_samples:
-        metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
-                                          nll_max_decodes, on_progress))
+    with caller_settings(loaded.config.threads):
+        tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
+        if split not in tensors:
+            raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
+        metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
+        if nll_samples:
+            metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
+                                              nll_max_decodes, on_progress))
     record_results(loaded.run, split, metrics, loaded.best_epoch, loaded.checkpoint)
     return metrics
 
@@ -295,7 +301,8 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     loaded = load_run(ref, runs_dir, device, checkpoint)
     corpus = loaded.domain.load(loaded.config.data.path)
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
-    with inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
+    with caller_settings(loaded.config.threads), \
+            inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
         loaded.results_dir.mkdir(parents=True, exist_ok=True)
         files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.results_dir, n, generator)
     return loaded, files
