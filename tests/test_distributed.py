@@ -16,7 +16,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from typer.testing import CliRunner
+
 from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
+from vaekit.cli import app
 from vaekit.models import create_model
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 
@@ -211,6 +214,12 @@ def test_sigterm_to_one_worker_stops_both_resumably_and_resume_finishes(tmp_path
     last = torch.load(runs / "ddp" / "checkpoints" / "last.pt", weights_only=True)
     assert last["position"]["epoch"] == 2 and 0 < last["position"]["step"] < 8
     assert len(last["rng"]["by_rank"]) == 2
+    config = (runs / "ddp" / "config.yaml").read_text()
+    alone = CliRunner().invoke(app, ["train", "arc", "--data", str(arc_corpus), "--runs-dir", str(runs), "--run-id",
+                                     "ddp", "--no-progress", "--set", "threads=1", *TINY_MODEL_FLAGS,
+                                     *map(str, options), "--batch-size", "16", "--resume"])
+    assert alone.exit_code == 2 and "workers was 2, now 1" in alone.stderr, alone.output
+    assert (runs / "ddp" / "config.yaml").read_text() == config
     outcomes = finish(start_workers(arc_corpus, runs, *options, "--resume"), 120)
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes[0][2][-2000:] + outcomes[1][2][-2000:]
     rows = [json.loads(line) for line in (runs / "ddp" / "metrics.jsonl").read_text().splitlines()]
