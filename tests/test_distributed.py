@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-
+from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from typer.testing import CliRunner
 
-from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from vaekit.cli import app
 from vaekit.models import create_model
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
@@ -79,7 +78,7 @@ def _ddp_step_worker(rank: int, world_size: int, port: int, out: str) -> None:
     """One TrainStep under DistributedDataParallel on this worker's shard, with a noise-free objective
     (lr 0, so the gradients stay to be read), and one draw of this worker's reparameterisation noise."""
     from vaekit.config import LossConfig
-    from vaekit.training.loop import step_record
+    from vaekit.training.epoch import step_record
     from vaekit.training.step import TrainStep
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),

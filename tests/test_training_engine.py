@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from typer.testing import CliRunner
 
-import vaekit.training.loop as loop_module
-from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
+import vaekit.training.epoch as epoch_module
 from vaekit.cli import app
 from vaekit.config import Config, LossConfig
 from vaekit.models import create_model
-from vaekit.training.loop import make_optimizer, step_record
+from vaekit.training.epoch import step_record
+from vaekit.training.loop import make_optimizer
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep
 
@@ -279,7 +280,7 @@ def test_the_step_keeps_the_batch_mean_of_the_unclamped_kl_per_dimension():
 
 
 def test_zero_turns_step_logging_off(tmp_path, arc_corpus, monkeypatch):
-    monkeypatch.setattr(loop_module, "step_record", lambda *a, **k: pytest.fail("step_record called with logging off"))
+    monkeypatch.setattr(epoch_module, "step_record", lambda *a, **k: pytest.fail("step_record called with logging off"))
     result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.log_every_steps=0")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "runs" / "r" / "steps.jsonl").exists()

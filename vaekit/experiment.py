@@ -11,7 +11,14 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from vaekit.config import Config, ModelConfig, build_config, dotted_keys, load_yaml, save_config
+from vaekit.config import (
+    Config,
+    ModelConfig,
+    build_config,
+    dotted_keys,
+    load_yaml,
+    save_config,
+)
 from vaekit.corpus import SPLITS
 from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitError, VaekitUsageError
@@ -22,11 +29,16 @@ from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
 from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
-from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
+from vaekit.training.device import (
+    apply_threads,
+    caller_settings,
+    resolve_device,
+    to_device,
+)
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.loop import check_selection_metric, check_training_config, fit
-from vaekit.training.resume import resume_refusal
 from vaekit.training.precision import inference, inference_precision, resolve_precision
+from vaekit.training.resume import resume_refusal
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:

@@ -23,7 +23,7 @@ those that cannot be applied are refused before anything is written (``resume_re
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +32,22 @@ from vaekit.config import Config
 from vaekit.training.distributed import SINGLE, Workers
 
 NEW_STREAM = 2  # the (seed, rank, epoch) stream of a worker that last.pt has no state for
+
+
+@dataclass
+class TrainState:
+    """What --resume needs besides the weights, optimizer and scheduler."""
+
+    epoch: int = 0
+    best_val_loss: float = math.inf
+    best_loss_epoch: int = 0
+    best_score: list = field(default_factory=list)  # of train.selection_metric; higher is better
+    best_epoch: int = 0  # the epoch of checkpoints/vae_best.pth
+    epochs_without_improvement: int = 0
+    wall_seconds: float = 0.0
+    stopped_early: bool = False
+    global_step: int = 0  # optimizer steps taken (skipped ones counted), the step number of steps.jsonl
+    batch_size: int = 0  # of the epochs trained so far (0: a last.pt written before vaekit recorded it)
 
 
 @dataclass
@@ -67,7 +83,7 @@ class EpochPosition:
                 "batch_size": self.batch_size, "world_size": self.world_size}
 
     @classmethod
-    def from_dict(cls, saved: dict | None, device: torch.device) -> "EpochPosition | None":
+    def from_dict(cls, saved: dict | None, device: torch.device) -> EpochPosition | None:
         if not saved:
             return None
         return cls(**{**saved, "order": saved["order"].to(device), "sums": tuple(saved["sums"])})
