@@ -13,26 +13,22 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY_MODEL_OPTIONS
 from rich.console import Console
-from test_training_engine import nan_at_step, records, train, without_wall_times
 
 import vaekit
 import vaekit.training.events as events_module
+from conftest import TINY_MODEL_OPTIONS
+from test_training_engine import nan_at_step, records, train, without_wall_times
 from vaekit.config import Config, LossConfig, TrainConfig
 from vaekit.domains import get_domain
 from vaekit.experiment import train_run
 from vaekit.models import create_model
 from vaekit.training.callbacks.best_checkpoint import BestCheckpoint
 from vaekit.training.distributed import Workers
+from vaekit.training.epoch import StepContext, train_one_epoch
 from vaekit.training.events import Callback
-from vaekit.training.loop import (
-    StepContext,
-    TrainState,
-    make_optimizer,
-    make_scheduler,
-    train_one_epoch,
-)
+from vaekit.training.loop import make_optimizer, make_scheduler
+from vaekit.training.resume import TrainState
 from vaekit.training.step import TrainStep
 
 

@@ -1,6 +1,8 @@
 """Seed-document config files (flat keys such as learning_rate) are mapped onto our sections."""
 
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,8 @@ def test_ignored_keys_are_reported(tmp_path, capsys):
     ("learnng_rate: 0.001\n", "'train.lr'"),
     ("latent_dimm: 4\n", "'model.latent_dim'"),
     ("train:\n  batch_sise: 4\n", "'train.batch_size'"),
+    ("train:\n  learnng_rate: 0.001\n", "'train.lr'"),  # a nested typo of an alias, not the nearest train key
+    ("beta:\n  beta_maxx: 0.5\n", "'beta.max_beta'"),
 ])
 def test_unknown_keys_suggest_across_sections_and_aliases(tmp_path, text, hint):
     with pytest.raises(VaekitUsageError, match=f"did you mean {hint}"):
@@ -154,3 +158,19 @@ def test_ternary_appendix_b_sections_map_onto_the_dual_model(tmp_path, capsys):
 def test_bad_appendix_b_values_are_refused_by_name(tmp_path, text, message):
     with pytest.raises(VaekitUsageError, match=message):
         _resolve(tmp_path, text, domain="ternary")
+
+
+def test_the_core_config_path_does_not_import_the_translator():
+    code = ("import sys, vaekit.config, vaekit.experiment, vaekit.cli; "
+            "print('vaekit.seed_configs' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_rho_range_takes_the_model_default_knots():
+    from vaekit.models import option_default
+    from vaekit.seed_configs import translate
+
+    nested, _ = translate({"Model": {"rho_min": 0.2, "rho_max": 0.9}}, "test")
+    default = [list(k) for k in option_default("ternary_dual", "rho_knots")]
+    assert nested["model"]["options"]["rho_knots"] == [[default[0][0], 0.2], default[1], [default[-1][0], 0.9]]

@@ -144,9 +144,9 @@ def test_domain_defaults_use_the_baseline():
 def _example_config(name: str) -> Config:
     from pathlib import Path
 
-    from vaekit.config import config_from_dict, load_yaml
+    from vaekit.config import build_config, load_yaml
     path = Path(__file__).parent.parent / "examples" / "configs" / name
-    return config_from_dict(load_yaml(path), str(path))
+    return build_config([(str(path), load_yaml(path))])
 
 
 def test_v5_5_config_has_the_reports_parameter_counts():

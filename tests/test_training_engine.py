@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from typer.testing import CliRunner
 
 import vaekit.training.epoch as epoch_module
+from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from vaekit.cli import app
 from vaekit.config import Config, LossConfig
 from vaekit.models import create_model

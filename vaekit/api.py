@@ -12,7 +12,6 @@ docs/api.md documents it; tests/test_api.py runs that page's example.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +20,12 @@ from rich.console import Console
 
 from vaekit import latent, study
 from vaekit.config import Config
+from vaekit.config_fields import ambiguous_keywords, keyword_paths
 from vaekit.errors import VaekitUsageError, nearest
 from vaekit.experiment import LoadedRun, evaluate_loaded, train_run
 from vaekit.experiment import load_run as load_loaded_run
 
 DEFAULT_RUNS_DIR = Path("runs")
-
-
-def _field_paths() -> dict[str, list[str]]:
-    """Every config field's unqualified name -> its dotted paths (top-level fields by their name)."""
-    paths: dict[str, list[str]] = {}
-    for top in dataclasses.fields(Config):
-        default = top.default_factory() if top.default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            for inner in dataclasses.fields(default):
-                paths.setdefault(inner.name, []).append(f"{top.name}.{inner.name}")
-        else:
-            paths.setdefault(top.name, []).insert(0, top.name)
-    return paths
 
 
 def _set(nested: dict, dotted: str, value) -> None:
@@ -51,22 +38,23 @@ def _set(nested: dict, dotted: str, value) -> None:
 def keyword_layer(fields: dict, overrides: dict | None = None) -> dict:
     """Nested config overrides from keyword arguments.
 
-    A keyword names a config field: a top-level one (``seed``, ``threads``) or a section field whose
-    name is unique (``epochs`` → train.epochs, ``latent_dim`` → model.latent_dim, ``max_beta`` →
-    beta.max_beta). ``overrides`` takes dotted names for the rest (``{"model.options": {...}}``).
+    A keyword names a config field (``vaekit.config_fields.keyword_paths``): a top-level one
+    (``seed``, ``threads``) or a section field whose name is unique (``epochs`` → train.epochs,
+    ``latent_dim`` → model.latent_dim, ``max_beta`` → beta.max_beta). ``overrides`` takes dotted names
+    for the rest (``{"model.options": {...}}``).
     """
-    paths = _field_paths()
+    paths, ambiguous = keyword_paths(), ambiguous_keywords()
     nested: dict = {}
     for name, value in fields.items():
         if value is None:
             continue
+        if name in ambiguous:
+            raise VaekitUsageError(f"'{name}' is ambiguous ({', '.join(ambiguous[name])}): pass it as "
+                                   f"overrides={{'{ambiguous[name][0]}': ...}}")
         if name not in paths:
             hint = nearest(name, paths)
             raise VaekitUsageError(f"unknown config field '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
-        if len(paths[name]) > 1 and "." in paths[name][0]:
-            raise VaekitUsageError(f"'{name}' is ambiguous ({', '.join(paths[name])}): pass it as "
-                                   f"overrides={{'{paths[name][0]}': ...}}")
-        _set(nested, paths[name][0], value)
+        _set(nested, paths[name], value)
     for dotted, value in (overrides or {}).items():
         _set(nested, dotted, value)
     return nested

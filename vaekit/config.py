@@ -17,21 +17,26 @@ from typing import Any
 
 import yaml
 
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import VaekitUsageError, nearest
 from vaekit.files import atomic_write_bytes
-from vaekit.seed_configs import suggest
 
 
-def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    """A dataclass field carrying its own help text (shown in docs/configuration.md)."""
+def _help(text: str, default: Any = dataclasses.MISSING, flag: str = "", aliases: tuple[str, ...] = (),
+          **kwargs: Any) -> Any:
+    """A dataclass field carrying its own help text and, where it has them, its `vaekit train` flag
+    (``--latent``; ``--compile/--no-compile`` for a switch) and its aliases: the names the seed
+    documents' flat files give it (``learning_rate`` for train.lr), which ``vaekit.seed_configs``
+    maps and unknown-key suggestions search. All surface through ``vaekit.config_fields``."""
+    metadata = {"help": text, "flag": flag, "aliases": aliases}
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": text})
-    return field(default=default, metadata={"help": text}, **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class DataConfig:
-    path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "")
+    path: str = _help("Corpus .npz made by `vaekit collect`; empty means the domain's default path.", "",
+                      flag="--data")
     augment: bool = _help("Apply the domain's training augmentation (ARC: random rot90 and flips).", True)
     options: dict = _help("Domain-specific settings (ternary: prior_samples, the N of the final prior "
                           "coverage, and epoch_prior_samples, the N logged each epoch).", {})
@@ -39,31 +44,37 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = _help("Registered model name (`vaekit models` lists them); empty means the domain's default.", "")
-    latent_dim: int = _help("Latent dimension d.", 10)
+    name: str = _help("Registered model name (`vaekit models` lists them); empty means the domain's default.", "",
+                      flag="--model")
+    latent_dim: int = _help("Latent dimension d.", 10, flag="--latent", aliases=("latent_dim",))
     options: dict = _help("Family-specific constructor arguments, checked against the model's signature.", {})
 
 
 @dataclass
 class BetaConfig:
-    schedule: str = _help("β schedule: three_phase, linear_warmup, aggressive, constant, ultra_conservative, cyclical.", "three_phase")
-    max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None)
-    warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None)
-    ramp_epochs: int | None = _help("Epochs of the ramp after warm-up; None takes the schedule's default.", None)
-    cycle_length: int | None = _help("Cyclical schedule period in epochs; None takes the schedule's default.", None)
+    schedule: str = _help("β schedule: three_phase, linear_warmup, aggressive, constant, ultra_conservative, "
+                          "cyclical.", "three_phase", flag="--beta-schedule", aliases=("beta_schedule",))
+    max_beta: float | None = _help("Final (or peak) β; None takes the schedule's default.", None, flag="--beta-max",
+                                   aliases=("beta_max",))
+    warmup_epochs: int | None = _help("Epochs of the first phase; None takes the schedule's default.", None,
+                                      flag="--warmup-epochs", aliases=("beta_warmup_epochs",))
+    ramp_epochs: int | None = _help("Epochs of the ramp after warm-up; None takes the schedule's default.", None,
+                                    aliases=("beta_ramp_epochs",))
+    cycle_length: int | None = _help("Cyclical schedule period in epochs; None takes the schedule's default.", None,
+                                     aliases=("beta_cycle_length",))
 
 
 @dataclass
 class LossConfig:
     recon_reduction: str = _help(
-        "Reconstruction term per sample: 'sum' over elements (the ELBO) or 'mean' over elements.", "sum"
-    )
-    free_bits: float = _help("Free bits in nats per latent dimension (0 disables).", 0.0)
+        "Reconstruction term per sample: 'sum' over elements (the ELBO) or 'mean' over elements.", "sum",
+        flag="--recon-reduction")
+    free_bits: float = _help("Free bits in nats per latent dimension (0 disables).", 0.0, flag="--free-bits",
+                             aliases=("free_bits", "free_bits_lambda", "use_free_bits"))
     free_bits_mode: str = _help(
         "'per_sample' clamps each sample's per-dimension KL; 'batch_mean' clamps the batch-mean KL "
         "per dimension (Kingma et al. 2016).",
-        "per_sample",
-    )
+        "per_sample", flag="--free-bits-mode")
     options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
 
 
@@ -72,12 +83,14 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 @dataclass
 class TrainConfig:
-    epochs: int = _help("Maximum number of epochs.", 50)
-    batch_size: int = _help("Mini-batch size (per worker when run under torchrun).", 128)
-    lr: float = _help("Initial learning rate.", 1e-3)
-    optimizer: str = _help("'adam' or 'adamw'.", "adam")
-    weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0)
-    lr_schedule: str = _help("'cosine' (CosineAnnealingLR), 'multistep' or 'constant'.", "cosine")
+    epochs: int = _help("Maximum number of epochs.", 50, flag="--epochs", aliases=("max_epochs", "epochs"))
+    batch_size: int = _help("Mini-batch size (per worker when run under torchrun).", 128, flag="--batch-size",
+                            aliases=("batch_size",))
+    lr: float = _help("Initial learning rate.", 1e-3, flag="--lr", aliases=("learning_rate",))
+    optimizer: str = _help("'adam' or 'adamw'.", "adam", aliases=("optimizer",))
+    weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0, aliases=("weight_decay",))
+    lr_schedule: str = _help("'cosine' (CosineAnnealingLR), 'multistep' or 'constant'.", "cosine",
+                             aliases=("lr_schedule",))
     cosine_t_max: int | None = _help(
         "T_max of CosineAnnealingLR, in epochs; None (the default) takes the run's train.epochs, so the lr "
         "reaches min_lr at the last epoch. `--resume --epochs N` redraws an unset one over N epochs "
@@ -88,7 +101,8 @@ class TrainConfig:
     lr_values: list = _help(
         "Learning rates 'multistep' sets at each of lr_milestones, in order (instead of multiplying by "
         "lr_gamma); same length as lr_milestones, or empty.", [])
-    early_stopping_patience: int = _help("Stop after this many epochs without a better val loss (0 disables).", 10)
+    early_stopping_patience: int = _help("Stop after this many epochs without a better val loss (0 disables).", 10,
+                                         aliases=("early_stopping_patience",))
     early_stopping_start: int = _help(
         "Epoch from which early stopping may trigger, counting patience from the best val loss since that "
         "epoch; lets a rising β schedule finish first.", 1
@@ -116,37 +130,46 @@ class TrainConfig:
         "results/reconstructions_epoch_NNN.png (and, with tensorboard, log them and prior samples); 0 disables.", 0)
     tensorboard: bool = _help(
         "Write TensorBoard event files to runs/<id>/logs/ (per-epoch losses, β, lr, KL per dimension, and the "
-        "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False)
+        "pictures of train.pictures_every); needs pip install 'vaekit[tensorboard]'.", False,
+        flag="--tensorboard/--no-tensorboard")
+    mlflow: bool = _help(
+        "Track the run in MLflow: one MLflow run per vaekit run (named by its run id) with the config as "
+        "parameters, per-epoch and final metrics, and the pictures and config.yaml as artifacts; needs pip "
+        "install 'vaekit[mlflow]'.", False, flag="--mlflow/--no-mlflow")
+    mlflow_uri: str = _help(
+        "MLflow tracking URI for train.mlflow; empty means the SQLite store RUNS_DIR/mlflow.db beside the run "
+        "directories (then: mlflow ui --backend-store-uri sqlite:///runs/mlflow.db).", "")
     log_every_steps: int = _help(
         "Every N optimizer steps (counted from the start of the run), log the training batch's loss, "
         "reconstruction and KL, and its unclamped KL per latent dimension (min, max, mean and each value) "
         "to steps.jsonl and, with tensorboard, as train/kl_per_dim/*; 0 disables. The default 50 gives 12 "
         "lines an epoch on ARC's default corpus (80,000 training grids, batch 128) and 4 on the ternary "
-        "one (15,746 operations, batch 64), for one device-to-host read per logged step.", 50)
-    grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0)
+        "one (15,746 operations, batch 64), for one device-to-host read per logged step.", 50,
+            aliases=("log_every_n_steps",))
+    grad_clip: float = _help("Clip the gradient norm to this value (0 disables).", 0.0, aliases=("grad_clip",))
     collapse_threshold: float = _help("Warn when a latent dimension's mean KL (nats) falls below this.", 0.05)
     precision: str = _help(
         "Autocast precision of training, evaluation and sampling: 'fp32', 'bf16', 'fp16' (CUDA only, with "
         "loss scaling) or 'auto' (bf16 where the hardware runs it natively, else fp32). Weights, optimizer "
         "state and checkpoints stay fp32. The run's config.yaml records the resolved value, never 'auto'. "
         "The default 'auto' matched fp32's quality on every domain's shipped config (docs/training.md).",
-        "auto")
+        "auto", flag="--precision")
     compile: bool = _help(
         "Compile the training step (forward and backward) with torch.compile; falls back to eager with a "
         "warning where it fails. Costs seconds to a minute once per process, reported as compile_seconds.",
-        False)
+        False, flag="--compile/--no-compile")
 
 
 @dataclass
 class Config:
     name: str = _help("Experiment name shown by `report`; empty takes the --config file's name.", "")
-    domain: str = _help("Data domain: arc, atari, ternary, gaussians.", "arc")
-    seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0)
-    device: str = _help("auto, cpu, cuda or mps.", "auto")
+    domain: str = _help("Data domain: a registered name (`vaekit models` lists them).", "arc")
+    seed: int = _help("Seed for initialisation, shuffling and augmentation.", 0, flag="--seed")
+    device: str = _help("auto, cpu, cuda or mps.", "auto", flag="--device")
     threads: int = _help("CPU threads for torch: 0 keeps torch's default, one per core (the ternary "
                          "domain defaults to 1). Set 1 when other runs or jobs share the cores: on 2 "
                          "shared cores a second thread made conv2d steps 3x and ternary epochs 10-20x "
-                         "slower. Keep 0 on a machine of its own.", 0)
+                         "slower. Keep 0 on a machine of its own.", 0, flag="--threads")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)
@@ -205,7 +228,7 @@ def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") ->
     for key, value in overrides.items():
         path = f"{prefix}{key}"
         if key not in types:
-            hint = suggest(path, dotted_keys())
+            hint = suggest_key(path)
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
             raise VaekitUsageError(f"{source}: unknown config key '{path}'{suggestion}")
         current = getattr(obj, key)
@@ -226,6 +249,51 @@ def dotted_keys(cls: type | None = None, prefix: str = "") -> list[str]:
         else:
             keys.append(f"{prefix}{f.name}")
     return keys
+
+
+def key_aliases(cls: type | None = None, prefix: str = "") -> dict[str, str]:
+    """Every alias a field declares (its seed-document names) -> the field's dotted key."""
+    aliases: dict[str, str] = {}
+    for f in dataclasses.fields(cls or Config):
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            aliases.update(key_aliases(f.default_factory, f"{prefix}{f.name}."))
+        else:
+            aliases.update({alias: f"{prefix}{f.name}" for alias in f.metadata.get("aliases", ())})
+    return aliases
+
+
+def suggest_key(key: str) -> str | None:
+    """The nearest valid spelling of an unknown dotted or bare ``key``, searching every key, its bare
+    name and its aliases alike.
+
+    An exact alias wins ('train.learning_rate' → 'train.lr'); then the nearest name or alias of the
+    key's own section ('train.learnng_rate' → 'train.lr'); then the nearest over all sections.
+    """
+    keys, aliases = dotted_keys(), key_aliases()
+    section, _, last = key.rpartition(".")
+    if last in aliases:
+        return aliases[last]
+    spellings: dict[str, str] = {name.rsplit(".", 1)[-1]: name for name in keys}
+    spellings.update(aliases)
+    if section:
+        in_section = {spelling: target for spelling, target in spellings.items()
+                      if target.startswith(section + ".")}
+        hint = nearest(last, in_section)
+        if hint:
+            return in_section[hint]
+    everywhere = {name: name for name in keys}
+    everywhere.update({name.split(".", 1)[0]: name.split(".", 1)[0] for name in keys})
+    for spelling, target in spellings.items():
+        everywhere.setdefault(spelling, target)
+    hint = nearest(last, everywhere)
+    return everywhere[hint] if hint else None
+
+
+def is_seed_style(document: dict) -> bool:
+    """True when a config file has a top-level key that is none of our fields or sections: it is
+    written the seed documents' flat way and goes through ``vaekit.seed_configs``."""
+    ours = {f.name for f in dataclasses.fields(Config)}
+    return any(key not in ours for key in document)
 
 
 def load_yaml(path: Path) -> dict:
@@ -323,11 +391,6 @@ def validate(config: Config) -> None:
     for key, value, ok, expected in checks:
         if not ok:
             raise VaekitUsageError(f"{key} must be {expected}, got {value!r}")
-
-
-def config_from_dict(data: dict, source: str) -> Config:
-    """Rebuild a Config from a resolved ``config.yaml`` dict."""
-    return build_config([(source, data)])
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from vaekit.config import Config
+from vaekit.config_fields import flagged_fields
 from vaekit.seed_configs import alias_table_markdown
 
 HEADER = """# Configuration reference
@@ -22,16 +23,10 @@ built-in defaults, the domain's defaults, `--config FILE.yaml`, command-line fla
 with exit code 2 and a one-line message naming the key (and the nearest valid key). The resolved
 config is saved as `config.yaml` in the run directory.
 
-| Flag | Config key |
-|---|---|
-| `--data` | `data.path` |
-| `--model` | `model.name` |
-| `--latent` | `model.latent_dim` |
-| `--epochs`, `--batch-size`, `--lr` | `train.epochs`, `train.batch_size`, `train.lr` |
-| `--beta-schedule`, `--beta-max`, `--warmup-epochs` | `beta.schedule`, `beta.max_beta`, `beta.warmup_epochs` |
-| `--free-bits`, `--free-bits-mode` | `loss.free_bits`, `loss.free_bits_mode` |
-| `--recon-reduction` | `loss.recon_reduction` |
-| `--seed`, `--device` | `seed`, `device` |
+The flags of `vaekit train` and the keyword arguments of `vaekit.train(...)` are generated from the
+same fields (`vaekit/config_fields.py`): each flag below sets one key, and every field's own name is
+an API keyword unless two sections share it (`options`: pass those as
+`overrides={"model.options": {...}}`).
 """
 
 
@@ -64,9 +59,16 @@ sections may be mixed into such a file.
 """
 
 
+def flag_table() -> list[str]:
+    """The `vaekit train` flags and the key each sets, from the field declarations."""
+    rows = ["| Flag | Config key |", "|---|---|"]
+    rows += [f"| `{row.flag}` | `{row.key}` |" for row in flagged_fields()]
+    return rows
+
+
 def configuration_markdown() -> str:
     config = Config()
-    parts = [HEADER, "## Top level\n", "| Key | Type | Default | Meaning |", "|---|---|---|---|",
+    parts = [HEADER, *flag_table(), "", "## Top level\n", "| Key | Type | Default | Meaning |", "|---|---|---|---|",
              *_rows(config, "")]
     for f in dataclasses.fields(config):
         section = getattr(config, f.name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,30 +10,17 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from vaekit.config import (
-    Config,
-    ModelConfig,
-    build_config,
-    dotted_keys,
-    load_yaml,
-    save_config,
-)
+from vaekit.config import Config, ModelConfig, build_config, is_seed_style, load_yaml, save_config
 from vaekit.corpus import SPLITS
-from vaekit.domains import Domain, get_domain
+from vaekit.domains import Domain, get_domain, picture_items
 from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
 from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
-from vaekit.seed_configs import is_seed_style, translate
 from vaekit.training.beta import beta_at, resolve_beta_config
-from vaekit.training.device import (
-    apply_threads,
-    caller_settings,
-    resolve_device,
-    to_device,
-)
+from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.loop import check_selection_metric, check_training_config, fit
 from vaekit.training.precision import inference, inference_precision, resolve_precision
@@ -64,10 +50,11 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
 
 def _from_seed_style(loaded: dict, config_file: Path) -> dict:
     """A flat seed-document file mapped onto our sections, one stderr line per key it mapped."""
-    top_level = [f.name for f in dataclasses.fields(Config)]
-    if not is_seed_style(loaded, top_level):
+    if not is_seed_style(loaded):
         return loaded
-    nested, lines = translate(loaded, top_level, dotted_keys(), str(config_file))
+    from vaekit.seed_configs import translate  # only such files need the translator
+
+    nested, lines = translate(loaded, str(config_file))
     for line in lines:
         print(f"{config_file}: {line}", file=sys.stderr)
     return nested
@@ -316,5 +303,6 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     with caller_settings(loaded.config.threads), \
             inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
         loaded.results_dir.mkdir(parents=True, exist_ok=True)
-        files = loaded.domain.save_pictures(loaded.model, corpus.arrays, loaded.results_dir, n, generator)
+        files = loaded.domain.save_pictures(loaded.model, picture_items(corpus.arrays, "test"),
+                                             loaded.results_dir, n, generator)
     return loaded, files

@@ -5,17 +5,20 @@ The seed specifications give their hyperparameters as one flat mapping (``latent
 declared table from such a key to our dotted config key(s), with a converter where the value needs one;
 keys that mean nothing to vaekit are listed with the reason they are ignored, so nothing is dropped
 silently. ``translate`` turns a flat file into our nested sections and says what it mapped.
-This module imports nothing from ``vaekit.config`` so that the config module can use the table for
-its "did you mean" suggestions.
+The one-to-one names come from the config fields' own ``aliases`` (``vaekit.config``); this module
+adds the keys whose values need converting, the keys that set model options, and the ignored ones.
+Only a file with seed-style keys imports it (``vaekit.experiment``); the core config does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from vaekit.errors import VaekitUsageError, nearest
+from vaekit.config import Config, key_aliases, suggest_key
+from vaekit.errors import VaekitUsageError
 
 Converter = Callable[[object, dict], dict]  # (value, whole document) -> {dotted key: value}
 
@@ -143,12 +146,12 @@ def _statenet(value: object, _doc: dict) -> dict:
     return {"model.name": "ternary_dual", "model.options.statenet": bool(value)}
 
 
-RHO_KNOTS = [[40, 0.1], [120, 0.3], [250, 0.7]]  # the report's permeability phases (TernaryDualVAE's default)
-
-
 def _rho_range(_value: object, section: dict) -> dict:
-    """rho_min and rho_max are the first and last values of the report's ρ phases (epochs 40 and 250)."""
-    knots = [list(knot) for knot in RHO_KNOTS]
+    """rho_min and rho_max are the first and last values of the report's ρ phases (the dual model's
+    default knots, epochs 40 and 250)."""
+    from vaekit.models import option_default
+
+    knots = [list(knot) for knot in option_default("ternary_dual", "rho_knots")]
     knots[0][1], knots[-1][1] = section.get("rho_min", knots[0][1]), section.get("rho_max", knots[-1][1])
     return {"model.options.rho_knots": knots}
 
@@ -190,67 +193,24 @@ SECTION_ALIASES: dict[str, dict[str, Alias]] = {
     "Regularization": {"eps_kl": _ignored(EPS_KL)},
 }
 
-ALIASES: dict[str, Alias] = {
-    # ARC specification (000) and the Gaussian-splat common block (004)
-    "latent_dim": _to("model.latent_dim"),
-    "batch_size": _to("train.batch_size"),
+# Keys whose value needs converting, keys that set model options, and keys that mean nothing to vaekit.
+_SPECIAL: dict[str, Alias] = {
     "learning_rate": Alias(("train.lr",), _learning_rate),
     "optimizer": _lower("train.optimizer"),
     "lr_schedule": Alias(("train.lr_schedule", "train.cosine_t_max", "train.min_lr"), _lr_schedule),
-    "max_epochs": _to("train.epochs"),
-    "epochs": _to("train.epochs"),
-    "early_stopping_patience": _to("train.early_stopping_patience"),
-    "weight_decay": _to("train.weight_decay"),
-    "grad_clip": _to("train.grad_clip"),
     "encoder_filters": _to("model.options.encoder_filters"),
     "decoder_filters": _to("model.options.decoder_filters"),
-    # β-schedule specification (001)
-    "beta_schedule": _to("beta.schedule"),
-    "beta_max": _to("beta.max_beta"),
-    "beta_warmup_epochs": _to("beta.warmup_epochs"),
-    "beta_ramp_epochs": _to("beta.ramp_epochs"),
-    "beta_cycle_length": _to("beta.cycle_length"),
     "free_bits_lambda": Alias(("loss.free_bits",), _free_bits_lambda),
     "use_free_bits": Alias(("loss.free_bits",), _use_free_bits),
-    "free_bits": _to("loss.free_bits"),
     "use_focal_loss": Alias(("model.options.recon_loss", "model.options.focal_gamma", "model.options.focal_alpha"),
                             _use_focal_loss),
-    "log_every_n_steps": _to("train.log_every_steps"),
     "run_id": _ignored("vaekit names each run itself (runs/<id>/); use name: for a label"),
     "eps_kl": _ignored(EPS_KL),
     "use_wandb": _ignored("vaekit logs to runs/<id>/ and, with train.tensorboard, TensorBoard; no wandb"),
 }
 
-
-def alias_candidates() -> dict[str, str]:
-    """Every alias name → the dotted key a suggestion should show (ignored keys show themselves)."""
-    return {name: (alias.targets[0] if alias.targets else name) for name, alias in ALIASES.items()}
-
-
-def suggest(key: str, dotted_keys: Iterable[str]) -> str | None:
-    """The nearest valid spelling of a dotted or bare ``key``.
-
-    An exact alias wins ('train.learning_rate' → 'train.lr'); then the nearest key of the same section;
-    then the nearest over every section's keys, their bare names and the aliases.
-    """
-    dotted = list(dotted_keys)
-    section, _, last = key.rpartition(".")
-    aliases = alias_candidates()
-    if last in aliases:
-        return aliases[last]
-    if section:
-        same_section = {name.rsplit(".", 1)[-1]: name for name in dotted if name.startswith(section + ".")}
-        hint = nearest(last, same_section)
-        if hint:
-            return same_section[hint]
-    by_spelling: dict[str, str] = {name: name for name in dotted}
-    by_spelling.update({name.split(".", 1)[0]: name.split(".", 1)[0] for name in dotted})
-    for name in dotted:
-        by_spelling.setdefault(name.rsplit(".", 1)[-1], name)
-    for name, target in aliases.items():
-        by_spelling.setdefault(name, target)
-    hint = nearest(last, by_spelling)
-    return by_spelling[hint] if hint else None
+# Every seed key: the config fields' one-to-one aliases, then the special ones (which win).
+ALIASES: dict[str, Alias] = {**{name: _to(key) for name, key in key_aliases().items()}, **_SPECIAL}
 
 
 def _nest(dotted: str, value: object, into: dict) -> None:
@@ -261,14 +221,7 @@ def _nest(dotted: str, value: object, into: dict) -> None:
     cursor[parts[-1]] = value
 
 
-def is_seed_style(document: dict, top_level_keys: Iterable[str]) -> bool:
-    """True when some top-level key is not one of our fields or sections."""
-    known = set(top_level_keys)
-    return any(key not in known for key in document)
-
-
-def translate(document: dict, top_level_keys: Iterable[str], dotted_keys: Iterable[str],
-              source: str) -> tuple[dict, list[str]]:
+def translate(document: dict, source: str) -> tuple[dict, list[str]]:
     """Map a flat seed-style mapping onto our nested sections.
 
     Returns:
@@ -278,8 +231,7 @@ def translate(document: dict, top_level_keys: Iterable[str], dotted_keys: Iterab
     Raises:
         VaekitUsageError: for a key that is neither ours nor in ``ALIASES``, naming the nearest valid one.
     """
-    known = set(top_level_keys)
-    dotted = list(dotted_keys)
+    known = {f.name for f in dataclasses.fields(Config)}
     nested: dict = {}
     lines: list[str] = []
     set_by: dict[str, tuple[str, object]] = {}  # dotted target -> (seed key, value) that set it
@@ -287,7 +239,7 @@ def translate(document: dict, top_level_keys: Iterable[str], dotted_keys: Iterab
     def map_key(key: str, value: object, aliases: dict[str, Alias], scope: dict, label: str) -> None:
         alias = aliases.get(key) or ALIASES.get(key)
         if alias is None:
-            hint = suggest(str(key), dotted)
+            hint = suggest_key(str(key))
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
             raise VaekitUsageError(f"{source}: unknown config key '{label}'{suggestion}")
         if alias.ignored_because:

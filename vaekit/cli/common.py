@@ -6,7 +6,6 @@ import functools
 import os
 import traceback
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from vaekit.errors import (EXIT_DISK, EXIT_INTERNAL, EXIT_INTERRUPTED, VaekitError, VaekitWarning,
                            first_line)
 from vaekit.files import REFUSED_WRITES
+from vaekit.option_parsers import integer, number  # noqa: F401 - the commands' option parsers
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -27,30 +27,6 @@ CheckpointOption = Annotated[str, typer.Option(
                          "epoch_NNN (kept by train.checkpoint_every).")]
 
 DEBUG_VARIABLE = "VAEKIT_DEBUG"
-
-
-def integer(minimum: int | None = None) -> Callable[[str], int]:
-    """A Typer ``parser`` for an integer option whose error echoes the value given
-    ("Invalid value for '--epochs': expected an integer, got 'ten'"); Typer's own message does not."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise typer.BadParameter(f"expected an integer, got {text!r}") from None
-        if minimum is not None and value < minimum:
-            raise typer.BadParameter(f"expected an integer ≥ {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def number(text: str) -> float:
-    """A Typer ``parser`` for a float option whose error echoes the value given."""
-    try:
-        return float(text)
-    except ValueError:
-        raise typer.BadParameter(f"expected a number, got {text!r}") from None
 
 
 class _Settings:
@@ -122,5 +98,3 @@ def _internal(error: BaseException) -> str:
     return (f"internal error: {type(error).__name__}: {first_line(error)}; rerun with {DEBUG_VARIABLE}=1 "
             "(or vaekit --debug ...) for the traceback")
 
-
-usage_errors_exit_2 = cli_errors  # the former name, kept for commands written against it

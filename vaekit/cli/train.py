@@ -7,61 +7,36 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import RunsDirOption, cli_errors, console, err_console, integer, number
+from vaekit.cli.common import RunsDirOption, cli_errors, console, err_console
+from vaekit.cli.config_flags import with_config_flags
 from vaekit.config import parse_set_option
 from vaekit.errors import EXIT_INTERRUPTED
 
 
-def _flag_layer(values: dict[str, object]) -> dict:
-    """Nested config overrides from the flags that were given (None = not given)."""
-    nested: dict = {}
-    for dotted, value in values.items():
-        if value is None:
-            continue
-        section, key = dotted.split(".")
-        nested.setdefault(section, {})[key] = value
-    return nested
+def _domain_help() -> str:
+    from vaekit.domains import list_domains
+
+    return f"Data domain: {', '.join(list_domains())}."
 
 
 @cli_errors
+@with_config_flags
 def train(
-    domain: Annotated[str, typer.Argument(help="Data domain: arc, atari, ternary or gaussians.")],
-    data: Annotated[Optional[Path], typer.Option(help="Corpus .npz (default: the domain's collect output).")] = None,
+    domain: Annotated[str, typer.Argument(help=_domain_help())],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML config file.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Registered model name (see `vaekit models`).")] = None,
-    latent: Annotated[Optional[int], typer.Option(parser=integer(), help="Latent dimension d.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(parser=integer(), help="Maximum epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(parser=integer(), help="Mini-batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(parser=number, help="Initial learning rate.")] = None,
-    beta_schedule: Annotated[Optional[str], typer.Option(
-        help="three_phase, linear_warmup, aggressive, constant, ultra_conservative or cyclical.")] = None,
-    beta_max: Annotated[Optional[float], typer.Option(parser=number, help="Final (or peak) β of the schedule.")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option(parser=integer(), help="β warm-up length in epochs.")] = None,
-    free_bits: Annotated[Optional[float], typer.Option(parser=number, help="Free bits, nats per latent dimension.")] = None,
-    free_bits_mode: Annotated[Optional[str], typer.Option(help="per_sample or batch_mean.")] = None,
-    recon_reduction: Annotated[Optional[str], typer.Option(help="sum (the ELBO) or mean over elements.")] = None,
-    seed: Annotated[Optional[int], typer.Option(parser=integer(), help="Random seed, 0 or more (recorded in config.yaml).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    threads: Annotated[Optional[int], typer.Option(
-        help="CPU threads; 0 = one per core (default; ternary: 1). Use 1 when other jobs share the cores: "
-             "oversubscribed cores made epochs 3-20x slower.")] = None,
-    precision: Annotated[Optional[str], typer.Option(
-        help="auto (default: bf16 where the hardware runs it natively, else fp32), fp32, bf16 or fp16 (CUDA only).")] = None,
-    compile_: Annotated[Optional[bool], typer.Option(
-        "--compile/--no-compile", help="Compile the training step with torch.compile (costs time once).")] = None,
-    tensorboard: Annotated[Optional[bool], typer.Option(
-        "--tensorboard/--no-tensorboard", help="Write TensorBoard event files to RUN/logs/ (train.tensorboard).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run directory name (default: next run_NNN).")] = None,
     runs_dir: RunsDirOption = Path("runs"),
     resume: Annotated[bool, typer.Option(help="Continue --run-id from its checkpoints/last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run with the same --run-id.")] = False,
     progress: Annotated[bool, typer.Option(help="Show the live progress bar.")] = True,
+    config_flags: dict | None = None,
 ):
     """Train a VAE on a domain's corpus; writes runs/<run_id>/ (config, metrics, checkpoints, results).
 
     Settings come from, lowest first: built-in defaults, the domain's defaults, --config YAML, the
-    flags below, and --set. The resolved config is saved as config.yaml in the run directory.
+    flags below, and --set. Each flag sets one config key (named in its help; docs/configuration.md
+    lists them all). The resolved config is saved as config.yaml in the run directory.
 
     Examples:
       vaekit train arc --latent 10
@@ -74,16 +49,7 @@ def train(
     from vaekit.experiment import train_run
     from vaekit.training.distributed import workers_from_environment
 
-    flags = _flag_layer({
-        "data.path": str(data) if data else None, "model.name": model, "model.latent_dim": latent,
-        "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
-        "beta.schedule": beta_schedule, "beta.max_beta": beta_max, "beta.warmup_epochs": warmup_epochs,
-        "loss.free_bits": free_bits, "loss.free_bits_mode": free_bits_mode,
-        "loss.recon_reduction": recon_reduction, "train.precision": precision, "train.compile": compile_,
-        "train.tensorboard": tensorboard,
-    })
-    top = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
-    layers = [("command-line flags", {**flags, **top})]
+    layers = [("command-line flags", config_flags or {})]
     layers += [(f"--set {item}", parse_set_option(item)) for item in set_ or []]
     try:
         run = train_run(domain, config, layers, runs_dir, run_id, resume, overwrite, console, progress)

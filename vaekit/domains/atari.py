@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
 import torch
+import typer
 
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.errors import VaekitUsageError
+from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
 
@@ -59,11 +63,56 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
     return save_corpus(out, arrays, metadata)
 
 
+def collect_atari_command(
+    env: Annotated[str, typer.Option(help="Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5).")] = "Breakout",
+    episodes: Annotated[int, typer.Option(parser=integer(), help="Episodes to play (split 80/10/10 by episode).")] = 100,
+    policy: Annotated[str, typer.Option(help="Action policy: random.")] = "random",
+    frame_size: Annotated[int, typer.Option(parser=integer(), help="Side of the square frames after resizing.")] = 64,
+    grayscale: Annotated[bool, typer.Option(help="Store one grey channel instead of RGB.")] = False,
+    frameskip: Annotated[int, typer.Option(parser=integer(), help="Emulator frames per step (the last one is kept).")] = 4,
+    max_steps_per_episode: Annotated[int, typer.Option(parser=integer(), help="Truncate episodes after this many steps.")] = 10_000,
+    num_envs: Annotated[int, typer.Option(parser=integer(), help="Environments stepped together (C++ threads).")] = 4,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the environments, the policy and the split.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
+):
+    """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
+
+    Splits are by episode (80/10/10), so no frames of one episode are in two splits. Deterministic
+    for a seed.
+
+    Example: vaekit collect atari --env Breakout --episodes 100 --frame-size 64
+    """
+    from rich.progress import TextColumn
+
+    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
+    from vaekit.domains.atari_collect import POLICIES, resolve_game
+
+    game = resolve_game(env)
+    POLICIES.get(policy)
+    if frame_size < 8 or episodes < 1 or frameskip < 1 or max_steps_per_episode < 1:
+        raise VaekitUsageError("--frame-size must be ≥ 8 and --episodes, --frameskip, --max-steps-per-episode ≥ 1")
+    settings = CollectSettings(game=game, episodes=episodes, policy=policy, frame_size=frame_size,
+                               grayscale=grayscale, frameskip=frameskip, max_steps_per_episode=max_steps_per_episode,
+                               seed=seed, num_envs=num_envs)
+    out = out or Path(f"data/atari_{game}.npz")
+    started = time.perf_counter()
+    with collect_progress(TextColumn("{task.fields[frames]:,} frames")) as progress:
+        task = progress.add_task(f"playing {game}", total=episodes, frames=0)
+        path, metadata = collect_atari(settings, out,
+                                       lambda frames, done: progress.update(task, completed=done, frames=frames))
+    seconds = time.perf_counter() - started
+    print_corpus_summary(path, metadata, seconds, {
+        "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",
+        "mean episode length": f"{metadata['mean_episode_length']:.1f}",
+        "mean return": f"{metadata['mean_return']:.2f}", "frames/s": f"{metadata['frames'] / seconds:,.0f}"})
+
+
 @register_domain("atari")
 class AtariDomain(Domain):
     name = "atari"
     default_corpus = "data/atari_breakout.npz"
     collect_command = "vaekit collect atari --env Breakout --episodes 100"
+    collect_cli = staticmethod(collect_atari_command)
     data_format = FRAMES
     model_protocol = FrameModel
     selection_metrics = ("psnr", "pixel_accuracy")
@@ -98,28 +147,33 @@ class AtariDomain(Domain):
         mse = metrics.get("mse")
         return {"psnr": 10 * math.log10(1.0 / mse) if mse else float("inf")} if mse is not None else {}
 
+    def rgb_images(self, corpus):
+        """The frames in [0, 1], grey frames repeated over three channels."""
+        self.validate(corpus)
+        frames = {split: corpus.arrays[split].astype(np.float32) / 255.0 for split in ("train", "val", "test")}
+        return {split: np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for split, f in frames.items()}
+
     def item_images(self, items, arrays):
         from vaekit.plots import ImageStyle
 
         return items, ImageStyle("gray", 0, 255)
 
-    def save_pictures(self, model, arrays, results, n, generator):
+    def save_pictures(self, model, shown, results, n, generator):
         from vaekit.plots import save_frame_rows, save_latent_histograms, save_latent_pca
 
         device = next(model.parameters()).device
-        test = torch.as_tensor(arrays["test"], device=device)
-        shown = test[torch.linspace(0, len(test) - 1, min(16, len(test))).long()]
+        items = torch.as_tensor(shown.items, device=device)
+        picked = items[torch.linspace(0, len(items) - 1, min(16, len(items))).long()]
         with torch.no_grad():
-            recon = model.frame_means(model.decode(model.encode(shown)[0]))
-            samples = model.frame_means(model.decode(torch.randn(n, model.latent_dim, generator=generator).to(device)))
-            mus = torch.cat([model.encode(test[i:i + 1024])[0] for i in range(0, len(test), 1024)]).cpu().numpy()
-        to_images = lambda x: (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).astype(np.uint8)  # noqa: E731
-        np.savez_compressed(results / "samples.npz", samples=to_images(samples))
+            recon = model.decode_data(model.encode(picked)[0])
+            samples = model.sample_prior(n, generator)
+            mus = torch.cat([model.encode(items[i:i + 1024])[0] for i in range(0, len(items), 1024)]).cpu().numpy()
+        np.savez_compressed(results / "samples.npz", samples=samples.cpu().numpy())
         return [
-            save_frame_rows([to_images(model.prepare(shown)), to_images(recon)], ["original", "reconstruction"],
+            save_frame_rows([picked.cpu().numpy(), recon.cpu().numpy()], ["original", "reconstruction"],
                             results / "reconstructions.png"),
-            save_frame_rows([to_images(samples)], ["z ~ N(0, I)"], results / "samples.png"),
-            save_latent_pca(mus, arrays["test_step"], results / "latent_pca.png"),
+            save_frame_rows([samples.cpu().numpy()], ["z ~ N(0, I)"], results / "samples.png"),
+            save_latent_pca(mus, shown.side["step"], results / "latent_pca.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),
             results / "samples.npz",
         ]

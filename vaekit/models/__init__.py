@@ -55,6 +55,13 @@ def create_model(name: str, latent_dim: int, options: dict | None = None) -> nn.
     return model
 
 
+def option_default(name: str, option: str):
+    """The default value of one option of a registered model (what it builds with when the config
+    leaves the option out)."""
+    parameter = inspect.signature(MODELS.get(name).__init__).parameters[option]
+    return parameter.default
+
+
 def list_models() -> list[str]:
     return MODELS.names()
 

@@ -20,3 +20,4 @@ from vaekit.training.callbacks import metrics_csv  # noqa: F401
 from vaekit.training.callbacks import curves  # noqa: F401
 from vaekit.training.callbacks import pictures  # noqa: F401
 from vaekit.training.callbacks import tensorboard  # noqa: F401
+from vaekit.training.callbacks import mlflow_sink  # noqa: F401

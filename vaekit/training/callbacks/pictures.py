@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vaekit.config import Config
+from vaekit.domains import picture_items
 from vaekit.errors import VaekitUsageError
 from vaekit.training.events import Callback, Training, register_callback
 from vaekit.training.precision import inference
@@ -21,16 +22,10 @@ from vaekit.training.precision import inference
 ITEMS = 16  # validation items shown, and prior samples drawn
 
 
-def validation_arrays(arrays: dict) -> dict:
-    """The corpus arrays with the validation split in the place of the test split, which is the one
-    the domains' ``save_pictures`` draws (and its companions: test_image -> val_image, ...)."""
-    return {**arrays, **{"test" + key[3:]: value for key, value in arrays.items() if key.startswith("val")}}
-
-
 @register_callback
 class EpochPictures(Callback):
     def __init__(self, every: int):
-        self.every, self.arrays = every, None
+        self.every, self.shown = every, None
 
     @classmethod
     def check_config(cls, config: Config) -> None:
@@ -45,14 +40,14 @@ class EpochPictures(Callback):
         epoch = record["epoch"]
         if not t.writes or epoch % self.every:
             return
-        if self.arrays is None:
-            self.arrays = validation_arrays(t.domain.load(t.config.data.path).arrays)
+        if self.shown is None:
+            self.shown = picture_items(t.domain.load(t.config.data.path).arrays, "val")
         with tempfile.TemporaryDirectory() as folder, torch.random.fork_rng(devices=[]):
             generator = torch.Generator().manual_seed(t.config.seed)  # the same prior samples every epoch
             t.model.eval()
             try:
                 with torch.no_grad(), inference(t.config.train.precision, next(t.model.parameters()).device):
-                    files = t.domain.save_pictures(t.model, self.arrays, Path(folder), ITEMS, generator)
+                    files = t.domain.save_pictures(t.model, self.shown, Path(folder), ITEMS, generator)
             finally:
                 t.model.train()
             pictures = {p.stem: p for p in files if p.suffix == ".png" and p.stem in ("reconstructions", "samples")}
