@@ -142,7 +142,6 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
     stats = {"loss": loss, "recon": recon, "kl": kl}
     if cfg.nonfinite == "skip":
         stats["skipped_steps"] = skipped
-    stats["seconds"] = seconds_before + time.perf_counter() - started
     return stats
 
 

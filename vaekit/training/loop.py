@@ -225,9 +225,9 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
                 train_stats = train_one_epoch(step, train_data, domain, config, beta, ctx, progress, task, epoch,
                                               position)
             except NonFiniteError as error:
-                message = (f"{error}. Nothing of epoch {epoch} after last.pt was saved: last.pt holds "
-                           f"{_held(ctx.last_checkpoint or position, state)}, vae_best.pth epoch {state.best_epoch}; continue with --resume "
-                           "(e.g. with a lower --lr or --set train.grad_clip=1), or set train.nonfinite=skip")
+                message = (f"{error}. {_saved(epoch, ctx.last_checkpoint or position, state)}, vae_best.pth epoch "
+                           f"{state.best_epoch}; continue with --resume (e.g. with a lower --lr or --set "
+                           "train.grad_clip=1), or set train.nonfinite=skip")
                 events.stop("nonfinite", message)
                 raise NonFiniteError(message) from None
             except Interrupted as error:
@@ -235,7 +235,6 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
             resumed_seconds = position.seconds if position is not None else 0.0
             position = ctx.last_checkpoint = None
             progress.remove_task(task)
-            train_stats.pop("seconds")
             scheduler.step()
             workers.average_buffers(model)  # so every worker validates and adjusts the same model
             controller_values = model.on_epoch_end(optimizer)
@@ -276,7 +275,9 @@ def save_position(training: Training, at: EpochPosition) -> None:
     save_last(training, at)
 
 
-def _held(position: EpochPosition | None, state: TrainState) -> str:
+def _saved(epoch: int, position: EpochPosition | None, state: TrainState) -> str:
+    """What a stop for a non-finite value kept: up to the epoch's last mid-epoch last.pt, or the epoch before."""
     if position is not None and position.step:
-        return f"epoch {position.epoch} up to its step {position.step}"
-    return f"epoch {state.epoch}"
+        return (f"Nothing after step {position.step} of epoch {epoch} was saved: last.pt holds epoch {epoch} up to "
+                f"its step {position.step}")
+    return f"Nothing of epoch {epoch} was saved: last.pt holds epoch {state.epoch}"
