@@ -93,6 +93,7 @@ def _ddp_step_worker(rank: int, world_size: int, port: int, out: str) -> None:
         return terms.recon.mean(), terms, None
 
     model.objective = objective
+    model.has_unused_parameters = True  # z = mu: the log-variance head gets no gradient from this objective
     step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.0), "fp32", torch.device("cpu"),
                      LossConfig(), workers=workers)
     loss, recon, _ = step(grids()[workers.shard(torch.arange(12))], 1.0)
