@@ -86,7 +86,7 @@ def test_registration_demands_a_data_format_and_the_vae_interface():
     class NotAVae(torch.nn.Module):
         data_format = ARC_GRID
 
-    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prefers_channels_last, supports_compile, prepare, encode"):
+    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prefers_channels_last, supports_compile, corrects_lr, prepare, encode"):
         check_model_class("not_a_vae", NotAVae)
 
     class NoDataDomain:

@@ -27,7 +27,8 @@ from vaekit.training.callbacks.best_checkpoint import BestCheckpoint
 from vaekit.training.distributed import Workers
 from vaekit.training.epoch import StepContext, train_one_epoch
 from vaekit.training.events import Callback
-from vaekit.training.loop import make_optimizer, make_scheduler
+from vaekit.training.loop import make_optimizer
+from vaekit.training.lr_schedules import make_scheduler
 from vaekit.training.resume import TrainState
 from vaekit.training.step import TrainStep
 

@@ -104,9 +104,9 @@ def test_statenet_is_about_a_thousand_parameters_and_moves_lr_by_at_most_5_perce
     model.on_epoch_start(1, 10)
     model.correction_sum.fill_(1.0)
     model.correction_steps.fill_(1.0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    model.on_epoch_end(optimizer)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(1.05)
+    assert model.corrects_lr and model.lr_factor() == pytest.approx(1.05)
+    assert model.on_epoch_end()["statenet_lr_factor"] == pytest.approx(1.05)
+    assert not create_model("ternary_dual", 16, {"statenet": False}).corrects_lr
 
 
 def test_dual_and_baseline_end_to_end(tmp_path, ternary_corpus):

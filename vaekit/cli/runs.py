@@ -60,16 +60,18 @@ def runs(
 
 @cli_errors
 def models(json_output: Annotated[bool, JsonOption] = False):
-    """List the registered models, the domains each one can train on, and the domains.
+    """List the registered models, the domains each one can train on, their options (model.options)
+    and the domains; --json gives each option's default.
 
     Example: vaekit models --json
     """
     from vaekit.domains import get_domain, list_domains
-    from vaekit.models import MODELS
+    from vaekit.models import MODELS, model_options
 
     domains = [get_domain(name) for name in list_domains()]
     described = [{"name": name, "description": (MODELS.get(name).__doc__ or "").strip().splitlines()[0],
-                  "domains": [d.name for d in domains if d.model_problem(MODELS.get(name)) is None]}
+                  "domains": [d.name for d in domains if d.model_problem(MODELS.get(name)) is None],
+                  "options": model_options(MODELS.get(name))}
                  for name in MODELS.names()]
     if json_output:
         print_json({"models": described, "domains": list_domains()})
@@ -78,7 +80,9 @@ def models(json_output: Annotated[bool, JsonOption] = False):
     table.add_column("name")
     table.add_column("domains")
     table.add_column("description")
+    table.add_column("options")
     for entry in described:
-        table.add_row(entry["name"], ", ".join(entry["domains"]) or "—", entry["description"])
+        table.add_row(entry["name"], ", ".join(entry["domains"]) or "—", entry["description"],
+                      ", ".join(entry["options"]))
     console.print(table)
     console.print(f"Domains: {', '.join(list_domains())}")

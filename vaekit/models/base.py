@@ -51,8 +51,18 @@ class TrainingHooks:
         """Called after each step's gradients are final (averaged over workers, clipped) and
         before the optimizer step: the one place a model may read its parameters' ``.grad``."""
 
-    def on_epoch_end(self, optimizer: torch.optim.Optimizer) -> dict:
-        """Act after an epoch's updates (e.g. a controller adjusting the lr); returns values to log."""
+    # True where the model corrects the learning rate after each epoch by ``lr_factor()``.
+    corrects_lr: bool = False
+
+    def lr_factor(self) -> float:
+        """The factor this epoch's updates ask the lr to be multiplied by (1.0 by default); the loop's
+        scheduler applies it after the configured schedule's step (vaekit.training.lr_schedules),
+        when ``corrects_lr`` is set."""
+        return 1.0
+
+    def on_epoch_end(self) -> dict:
+        """Act after an epoch's updates and its lr step (e.g. a controller adjusting loss weights);
+        returns values to log."""
         return {}
 
     def phase_boundaries(self) -> list[tuple[int, str]]:
@@ -82,6 +92,8 @@ class GaussianVAE(TrainingHooks, nn.Module):
     # Convolutional models whose kernels run faster on NHWC tensors say so; ``create_model`` then
     # stores their 4-d weights channels-last (the measurements are in docs/training.md).
     prefers_channels_last: bool = False
+    # A variant's defaults in place of its family constructor's (vaekit.models.create_model applies them).
+    default_options: ClassVar[dict] = {}
     # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
     # into Python numbers every step, so torch.compile would recompile until it gives up).
     supports_compile: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from vaekit.data_formats import ARC_GRID
 from vaekit.errors import VaekitUsageError
@@ -59,7 +60,19 @@ def check_cell_loss_options(model_name: str, model_cls: type, options: dict) -> 
 
 
 class CategoricalGridVAE(CategoricalCells, GaussianVAE):
-    """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell."""
+    """Grids of integer colours (batch, H, W) uint8, decoded as a categorical per cell: the family of
+    every grid VAE, whose constructor holds their arguments.
+
+    Args:
+        latent_dim: d.
+        num_colors: colours per cell.
+        grid_size: side of the square grid.
+        channels, strides, hidden: the conv encoder's stages and its dense layer (the decoder mirrors
+            ``hidden``).
+        decoder_channels: output channels of each decoder stage (``build_decoder``).
+        norm: BatchNorm after each convolution.
+        recon_loss, focal_gamma, focal_alpha: the per-cell training loss (vaekit.models.cell_losses).
+    """
 
     prefers_channels_last = True  # as fast or faster on CPU (docs/training.md); the one-hot input is NHWC already
 
@@ -82,9 +95,13 @@ class CategoricalGridVAE(CategoricalCells, GaussianVAE):
         self.num_colors = num_colors
         self.use_cell_loss(recon_loss, focal_gamma, focal_alpha)
         self.encoder = ConvEncoder2d(num_colors, channels, strides, grid_size, hidden, latent_dim, norm)
-        self.decoder = ConvDecoder2d(
-            latent_dim, hidden, self.encoder.feature_shape, decoder_channels, num_colors, norm
-        )
+        self.decoder = self.build_decoder(latent_dim, grid_size, hidden, decoder_channels, norm)
+
+    def build_decoder(self, latent_dim: int, grid_size: int, hidden: int, decoder_channels: tuple,
+                      norm: bool) -> nn.Module:
+        """z -> logits (batch, colours, H, W): the seed's dense layers and transposed convolutions,
+        mirroring the encoder."""
+        return ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels, self.num_colors, norm)
 
 
 @register_model("conv2d")
@@ -96,22 +113,7 @@ class Conv2dGridVAE(CategoricalGridVAE):
 class WideConv2dGridVAE(CategoricalGridVAE):
     """A stronger grid VAE: twice the channels, a 512-wide dense layer and BatchNorm."""
 
-    def __init__(
-        self,
-        latent_dim: int = 10,
-        num_colors: int = 10,
-        grid_size: int = 16,
-        channels: tuple = (64, 128, 256),
-        strides: tuple = (1, 2, 2),
-        hidden: int = 512,
-        decoder_channels: tuple = (128, 64),
-        norm: bool = True,
-        recon_loss: str = "cross_entropy",
-        focal_gamma: float | None = None,
-        focal_alpha: float | list | None = None,
-    ):
-        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, decoder_channels, norm,
-                         recon_loss, focal_gamma, focal_alpha)
+    default_options = dict(channels=(64, 128, 256), hidden=512, decoder_channels=(128, 64), norm=True)
 
 
 @register_model("conv2d_broadcast")
@@ -119,22 +121,7 @@ class BroadcastGridVAE(CategoricalGridVAE):
     """The seed's encoder with a spatial-broadcast decoder: z tiled over 16×16 with coordinates,
     then stride-1 3×3 convolutions."""
 
-    def __init__(
-        self,
-        latent_dim: int = 10,
-        num_colors: int = 10,
-        grid_size: int = 16,
-        channels: tuple = (32, 64, 128),
-        strides: tuple = (1, 2, 2),
-        hidden: int = 128,
-        decoder_channels: tuple = (64, 64, 64, 64),
-        norm: bool = False,
-        recon_loss: str = "cross_entropy",
-        focal_gamma: float | None = None,
-        focal_alpha: float | list | None = None,
-    ):
-        super().__init__(latent_dim, num_colors, grid_size, channels, strides, hidden, (), norm,
-                         recon_loss, focal_gamma, focal_alpha)
-        # Replaces the parent's decoder after building it, so the random initialisation (and the
-        # figures in docs/domains/arc.md) stay those of the runs that were measured.
-        self.decoder = SpatialBroadcastDecoder2d(latent_dim, grid_size, decoder_channels, num_colors, norm)
+    default_options = dict(decoder_channels=(64, 64, 64, 64))
+
+    def build_decoder(self, latent_dim, grid_size, hidden, decoder_channels, norm):
+        return SpatialBroadcastDecoder2d(latent_dim, grid_size, decoder_channels, self.num_colors, norm)

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaekit.models import register_model
-from vaekit.models.base import GaussianVAE, at_least_fp32
-from vaekit.models.conv2d import CategoricalCells
-from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d
+from vaekit.models.base import at_least_fp32
+from vaekit.models.conv2d import CategoricalGridVAE
+from vaekit.models.layers import ConvDecoder2d
 
 
 def causal_mask(kernel_size: int) -> torch.Tensor:
@@ -94,46 +94,29 @@ class CausalGridHead(nn.Module):
         return logits
 
 
-class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
-    """Grids (batch, H, W) uint8 of integer colours; conv encoder, canvas + causal-head decoder.
+@register_model("conv2d_ar")
+class AutoregressiveGridVAE(CategoricalGridVAE):
+    """Seed encoder; decoder = seed canvas network + causal 5×5 head, decoded cell by cell from z.
+
+    Takes the grid VAE's options (``CategoricalGridVAE``; its ``decoder_channels`` shape the canvas
+    network), and:
 
     Args:
-        latent_dim: d.
-        num_colors: colours per cell.
-        grid_size: side of the square grid.
-        channels, strides, hidden, decoder_channels, norm: the conv encoder and canvas network, as in
-            the factorised grid VAE.
         head_channels: width C of the canvas features and of the causal head.
         kernel_size: side of the causal window (odd); 5 reads two rows up and two cells left.
-        recon_loss, focal_gamma, focal_alpha: the training loss over the teacher-forced cells, as in
-            the factorised grid VAE (vaekit.models.cell_losses).
     """
 
-    def __init__(
-        self,
-        latent_dim: int = 10,
-        num_colors: int = 10,
-        grid_size: int = 16,
-        channels: tuple = (32, 64, 128),
-        strides: tuple = (1, 2, 2),
-        hidden: int = 128,
-        decoder_channels: tuple = (64, 32),
-        norm: bool = False,
-        head_channels: int = 64,
-        kernel_size: int = 5,
-        recon_loss: str = "cross_entropy",
-        focal_gamma: float | None = None,
-        focal_alpha: float | list | None = None,
-    ):
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.num_colors = num_colors
-        self.use_cell_loss(recon_loss, focal_gamma, focal_alpha)
-        self.encoder = ConvEncoder2d(num_colors, channels, strides, grid_size, hidden, latent_dim, norm)
-        self.decoder = nn.ModuleDict({
+    prefers_channels_last = False  # measured for the factorised decoders only
+
+    def __init__(self, latent_dim: int = 10, head_channels: int = 64, kernel_size: int = 5, **grid_options):
+        self.head_channels, self.kernel_size = head_channels, kernel_size  # read by build_decoder
+        super().__init__(latent_dim, **grid_options)
+
+    def build_decoder(self, latent_dim, grid_size, hidden, decoder_channels, norm):
+        return nn.ModuleDict({
             "canvas": ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape, decoder_channels,
-                                    head_channels, norm),
-            "head": CausalGridHead(num_colors, head_channels, kernel_size),
+                                    self.head_channels, norm),
+            "head": CausalGridHead(self.num_colors, self.head_channels, self.kernel_size),
         })
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -144,8 +127,3 @@ class AutoregressiveGridVAE(CategoricalCells, GaussianVAE):
         """Teacher-forced logits: every cell given z and the true cells before it, the factors of
         the exact log p(x | z)."""
         return at_least_fp32(self.decoder["head"](self.decoder["canvas"](z), self.prepare(batch)))
-
-
-@register_model("conv2d_ar")
-class Conv2dAutoregressiveGridVAE(AutoregressiveGridVAE):
-    """Seed encoder; decoder = seed canvas network + causal 5×5 head, decoded cell by cell from z."""

@@ -7,13 +7,7 @@ import time
 
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
 from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError, nearest
@@ -23,15 +17,9 @@ from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.epoch import StepContext, agreed_signal, train_one_epoch
 from vaekit.training.events import Events, Training, check_callbacks, make_callbacks
+from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
 from vaekit.training.precision import inference
-from vaekit.training.resume import (
-    EpochPosition,
-    TrainState,
-    apply_changes,
-    restore_rng,
-    rng_state,
-    save_last,
-)
+from vaekit.training.resume import EpochPosition, TrainState, apply_changes, restore_rng, rng_state, save_last
 from vaekit.training.signals import StopSignals
 from vaekit.training.step import TrainStep, epoch_batch_sizes
 
@@ -44,33 +32,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-class MilestoneValuesLR(torch.optim.lr_scheduler.LRScheduler):
-    """Sets the lr to ``values[i]`` at ``milestones[i]``. Chainable like MultiStepLR (it multiplies
-    the current lr by values[i] / previous value), so a model's own per-epoch lr corrections (the
-    ternary StateNet's) carry through the milestones instead of being overwritten."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, milestones: list[int], values: list[float],
-                 last_epoch: int = -1):
-        previous = [optimizer.param_groups[0]["lr"], *values[:-1]]
-        self.factors = {int(m): v / p for m, v, p in zip(milestones, values, previous)}
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        factor = self.factors.get(self.last_epoch, 1.0)
-        return [group["lr"] * factor for group in self.optimizer.param_groups]
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
-    if cfg.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max or cfg.epochs,
-                                                          eta_min=cfg.min_lr)
-    if cfg.lr_schedule == "multistep" and cfg.lr_values:
-        return MilestoneValuesLR(optimizer, list(cfg.lr_milestones), list(cfg.lr_values))
-    if cfg.lr_schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 def selection_score(metrics: dict, selection_metric: str) -> list[float]:
@@ -164,14 +125,14 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(workers.augment_seed(config.seed))
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
+    scheduler = make_scheduler(optimizer, cfg, model)
     step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers)
     state, position, notes = TrainState(), None, []
     if resume:
         saved = run.load_checkpoint("last.pt", device)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        load_scheduler_state(scheduler, saved["scheduler"])
         step.load_state_dict(saved.get("step", {}))
         state = TrainState(**saved["state"])
         if state.stopped_early:  # resuming a run that stopped early means: keep going
@@ -235,9 +196,9 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
             resumed_seconds = position.seconds if position is not None else 0.0
             position = ctx.last_checkpoint = None
             progress.remove_task(task)
-            scheduler.step()
-            workers.average_buffers(model)  # so every worker validates and adjusts the same model
-            controller_values = model.on_epoch_end(optimizer)
+            workers.average_buffers(model)  # so every worker validates, corrects the lr and adjusts the same model
+            scheduler.step()  # the configured schedule, then the model's own lr correction (lr_schedules.py)
+            controller_values = model.on_epoch_end()
             val = evaluate(model, val_data, domain, config.loss, beta, precision=cfg.precision)
             with inference(cfg.precision, device):
                 val.update(domain.extra_metrics(model, tensors, config, during_training=True))

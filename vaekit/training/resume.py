@@ -176,6 +176,8 @@ def apply_changes(saved: dict, config: Config, optimizer: torch.optim.Optimizer,
         notes.append(f"workers {was_workers} -> {world_size}: the global batch is {world_size} × "
                      f"{config.train.batch_size} from here on"
                      + ("; the new workers start noise streams of their own" if world_size > was_workers else ""))
+    if isinstance(scheduler, torch.optim.lr_scheduler.ChainedScheduler):  # the schedule, then a model's correction
+        scheduler = scheduler._schedulers[0]
     was_lr = scheduler.base_lrs[0]
     if not math.isclose(was_lr, config.train.lr, rel_tol=1e-12):
         factor = config.train.lr / was_lr
