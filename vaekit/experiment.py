@@ -22,6 +22,7 @@ from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
+from vaekit.training.events import Callback
 from vaekit.training.loop import check_selection_metric, check_training_config, fit
 from vaekit.training.precision import inference, inference_precision, resolve_precision
 from vaekit.training.resume import resume_refusal
@@ -114,19 +115,21 @@ def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[
 
 def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]], runs_dir: Path,
               run_id: str | None = None, resume: bool = False, overwrite: bool = False,
-              console: Console | None = None, show_progress: bool = True) -> RunDir:
+              console: Console | None = None, show_progress: bool = True,
+              extra_callbacks: list[Callback] | None = None) -> RunDir:
     """Train a model for a domain into a run directory, then evaluate it on the test split.
 
     With ``resume`` the run's saved config is the base and ``layers`` (e.g. a larger --epochs) apply
     on top of it. Under torchrun every worker runs this; the main worker makes and writes the run
-    directory (see ``vaekit.training.distributed``). The caller's torch thread count and global
-    random state are given back.
+    directory (see ``vaekit.training.distributed``). ``extra_callbacks`` subscribe to the loop's
+    events after the configured ones (e.g. a sweep's pruner). The caller's torch thread count and
+    global random state are given back.
     """
     workers = workers_from_environment()
     try:
         with caller_settings():
             return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
-                              console if workers.is_main else None, show_progress, workers)
+                              console if workers.is_main else None, show_progress, workers, extra_callbacks or [])
     finally:
         leave(workers)
 
@@ -148,7 +151,7 @@ def _create_run_on_main(workers: Workers, runs_dir: Path, run_id: str | None, ov
 
 
 def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite, console, show_progress,
-               workers: Workers) -> RunDir:
+               workers: Workers, extra_callbacks: list[Callback]) -> RunDir:
     console = console or Console(quiet=True)
     if resume:
         if config_file is not None:
@@ -181,7 +184,8 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     console.print(f"[bold]{run.run_id}[/bold]: {config.model.name} (d={config.model.latent_dim}, "
                   f"{count_parameters(model):,} parameters) on {domain_name}, "
                   f"{tensors['train'].shape[0]:,} training samples, device {device}{on_workers}")
-    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress, workers)
+    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress, workers,
+                extra_callbacks)
     if not workers.is_main:
         return run
     run.load_weights(model, "vae_best.pth", device)

@@ -206,3 +206,45 @@ def save_item_table(cells: list[list[np.ndarray | None]], path: Path, title: str
         fig.legend(handles=handles, loc="lower center", fontsize=7, ncol=len(handles), frameon=False)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def objective_against(values: list, objective: list[float], path: Path, key: str, metric: str,
+                      states: list[str] | None = None) -> Path:
+    """A sweep's objective against one varied key, a point per trial (categories in order of first
+    appearance; numbers on a log axis when they span more than two decades)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        xs = values
+        positive = [v for v in values if v > 0]
+        if positive and len(positive) == len(values) and max(positive) / min(positive) > 100:
+            ax.set_xscale("log")
+    else:
+        labels = list(dict.fromkeys(str(v) for v in values))
+        xs = [labels.index(str(v)) for v in values]
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    colours = ["tab:orange" if s == "PRUNED" else "tab:blue" for s in states or ["COMPLETE"] * len(values)]
+    ax.scatter(xs, objective, c=colours, s=24)
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against {key}" + (" (orange: pruned)" if "PRUNED" in (states or []) else ""))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pareto_plot(points: list[tuple[float, float, str]], front: list[tuple[float, float, str]], path: Path,
+                x_label: str, y_label: str) -> Path:
+    """Every trial as (x, y, run id) with the Pareto front drawn as a labelled line."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.scatter([p[0] for p in points], [p[1] for p in points], color="lightgrey", s=20, label="trials")
+    ordered = sorted(front)
+    ax.plot([p[0] for p in ordered], [p[1] for p in ordered], color="tab:red", marker="o", label="Pareto front")
+    for x, y, name in ordered:
+        ax.annotate(name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

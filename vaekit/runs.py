@@ -5,6 +5,7 @@
       metrics.jsonl            one JSON object per epoch (the source of truth for curves)
       steps.jsonl              one JSON object every train.log_every_steps steps (per-dimension KL)
       provenance.json          versions, git commit, device, command line of each training session
+                               (and 'sweep': the study and trial number of a sweep's run)
       checkpoints/vae_best.pth model state dict at the best validation loss
       checkpoints/encoder.pth  encoder state dict (same epoch)
       checkpoints/decoder.pth  decoder state dict (same epoch)
@@ -211,6 +212,14 @@ class RunDir:
         before vaekit wrote it); see vaekit.training.callbacks.provenance."""
         path = self.path / "provenance.json"
         return json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
+
+    def write_provenance(self, key: str, value: Any) -> None:
+        """Set one top-level entry of provenance.json ('sessions', or e.g. 'sweep': the study and trial
+        that made the run), keeping the others."""
+        path = self.path / "provenance.json"
+        document = json.loads(path.read_text()) if path.is_file() else {}
+        text = json.dumps({**document, key: _json_safe(value)}, indent=2)
+        atomic_write_bytes(path, lambda h: h.write(text.encode()))
 
     def write_results(self, metrics: dict, name: str = "metrics.json") -> Path:
         path = self.results / name

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, train, traverse
+from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, sweep, train, traverse
 from vaekit.cli.common import settings
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def main_options(
 
 
 app.add_typer(collect.app, name="collect")
+app.add_typer(sweep.app, name="sweep")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("sample")(sample.sample)

@@ -29,6 +29,13 @@ CheckpointOption = Annotated[str, typer.Option(
 DEBUG_VARIABLE = "VAEKIT_DEBUG"
 
 
+def domain_help() -> str:
+    """The help of a DOMAIN argument, naming the registered domains."""
+    from vaekit.domains import list_domains
+
+    return f"Data domain: {', '.join(list_domains())}."
+
+
 class _Settings:
     debug = False  # set by the global --debug option (vaekit.cli.main_options)
 

@@ -7,22 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from vaekit.cli.common import RunsDirOption, cli_errors, console, err_console
+from vaekit.cli.common import RunsDirOption, cli_errors, console, domain_help, err_console
 from vaekit.cli.config_flags import with_config_flags
 from vaekit.config import parse_set_option
 from vaekit.errors import EXIT_INTERRUPTED
 
 
-def _domain_help() -> str:
-    from vaekit.domains import list_domains
-
-    return f"Data domain: {', '.join(list_domains())}."
-
-
 @cli_errors
 @with_config_flags
 def train(
-    domain: Annotated[str, typer.Argument(help=_domain_help())],
+    domain: Annotated[str, typer.Argument(help=domain_help())],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run directory name (default: next run_NNN).")] = None,

@@ -59,6 +59,9 @@ class Domain:
     # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
     # specification states one.
     targets: list[Target] = []
+    # What `vaekit sweep` optimises unless --objective says otherwise: (validation metric, 'max' or
+    # 'min'), the domain's headline metric with its direction.
+    sweep_objective: tuple[str, str] = ("loss", "min")
     # What one item is called in the evaluation block ("Test Set Evaluation (10,000 images)").
     item_noun: str = "items"
     # Per-item side arrays of the corpus (stored as ``{split}_{name}``) that identify an item, so

@@ -16,7 +16,7 @@ from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.epoch import StepContext, agreed_signal, train_one_epoch
-from vaekit.training.events import Events, Training, check_callbacks, make_callbacks
+from vaekit.training.events import Callback, Events, Training, check_callbacks, make_callbacks
 from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
 from vaekit.training.precision import inference
 from vaekit.training.resume import EpochPosition, TrainState, apply_changes, restore_rng, rng_state, save_last
@@ -105,7 +105,7 @@ def check_training_config(config: Config) -> None:
 
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
-        workers: Workers = SINGLE, extra_callbacks: list | None = None) -> TrainState:
+        workers: Workers = SINGLE, extra_callbacks: list[Callback] | None = None) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
     The loop only trains, validates and builds each epoch's record; what happens with the record

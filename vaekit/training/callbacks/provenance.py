@@ -1,10 +1,10 @@
 """provenance.json: what produced the run. One entry per training session (the first, then one per
 --resume): vaekit, torch and Python versions, the git commit of the vaekit source when it is a git
-checkout, the device, the precision, the command line and the time. `vaekit report` shows them."""
+checkout, the device, the precision, the command line and the time. `vaekit report` shows them.
+Other entries beside the sessions (a sweep's study and trial, see vaekit.sweeps.trial) are kept."""
 
 from __future__ import annotations
 
-import json
 import platform
 import shlex
 import subprocess
@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 import vaekit
-from vaekit.files import atomic_write_bytes
 from vaekit.training.events import Callback, Training, register_callback
 
 
@@ -51,6 +50,4 @@ def session(t: Training) -> dict:
 class Provenance(Callback):
     def on_run_start(self, t: Training) -> None:
         if t.writes:
-            sessions = t.run.read_provenance() + [session(t)]
-            text = json.dumps({"sessions": sessions}, indent=2)
-            atomic_write_bytes(t.run.path / "provenance.json", lambda h: h.write(text.encode()))
+            t.run.write_provenance("sessions", t.run.read_provenance() + [session(t)])

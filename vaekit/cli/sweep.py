@@ -1,0 +1,153 @@
+"""`vaekit sweep run|report|list`: a table of runs from one command, on Optuna (docs/sweeps.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vaekit.cli.common import RunsDirOption, cli_errors, console, domain_help, err_console, integer
+from vaekit.cli.output import JsonOption, print_json
+from vaekit.errors import Interrupted
+
+app = typer.Typer(help="Sweeps: many runs from one command, on one machine or many (Optuna; docs/sweeps.md).",
+                  no_args_is_help=True)
+
+StorageOption = Annotated[Optional[str], typer.Option(
+    "--storage", help="Optuna storage: sqlite:///PATH (default: RUNS_DIR/sweeps.db), postgresql://..., "
+                      "mysql://..., or journal:PATH (a journal file, e.g. on a shared filesystem).")]
+
+
+@app.command("run")
+@cli_errors
+def run(
+    domain: Annotated[str, typer.Argument(help=domain_help())],
+    space: Annotated[Path, typer.Option("--space", help="SPACE.yaml: dotted config keys -> list, {low, high, "
+                                        "log, step} or one_of (docs/sweeps.md).")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="Base YAML config of every trial.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config field of every trial: "
+                                                      "section.key=value (repeatable).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Corpus .npz (default: the config's or the domain's).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name; run ids are <study>-tNNN "
+                                                 "(default: the space file's name).")] = None,
+    trials: Annotated[Optional[int], typer.Option(parser=integer(), help="Trials in the study (grid: the first N "
+                                                  "points, default all; random and tpe: required).")] = None,
+    sampler: Annotated[str, typer.Option(help="grid (every combination), random or tpe.")] = "grid",
+    objective: Annotated[Optional[str], typer.Option(help="Validation metric to optimise (default: the "
+                                                     "domain's headline metric, e.g. arc pixel_accuracy).")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="max or min (default: the metric's).")] = None,
+    storage: StorageOption = None,
+    workers: Annotated[int, typer.Option(parser=integer(), help="Trials at once on this machine, as separate "
+                                         "processes; each gets max(1, cores // K) threads unless --set threads=N.")] = 1,
+    prune: Annotated[bool, typer.Option(help="Stop unpromising trials early (Optuna's median pruner on the "
+                                        "objective after each epoch); their runs are kept.")] = False,
+    runs_dir: RunsDirOption = Path("runs"),
+):
+    """Run a sweep: one ordinary run directory per trial, trained like `vaekit train`.
+
+    The whole space is checked before anything is written. Running the same command again continues
+    the study (finished trials are kept, an interrupted one resumes from its last.pt); run it on other
+    machines with the same --storage and --study to add workers.
+
+    Examples:
+      vaekit sweep run arc --space examples/sweeps/arc_fallback.yaml --config examples/configs/arc_quickstart.yaml
+      vaekit sweep run arc --space examples/sweeps/arc_frontier.yaml --sampler tpe --trials 40 --prune
+      vaekit sweep run ternary --space space.yaml --workers 2 --storage journal:/shared/sweeps.journal
+    """
+    from vaekit.sweeps import sweep
+
+    try:
+        outcome = sweep(domain, space, runs_dir, console=console, config_file=config, set_options=set_,
+                        data=data, study=study, trials=trials, sampler=sampler, objective=objective,
+                        direction=direction, storage=storage, workers=workers, prune=prune)
+    except Interrupted as error:
+        err_console.print(f"Interrupted: {error}. Run the same command again to continue the study.", markup=False)
+        raise typer.Exit(code=error.exit_code) from None
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items()))
+    console.print(f"Study [bold]{escape(outcome.study)}[/bold]: {counts}. "
+                  f"Next: vaekit sweep report {escape(outcome.study)} --runs-dir {escape(str(runs_dir))}")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return escape(str(value))
+
+
+@app.command("report")
+@cli_errors
+def report(
+    name: Annotated[str, typer.Argument(help="Study name (see `vaekit sweep list`).")],
+    runs_dir: RunsDirOption = Path("runs"),
+    storage: StorageOption = None,
+    json_output: Annotated[bool, JsonOption] = False,
+    pareto: Annotated[Optional[str], typer.Option(help="Two test metrics, e.g. pixel_accuracy,kl: the trials "
+                                                  "no other beats on both, and their plot.")] = None,
+):
+    """A row per trial sorted by the objective, with each varied key and the runs' test metrics;
+    PNG plots of the objective against each key under RUNS_DIR/sweeps/<study>/.
+
+    Examples:
+      vaekit sweep report arc_fallback --runs-dir runs
+      vaekit sweep report arc_fallback --pareto pixel_accuracy,kl --json
+    """
+    from vaekit.sweeps import sweep_report
+
+    document = sweep_report(name, runs_dir, storage, pareto)
+    if json_output:
+        print_json(document)
+        return
+    table = Table(title=f"Sweep {escape(name)} ({document['domain']}): {document['objective']}, "
+                        f"{document['direction']}, {document['sampler']} sampler")
+    # the training split once `vaekit eval RUN --split train` recorded it: generalisation against rate
+    train = [document["objective"]] if any("train" in t["results"] for t in document["trials"]) else []
+    for column in ["#", "state", "run", *document["space"], f"val {document['objective']}",
+                   *[f"test {m}" for m in document["metrics"]], *[f"train {m}" for m in train]]:
+        table.add_column(escape(column), justify="left" if column in ("state", "run") else "right")
+    for trial in document["trials"]:
+        test, trained = trial["results"].get("test", {}), trial["results"].get("train", {})
+        table.add_row(str(trial["number"]), trial["state"], _cell(trial["run_id"]),
+                      *[_cell(trial["params"].get(k)) for k in document["space"]], _cell(trial["value"]),
+                      *[_cell(test.get(m)) for m in document["metrics"]], *[_cell(trained.get(m)) for m in train])
+    console.print(table)
+    for trial in (t for t in document["trials"] if t["error"]):
+        console.print(f"trial {trial['number']}: {trial['error']}", markup=False, highlight=False)
+    if "pareto" in document:
+        runs = ", ".join(t["run_id"] or str(t["number"]) for t in document["pareto"])
+        console.print(f"Pareto front of {pareto}: {escape(runs)}")
+    for file in document.get("plots", []):
+        console.print(f"Plot: {escape(file)}")
+
+
+@app.command("list")
+@cli_errors
+def list_(
+    runs_dir: RunsDirOption = Path("runs"),
+    storage: StorageOption = None,
+    json_output: Annotated[bool, JsonOption] = False,
+):
+    """The studies in a storage with their trial counts and best value.
+
+    Examples:
+      vaekit sweep list --runs-dir runs
+      vaekit sweep list --storage postgresql://me@dbhost/sweeps --json
+    """
+    from vaekit.sweeps import list_studies
+
+    document = list_studies(runs_dir, storage)
+    if json_output:
+        print_json(document)
+        return
+    table = Table(title=f"Studies in {escape(document['storage'])}")
+    for column in ("study", "domain", "objective", "trials", "states", "best", "best run"):
+        table.add_column(column)
+    for s in document["studies"]:
+        states = ", ".join(f"{n} {k}" for k, n in sorted(s["states"].items()))
+        table.add_row(escape(s["study"]), _cell(s["domain"]), _cell(s["objective"]), str(s["trials"]),
+                      states, _cell(s["best_value"]), _cell(s["best_run_id"]))
+    console.print(table)

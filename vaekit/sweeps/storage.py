@@ -1,0 +1,84 @@
+"""Where a sweep's study lives: an Optuna storage named by a URL.
+
+    (none)                        sqlite:///RUNS_DIR/sweeps.db, made on first use
+    sqlite:///PATH                a SQLite file (one machine; several worker processes)
+    postgresql://USER@HOST/DB     any SQLAlchemy URL Optuna takes (also mysql://): several machines
+    journal:PATH                  an Optuna journal file, e.g. on a shared NFS folder: several machines
+                                  without a database server
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vaekit.errors import VaekitUsageError
+
+JOURNAL_PREFIX = "journal:"
+SQLITE_PREFIX = "sqlite:///"
+DEFAULT_FILE = "sweeps.db"
+SQLITE_BUSY_SECONDS = 120  # several workers write one SQLite file: wait for the lock, do not fail
+SCHEMA_ATTEMPTS = 5  # two processes opening a new database both try to make its tables; the loser retries
+
+
+def storage_url(url: str | None, runs_dir: Path) -> str:
+    """The storage URL a command uses: ``url``, or the default SQLite file in the runs directory."""
+    if url:
+        return url
+    return f"{SQLITE_PREFIX}{(Path(runs_dir) / DEFAULT_FILE).resolve()}"
+
+
+def local_file(url: str) -> Path | None:
+    """The file a SQLite or journal storage lives in (None for a database server)."""
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX):])
+    if url.startswith(SQLITE_PREFIX):
+        return Path(url[len(SQLITE_PREFIX):])
+    return None
+
+
+def _with_installed_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; use psycopg2 (vaekit[postgresql]) when only it is
+    installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def open_storage(url: str, create: bool):
+    """An Optuna storage for ``url``. With ``create`` False a SQLite or journal file must exist
+    (reading a sweep never makes a database).
+
+    Raises:
+        VaekitUsageError: no such file, an unknown scheme, or a database driver that is not installed.
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+    file = local_file(url)
+    if file is not None and not create and not file.is_file():
+        raise VaekitUsageError(f"no sweep storage at {file} (run `vaekit sweep run` first, or pass --storage)")
+    if file is not None and create:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith(JOURNAL_PREFIX):
+        return JournalStorage(JournalFileBackend(str(file)))
+    if "://" not in url:
+        raise VaekitUsageError(f"--storage '{url}': expected sqlite:///PATH, postgresql://..., mysql://... or "
+                               "journal:PATH")
+    url = _with_installed_driver(url)
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
+            if "DB access module" in str(error):
+                raise VaekitUsageError(f"--storage {url.split('://')[0]}://: its database driver is not installed "
+                                       "(PostgreSQL: pip install 'vaekit[postgresql]')") from None
+            if attempt + 1 < SCHEMA_ATTEMPTS and "IntegrityError" in type(error).__name__ + str(error):
+                time.sleep(0.5 * (attempt + 1))  # another process made the tables at the same moment
+                continue
+            raise VaekitUsageError(f"--storage: cannot open {url}: {str(error).splitlines()[0]}") from None

@@ -1,0 +1,117 @@
+"""Create or join a sweep's Optuna study, and hand out its trials to workers.
+
+A grid is queued once, when the study is created: the one process whose ``create_new_study``
+succeeds (the storage makes that atomic, also across machines) enqueues every grid point as a
+WAITING trial and then records the sweep's settings; other processes wait for those settings.
+Workers take WAITING trials by moving them to RUNNING, which the storage lets only one of them do,
+so no grid point runs twice. An interrupted trial is queued again (see ``vaekit.sweeps.trial``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import Trial, TrialState
+
+from vaekit.errors import VaekitUsageError
+from vaekit.sweeps.plan import SweepPlan
+from vaekit.sweeps.storage import local_file, open_storage
+
+SETTINGS_ATTR = "vaekit"
+SETTLE_SECONDS = 60  # how long a joining process waits for the creator to queue the grid
+
+
+def _sampler(plan: SweepPlan):
+    # A grid's trials all come from the queue with fixed values; the sampler never draws one.
+    return optuna.samplers.TPESampler() if plan.sampler == "tpe" else optuna.samplers.RandomSampler()
+
+
+def _pruner(plan: SweepPlan):
+    return optuna.pruners.MedianPruner() if plan.prune else optuna.pruners.NopPruner()
+
+
+def _wait_for_settings(storage, study_id: int, name: str) -> dict:
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while SETTINGS_ATTR not in (attrs := storage.get_study_user_attrs(study_id)):
+        if time.monotonic() > deadline:
+            raise VaekitUsageError(f"study '{name}' has no vaekit settings: it was not made by `vaekit sweep run`, "
+                                   "or its creator stopped while queueing the grid; delete it (optuna delete-study "
+                                   "--study-name NAME --storage URL) or choose another --study")
+        time.sleep(0.5)
+    return attrs[SETTINGS_ATTR]
+
+
+def _check_same_sweep(plan: SweepPlan, recorded: dict) -> None:
+    wanted = plan.study_attrs()
+    for key in ("domain", "space", "objective", "direction", "sampler", "trials"):
+        if recorded.get(key) != wanted[key] and (key != "trials" or plan.grid):
+            raise VaekitUsageError(f"study '{plan.study}' was started with another {key} ({recorded.get(key)!r}, "
+                                   f"now {wanted[key]!r}); run it with the same settings or choose another --study")
+
+
+def _refuse_foreign_runs(plan: SweepPlan) -> None:
+    """A new study must not reuse the run ids of another study of the same name (made with another
+    storage, or deleted): its trials would find their run directories taken."""
+    taken = sorted(Path(plan.runs_dir).glob(f"{plan.study}-t[0-9][0-9][0-9]*"))
+    if taken:
+        raise VaekitUsageError(f"{taken[0]} exists but the storage {plan.storage} has no study '{plan.study}' "
+                               "(another storage, or a deleted study?); choose another --study or --runs-dir")
+
+
+def join_study(plan: SweepPlan) -> optuna.Study:
+    """The plan's study: created (with its grid queued) by the first process, joined by the others.
+
+    Raises:
+        VaekitUsageError: the study exists with other settings (space, objective, sampler, ...).
+    """
+    file = local_file(plan.storage)
+    if file is not None and not file.exists():
+        _refuse_foreign_runs(plan)  # before the file is made
+    storage = open_storage(plan.storage, create=True)
+    direction = optuna.study.StudyDirection.MAXIMIZE if plan.objective.direction == "max" else \
+        optuna.study.StudyDirection.MINIMIZE
+    if plan.study not in {s.study_name for s in storage.get_all_studies()}:
+        _refuse_foreign_runs(plan)
+    try:
+        study_id = storage.create_new_study([direction], plan.study)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study_id, created = storage.get_study_id_from_name(plan.study), False
+    study = optuna.load_study(study_name=plan.study, storage=storage, sampler=_sampler(plan), pruner=_pruner(plan))
+    if created:
+        for number, params in enumerate(plan.grid):
+            study.enqueue_trial(params, user_attrs={"grid_point": number})
+        storage.set_study_user_attr(study_id, SETTINGS_ATTR, plan.study_attrs())
+    else:
+        _check_same_sweep(plan, _wait_for_settings(storage, study_id, plan.study))
+    return study
+
+
+def take_waiting(study: optuna.Study) -> Trial | None:
+    """Move one WAITING trial to RUNNING and return it (None when the queue is empty). The storage
+    lets only one process make that move, so two workers never take the same trial."""
+    storage, study_id = study._storage, study._study_id
+    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                return Trial(study, frozen._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Every trial but an interrupted one (its retry is queued as a new trial) counts toward --trials."""
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted"))
+
+
+def next_trial(study: optuna.Study, plan: SweepPlan) -> Trial | None:
+    """The next trial to run: a queued one (grid points, retries), else for random and tpe a newly
+    sampled one while fewer than ``plan.trials`` count toward the budget; None when the sweep is done."""
+    trial = take_waiting(study)
+    if trial is not None or plan.grid:
+        return trial
+    counted = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+    return study.ask() if counted < plan.trials else None
