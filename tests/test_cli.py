@@ -72,8 +72,9 @@ def test_collect_train_eval_sample_report(tmp_path):
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path, arc_corpus):
     runs = tmp_path / "runs"
-    assert train(arc_corpus, runs, "straight", "--epochs", 3).exit_code == 0
-    assert train(arc_corpus, runs, "split", "--epochs", 2).exit_code == 0
+    cosine = ["--set", "train.cosine_t_max=3"]  # unset, the cosine of a 2-epoch run would span 2 epochs
+    assert train(arc_corpus, runs, "straight", "--epochs", 3, *cosine).exit_code == 0
+    assert train(arc_corpus, runs, "split", "--epochs", 2, *cosine).exit_code == 0
     result = train(arc_corpus, runs, "split", "--epochs", 3, "--resume")
     assert result.exit_code == 0, result.output
     assert "Resuming split after epoch 2" in result.stdout

@@ -7,7 +7,8 @@ from vaekit.experiment import resolve_config
 
 def test_defaults_are_the_seed_spec():
     cfg = Config()
-    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.epochs, cfg.train.cosine_t_max) == (128, 1e-3, 50, 50)
+    # cosine_t_max None takes the run's epochs: 50 by default, as in the seed spec
+    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.epochs, cfg.train.cosine_t_max) == (128, 1e-3, 50, None)
     assert (cfg.train.min_lr, cfg.train.early_stopping_patience, cfg.beta.schedule) == (1e-5, 10, "three_phase")
 
 

@@ -18,7 +18,7 @@ from vaekit.evaluation import evaluate
 from vaekit.models import MODELS, check_model_class, create_model, list_models
 from vaekit.models.base import GaussianVAE
 from vaekit.models.conv2d import Conv2dGridVAE
-from vaekit.training.loop import train_one_epoch
+from vaekit.training.epoch import StepContext, train_one_epoch
 from vaekit.training.step import TrainStep
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vaekit"
@@ -162,7 +162,8 @@ def test_the_loop_calls_after_backward_between_backward_and_the_optimizer_step()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     step = TrainStep(model, optimizer, "fp32", torch.device("cpu"), config.loss, config.train.grad_clip)
     before = [p.detach().clone() for p in model.parameters()]
-    train_one_epoch(step, data, get_domain("arc"), config, 0.5, torch.Generator().manual_seed(0), None, None)
+    generators = StepContext(torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
+    train_one_epoch(step, data, get_domain("arc"), config, 0.5, generators)
     assert len(seen) == 2 and all(ready for ready, _, _ in seen)
     assert all(norm <= 1e-3 * 1.01 for _, norm, _ in seen)  # called after clipping
     assert all(torch.equal(a, b) for a, b in zip(seen[0][2], before))  # called before the first step

@@ -51,4 +51,4 @@ def test_asking_for_mlflow_without_it_installed_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     config = build_config([("test", {"train": {"mlflow": True}})])
     with pytest.raises(VaekitUsageError, match=r"pip install 'vaekit\[mlflow\]'"):
-        MlflowSink.from_config(config)
+        MlflowSink.check_config(config)

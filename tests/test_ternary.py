@@ -196,3 +196,15 @@ def test_full_v5_5_config_runs_through_the_reports_phase_2_events():
     model = create_model(cfg.model.name, cfg.model.latent_dim, cfg.model.options)
     assert model.on_epoch_start(50, cfg.train.epochs)["beta_B"] == pytest.approx(0.5)
     assert model.on_epoch_start(103, cfg.train.epochs)["rho"] == pytest.approx(0.26, abs=0.005)
+
+
+def test_the_nine_trits_are_the_factors():
+    from vaekit.domains import get_domain
+    from vaekit.domains.ternary import all_operations
+
+    domain = get_domain("ternary")
+    operations = all_operations()
+    factors = domain.item_factors({"test": operations}, "test")
+    assert len(domain.factor_names) == 9 and domain.factor_sizes == (3,) * 9
+    assert factors.min() == 0 and factors.max() == 2
+    assert np.array_equal(domain.items_for_factors(factors), operations)

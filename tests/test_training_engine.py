@@ -15,12 +15,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import vaekit.training.loop as loop_module
+import vaekit.training.epoch as epoch_module
 from conftest import TINY_MODEL_FLAGS, TINY_MODEL_OPTIONS
 from vaekit.cli import app
 from vaekit.config import Config, LossConfig
 from vaekit.models import create_model
-from vaekit.training.loop import make_optimizer, step_record
+from vaekit.training.epoch import step_record
+from vaekit.training.loop import make_optimizer
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep
 
@@ -145,40 +146,49 @@ def test_metrics_csv_has_one_row_per_epoch_matching_the_record_after_a_resume(tm
 
 @pytest.fixture(scope="module")
 def uninterrupted(arc_corpus, tmp_path_factory):
-    """Three epochs in batches of 16 (15 steps an epoch), run straight through."""
+    """Three epochs in batches of 16 (15 steps an epoch), run straight through; its run directory."""
     runs = tmp_path_factory.mktemp("straight")
     assert train(arc_corpus, runs, "straight", "--epochs", 3, "--batch-size", 16).exit_code == 0
-    return records(runs / "straight")
+    return runs / "straight"
+
+
+def without_wall_times(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("seconds", "compile_seconds")} for row in rows]
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_epoch_stops_resumably_and_the_resumed_run_matches(tmp_path, arc_corpus, uninterrupted,
-                                                                        signum, code):
+def test_a_signal_mid_epoch_saves_the_position_and_the_resumed_run_equals_the_uninterrupted_one(
+        tmp_path, arc_corpus, uninterrupted, signum, code):
     runs = tmp_path / "runs"
     args = ["train", "arc", "--data", arc_corpus, "--runs-dir", runs, "--run-id", "r", "--no-progress",
             "--set", "threads=1", "--set", "train.early_stopping_patience=0", *TINY_MODEL_FLAGS,
-            "--epochs", 3, "--batch-size", 16]
+            "--epochs", 3, "--batch-size", 16, "--set", "train.log_every_steps=1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "vaekit", *map(str, args)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    curves = runs / "r" / "results" / "training_curves.png"  # drawn at the end of epoch 1's events
+    steps = runs / "r" / "steps.jsonl"  # a line per step: wait for epoch 2's third step
     deadline = time.monotonic() + 120
-    while not curves.is_file():
+    while not (steps.is_file() and len(steps.read_text().splitlines()) >= 18):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.02)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
     assert f"stopped by {signal.Signals(signum).name} in epoch 2, after step" in stderr
-    assert "last.pt holds epoch 1: continue with --resume" in stderr
-    assert torch.load(runs / "r" / "checkpoints" / "last.pt", weights_only=True)["state"]["epoch"] == 1
-    result = train(arc_corpus, runs, "r", "--epochs", 3, "--batch-size", 16, "--resume")
+    assert "continue with --resume, which trains its next step" in stderr
+    last = torch.load(runs / "r" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["state"]["epoch"] == 1
+    assert last["position"]["epoch"] == 2 and 3 <= last["position"]["step"] < 15
+    assert last["state"]["global_step"] == 15 + last["position"]["step"]
+    result = train(arc_corpus, runs, "r", "--epochs", 3, "--batch-size", 16, "--resume",
+                   "--set", "train.log_every_steps=1")
     assert result.exit_code == 0, result.output
-    resumed = records(runs / "r")
-    assert [r["epoch"] for r in resumed] == [1, 2, 3]
-    for straight, again in zip(uninterrupted, resumed):
-        assert again["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
-        assert again["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
+    assert f"in epoch 2, after its step {last['position']['step']}" in result.output
+    assert without_wall_times(records(runs / "r")) == without_wall_times(records(uninterrupted))
+    assert [json.loads(line)["step"] for line in steps.read_text().splitlines()] == list(range(1, 46))
+    resumed = torch.load(runs / "r" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    straight = torch.load(uninterrupted / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(resumed[name], straight[name]) for name in straight)
 
 
 def test_provenance_records_each_session_and_report_shows_it(tmp_path, arc_corpus, monkeypatch):
@@ -270,7 +280,7 @@ def test_the_step_keeps_the_batch_mean_of_the_unclamped_kl_per_dimension():
 
 
 def test_zero_turns_step_logging_off(tmp_path, arc_corpus, monkeypatch):
-    monkeypatch.setattr(loop_module, "step_record", lambda *a, **k: pytest.fail("step_record called with logging off"))
+    monkeypatch.setattr(epoch_module, "step_record", lambda *a, **k: pytest.fail("step_record called with logging off"))
     result = train(arc_corpus, tmp_path / "runs", "r", "--epochs", 1, "--set", "train.log_every_steps=0")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "runs" / "r" / "steps.jsonl").exists()

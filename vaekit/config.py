@@ -91,7 +91,10 @@ class TrainConfig:
     weight_decay: float = _help("Weight decay passed to the optimizer.", 0.0, aliases=("weight_decay",))
     lr_schedule: str = _help("'cosine' (CosineAnnealingLR), 'multistep' or 'constant'.", "cosine",
                              aliases=("lr_schedule",))
-    cosine_t_max: int = _help("T_max of CosineAnnealingLR, in epochs.", 50)
+    cosine_t_max: int | None = _help(
+        "T_max of CosineAnnealingLR, in epochs; None (the default) takes the run's train.epochs, so the lr "
+        "reaches min_lr at the last epoch. `--resume --epochs N` redraws an unset one over N epochs "
+        "(docs/training.md).", None)
     min_lr: float = _help("eta_min of CosineAnnealingLR.", 1e-5)
     lr_milestones: list = _help("Epochs at which 'multistep' multiplies the lr by lr_gamma.", [])
     lr_gamma: float = _help("Factor applied at each 'multistep' milestone.", 0.5)
@@ -112,6 +115,12 @@ class TrainConfig:
         "Keep the weights after every N-th epoch as checkpoints/epoch_NNN.pt (0 keeps none); `eval`, `sample`, "
         "`encode`, `traverse` and `interpolate` read them with --checkpoint epoch_NNN.", 0)
     keep_checkpoints: int = _help("Keep only the newest K of those epoch_NNN.pt files (0 keeps all).", 0)
+    checkpoint_every_steps: int = _help(
+        "Also write checkpoints/last.pt every N optimizer steps, in the middle of an epoch (0: only after each "
+        "epoch and on SIGTERM/SIGINT); --resume continues at the next step.", 0)
+    checkpoint_every_minutes: float = _help(
+        "Also write checkpoints/last.pt when this many minutes have passed since the last one, in the middle "
+        "of an epoch (0 disables); for epochs long enough that a crash other than a signal would cost much.", 0.0)
     nonfinite: str = _help(
         "What a non-finite loss or gradient does: 'stop' ends training with exit code 65 naming the epoch, "
         "step and term (checkpoints keep the last good weights; --resume continues), 'skip' skips the batch "
@@ -351,7 +360,8 @@ def validate(config: Config) -> None:
         ("train.weight_decay", train.weight_decay, _finite_number(train.weight_decay) and train.weight_decay >= 0,
          "non-negative"),
         ("train.min_lr", train.min_lr, _finite_number(train.min_lr) and train.min_lr >= 0, "non-negative"),
-        ("train.cosine_t_max", train.cosine_t_max, train.cosine_t_max >= 1, "at least 1"),
+        ("train.cosine_t_max", train.cosine_t_max, train.cosine_t_max is None or train.cosine_t_max >= 1,
+         "at least 1, or null (the run's epochs)"),
         ("train.lr_gamma", train.lr_gamma, _finite_number(train.lr_gamma) and train.lr_gamma > 0, "positive"),
         ("train.lr_milestones", train.lr_milestones,
          all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in train.lr_milestones),

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from vaekit.config import Config, ModelConfig, build_config, is_seed_style, load_yaml, save_config
 from vaekit.corpus import SPLITS
+from vaekit.disentanglement_eval import DisentanglementSettings, check_has_factors, disentanglement_metrics
 from vaekit.domains import Domain, get_domain, picture_items
 from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
@@ -20,11 +21,12 @@ from vaekit.models import count_parameters, create_model
 from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
-from vaekit.training.device import apply_threads, resolve_device
+from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.events import Callback
-from vaekit.training.loop import check_selection_metric, fit
+from vaekit.training.loop import check_selection_metric, check_training_config, fit
 from vaekit.training.precision import inference, inference_precision, resolve_precision
+from vaekit.training.resume import resume_refusal
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
@@ -44,6 +46,7 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
         config.name = Path(config_file).stem
     config.beta = resolve_beta_config(config.beta)
     check_fits_domain(config, domain)
+    check_training_config(config)  # the callbacks' settings too: refused before any file is written
     return config
 
 
@@ -68,10 +71,13 @@ def check_fits_domain(config: Config, domain: Domain) -> None:
     check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
 
 
-def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module) -> None:
+def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module,
+                    world_size: int = 1) -> None:
     """Refuse a --resume whose settings describe another model than the one in the run's last.pt
-    (the error names the setting and both values), or whose metrics.jsonl or steps.jsonl is damaged
-    before its last line. Loads last.pt's weights into ``model``."""
+    (the error names the setting and both values), whose metrics.jsonl or steps.jsonl is damaged
+    before its last line, or that would continue a mid-epoch last.pt with another batch size or
+    number of workers (``vaekit.training.resume.resume_refusal``). Loads last.pt's weights into
+    ``model``."""
     for log in (run.metrics_path, run.steps_path):  # fit() rewrites them: a bad line stops us before config.yaml
         run.read_metrics(quiet=True, path=log)
     for key in ("name", "latent_dim"):
@@ -90,6 +96,9 @@ def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: t
             raise VaekitUsageError(f"cannot resume run '{run.run_id}': {'; '.join(changed)} (the run's weights do "
                                    "not fit that model)") from None
         raise
+    refusal = resume_refusal(run.load_checkpoint("last.pt"), config, world_size)
+    if refusal:
+        raise VaekitUsageError(f"cannot resume run '{run.run_id}': {refusal}")
 
 
 def build_model(config: Config) -> torch.nn.Module:
@@ -102,7 +111,7 @@ def split_tensors(domain: Domain, config: Config, device: torch.device) -> dict[
     corpus = domain.load(config.data.path)
     inferred = domain.infer_model_options(corpus)
     config.model.options = {**config.model.options, **{k: v for k, v in inferred.items() if k not in config.model.options}}
-    return {k: torch.as_tensor(v, device=device) for k, v in domain.training_arrays(corpus).items()}
+    return {k: to_device(v, device) for k, v in domain.training_arrays(corpus).items()}
 
 
 def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]], runs_dir: Path,
@@ -114,12 +123,14 @@ def train_run(domain_name: str, config_file: Path | None, layers: list[tuple[str
     With ``resume`` the run's saved config is the base and ``layers`` (e.g. a larger --epochs) apply
     on top of it. Under torchrun every worker runs this; the main worker makes and writes the run
     directory (see ``vaekit.training.distributed``). ``extra_callbacks`` subscribe to the loop's
-    events after the configured ones (e.g. a sweep's pruner).
+    events after the configured ones (e.g. a sweep's pruner). The caller's torch thread count and
+    global random state are given back.
     """
     workers = workers_from_environment()
     try:
-        return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
-                          console if workers.is_main else None, show_progress, workers, extra_callbacks or [])
+        with caller_settings():
+            return _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overwrite,
+                              console if workers.is_main else None, show_progress, workers, extra_callbacks or [])
     finally:
         leave(workers)
 
@@ -163,7 +174,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if resume:
-        check_resumable(run, previous, config, model)  # before config.yaml is rewritten
+        check_resumable(run, previous, config, model, workers.world_size)  # before config.yaml is rewritten
         if workers.is_main:
             run.reopen()
     else:
@@ -185,14 +196,16 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
 
 
 def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
-    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch)."""
-    torch.manual_seed(config.seed)
+    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch), drawn from the
+    run's seed with the run's thread count; the caller's random state and thread count are kept."""
     device = tensors[split].device
     precision = inference_precision(config.train.precision, device)
-    metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
-                       z_swap=True, precision=precision)
-    with inference(precision, device):
-        metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
+    with caller_settings(config.threads):
+        torch.manual_seed(config.seed)
+        metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
+                           z_swap=True, precision=precision)
+        with inference(precision, device):
+            metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
 
 
@@ -231,13 +244,14 @@ class LoadedRun:
 
 def load_run(ref: str | Path, runs_dir: Path, device: str = "auto", checkpoint: str = "best") -> LoadedRun:
     """Rebuild a run's model from its directory with the weights of ``checkpoint`` (best, last or
-    epoch_NNN; see ``RunDir.resolve_checkpoint``)."""
+    epoch_NNN; see ``RunDir.resolve_checkpoint``). Leaves torch's thread count alone (the functions
+    that compute with the model set the run's own while they run)."""
     run = RunDir.find(ref, runs_dir)
     config = build_config([(str(run.config_path), load_yaml(run.config_path))])
     file, key, epoch = run.resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
-    apply_threads(config.threads)
-    model = build_model(config).to(dev)
+    with caller_settings():  # initialising the layers draws from the global random state
+        model = build_model(config).to(dev)
     run.load_weights(model, file, dev, key=key)
     model.eval()
     return LoadedRun(run, config, get_domain(config.domain), model, dev, epoch, checkpoint)
@@ -246,18 +260,23 @@ def load_run(ref: str | Path, runs_dir: Path, device: str = "auto", checkpoint: 
 def evaluate_run(ref: str | Path, runs_dir: Path, split: str = "test", device: str = "auto",
                  nll_samples: int = 0, nll_max_decodes: int = DEFAULT_MAX_DECODES,
                  on_progress: Callable[[int, int], None] | None = None,
-                 checkpoint: str = "best") -> tuple[LoadedRun, dict]:
+                 checkpoint: str = "best", disentanglement: DisentanglementSettings | None = None,
+                 ) -> tuple[LoadedRun, dict]:
     """Evaluate a run's checkpoint (the best by default) on a split and record it in
-    results/metrics.json (results/metrics_<checkpoint>.json for another checkpoint)."""
+    results/metrics.json (results/metrics_<checkpoint>.json for another checkpoint).
+    ``disentanglement`` adds MIG, DCI, SAP and the FactorVAE score (domains with known factors)."""
     if split not in SPLITS:
         raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(SPLITS)}")
     loaded = load_run(ref, runs_dir, device, checkpoint)
-    return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress)
+    if disentanglement is not None:
+        check_has_factors(loaded.domain)
+    return loaded, evaluate_loaded(loaded, split, nll_samples, nll_max_decodes, on_progress, disentanglement)
 
 
 def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0,
                     nll_max_decodes: int = DEFAULT_MAX_DECODES,
-                    on_progress: Callable[[int, int], None] | None = None) -> dict:
+                    on_progress: Callable[[int, int], None] | None = None,
+                    disentanglement: DisentanglementSettings | None = None) -> dict:
     """All metrics of a loaded run on a split, recorded in results/metrics.json.
 
     Args:
@@ -265,18 +284,22 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
             (``vaekit.likelihood.likelihood_metrics``).
         nll_max_decodes: codes decoded at once by the IWAE estimate (the memory cap).
         on_progress: called with (items done, items in all) while the IWAE estimate runs.
+        disentanglement: adds the disentanglement metrics (``disentanglement_metrics``).
     """
     if nll_samples < 0:
         raise VaekitUsageError(f"--nll-samples {nll_samples}: expected 0 (off) or a positive count")
     if nll_max_decodes < 1:
         raise VaekitUsageError(f"--nll-batch {nll_max_decodes}: expected a positive count")
-    tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
-    if split not in tensors:
-        raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
-    metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
-    if nll_samples:
-        metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
-                                          nll_max_decodes, on_progress))
+    with caller_settings(loaded.config.threads):
+        tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
+        if split not in tensors:
+            raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
+        metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
+        if nll_samples:
+            metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
+                                              nll_max_decodes, on_progress))
+        if disentanglement is not None:
+            metrics.update(disentanglement_metrics(loaded, split, disentanglement))
     record_results(loaded.run, split, metrics, loaded.best_epoch, loaded.checkpoint)
     return metrics
 
@@ -290,7 +313,8 @@ def sample_run(ref: str | Path, runs_dir: Path, n: int = 64, seed: int | None = 
     loaded = load_run(ref, runs_dir, device, checkpoint)
     corpus = loaded.domain.load(loaded.config.data.path)
     generator = torch.Generator().manual_seed(loaded.config.seed if seed is None else seed)
-    with inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
+    with caller_settings(loaded.config.threads), \
+            inference(inference_precision(loaded.config.train.precision, loaded.device), loaded.device):
         loaded.results_dir.mkdir(parents=True, exist_ok=True)
         files = loaded.domain.save_pictures(loaded.model, picture_items(corpus.arrays, "test"),
                                              loaded.results_dir, n, generator)

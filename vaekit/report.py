@@ -26,6 +26,17 @@ COMMON_METRICS = [
     ("iwae_bits_per_dim", "IWAE bits per dimension", "{:.4f}"),
     ("iwae_elbo", "ELBO over the IWAE samples (nats/sample)", "{:.3f}"),
     ("iwae_samples", "IWAE samples K", "{}"),
+    # vaekit eval --disentanglement (vaekit.disentanglement; docs/disentanglement.md)
+    ("mig", "MIG (Chen et al. 2018)", "{:.3f}"),
+    ("dci_disentanglement", "DCI disentanglement (Eastwood & Williams 2018)", "{:.3f}"),
+    ("dci_completeness", "DCI completeness", "{:.3f}"),
+    ("dci_informativeness", "DCI informativeness (held-out accuracy)", "{:.3f}"),
+    ("dci_estimator", "DCI classifier", "{}"),
+    ("sap", "SAP (Kumar et al. 2018)", "{:.3f}"),
+    ("disentanglement_items", "Codes scored by MIG, DCI, SAP", "{:,}"),
+    ("factor_vae_score", "FactorVAE score (Kim & Mnih 2018)", "{:.3f}"),
+    ("factor_vae_votes", "FactorVAE evaluation votes", "{:,}"),
+    ("factor_vae_active_dims", "FactorVAE active dimensions (σ ≥ 0.05)", "{}"),
 ]
 
 

@@ -196,15 +196,16 @@ class RunDir:
             records.append(record)
         return records
 
-    def truncate_metrics(self, last_epoch: int, path: Path | None = None) -> list[dict]:
+    def truncate_metrics(self, last_epoch: int, path: Path | None = None, key: str = "epoch") -> list[dict]:
         """Drop records after ``last_epoch`` (written before an interruption, not in last.pt), and
-        a torn last line, from metrics.jsonl (or ``path``); returns the dropped records."""
+        a torn last line, from metrics.jsonl (or ``path``); returns the dropped records. With
+        ``key='step'``, ``last_epoch`` is the last step kept (steps.jsonl after a mid-epoch last.pt)."""
         path = path or self.metrics_path
         records = self.read_metrics(path=path)
-        kept = [r for r in records if r.get("epoch", 0) <= last_epoch]
+        kept = [r for r in records if r.get(key, 0) <= last_epoch]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         atomic_write_bytes(path, lambda h: h.write(text.encode()))
-        return [r for r in records if r.get("epoch", 0) > last_epoch]
+        return [r for r in records if r.get(key, 0) > last_epoch]
 
     def read_provenance(self) -> list[dict]:
         """The training sessions recorded in provenance.json, oldest first (empty for a run made

@@ -10,6 +10,7 @@ import typer
 from vaekit.cli.common import CheckpointOption, DeviceOption, RunsDirOption, cli_errors, console, integer
 from vaekit.cli.output import JsonOption, print_json
 from vaekit.cli.progress import item_progress
+from vaekit.errors import VaekitUsageError
 
 
 @cli_errors
@@ -22,6 +23,14 @@ def evaluate(
     nll_batch: Annotated[Optional[int], typer.Option(
         parser=integer(),
         help="Codes decoded at once by the IWAE estimate, to cap its memory (default 4096).")] = None,
+    disentanglement: Annotated[bool, typer.Option(
+        "--disentanglement",
+        help="Add MIG, DCI, SAP and the FactorVAE score (domains whose items have known factors; docs/disentanglement.md).")] = False,
+    factor_vae_votes: Annotated[int, typer.Option(
+        parser=integer(0),
+        help="FactorVAE training votes of 64 items each (evaluation: half; 0 leaves the score out).")] = 1000,
+    dci_estimator: Annotated[str, typer.Option(
+        help="DCI's classifiers: forest (seconds) or gbt (disentanglement_lib's; minutes).")] = "forest",
     json_output: Annotated[bool, JsonOption] = False,
     runs_dir: RunsDirOption = Path("runs"),
     device: DeviceOption = "auto",
@@ -37,15 +46,22 @@ def evaluate(
       vaekit eval run_001 --split test
       vaekit eval run_001 --nll-samples 100 --json
       vaekit eval run_001 --checkpoint epoch_040   # kept by train.checkpoint_every
+      vaekit eval run_001 --disentanglement --json  # MIG, DCI, SAP, FactorVAE
     """
+    from vaekit.disentanglement import DCI_ESTIMATORS
+    from vaekit.disentanglement_eval import DisentanglementSettings
     from vaekit.experiment import evaluate_run, results_name
     from vaekit.likelihood import DEFAULT_MAX_DECODES
     from vaekit.report import evaluation_block, metrics_table, target_outcomes
 
+    if dci_estimator not in DCI_ESTIMATORS:
+        raise VaekitUsageError(f"--dci-estimator '{dci_estimator}': expected one of {', '.join(DCI_ESTIMATORS)}")
+    settings = DisentanglementSettings(factor_vae_votes=factor_vae_votes, dci_estimator=dci_estimator) \
+        if disentanglement else None
     with item_progress(f"IWAE, K={nll_samples}", show=nll_samples > 0) as advance:
         loaded, metrics = evaluate_run(run, runs_dir, split, device, nll_samples,
                                        DEFAULT_MAX_DECODES if nll_batch is None else nll_batch, advance,
-                                       checkpoint)
+                                       checkpoint, settings)
     if json_output:
         print_json({"run": loaded.run.run_id, "path": str(loaded.run.path), "domain": loaded.config.domain,
                     "model": loaded.config.model.name, "split": split, "metrics": metrics,

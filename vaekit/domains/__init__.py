@@ -67,6 +67,12 @@ class Domain:
     # Per-item side arrays of the corpus (stored as ``{split}_{name}``) that identify an item, so
     # that `vaekit encode` output can be joined with other data.
     item_identifiers: tuple[str, ...] = ()
+    # The known generative factors of every item (`vaekit eval RUN --disentanglement`): their names
+    # and how many values each takes. Empty for a domain without known factors; a domain that sets
+    # them implements ``item_factors``, and ``items_for_factors`` if it can draw items for chosen
+    # factor values (the FactorVAE score needs that).
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
 
     def default_config(self) -> dict:
         """Config overrides (nested dict) that make this domain's defaults."""
@@ -166,6 +172,15 @@ class Domain:
         ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
         """
         return {}
+
+    def item_factors(self, arrays: dict[str, np.ndarray], split: str) -> np.ndarray:
+        """(n, K) 0-based factor indices of the items of ``split``, one column per ``factor_names``."""
+        raise NotImplementedError(f"domain '{self.name}' has no known factors")
+
+    def items_for_factors(self, factors: np.ndarray) -> np.ndarray:
+        """Items in stored format for rows of 0-based factor indices (n, K); None when the domain
+        cannot make items to order."""
+        return None
 
     def item_images(self, items: np.ndarray, arrays: dict[str, np.ndarray]):
         """Pictures of stored-format items (as ``decode_data`` returns them) and how to draw them.

@@ -168,6 +168,9 @@ class TernaryDomain(Domain):
                Target("prior_coverage", "Prior coverage", "{:.1%}")]
     item_noun = "operations"
     item_identifiers = ("index",)
+    # An operation is its nine trits: each position of the 3×3 table is a factor with 3 values.
+    factor_names = tuple(f"cell_{row}{col}" for row in range(1, 4) for col in range(1, 4))
+    factor_sizes = (len(VALUES),) * 9
 
     def default_config(self) -> dict:
         # β = 1 collapses a ternary VAE (see docs/domains/ternary.md); these are the baseline's settings.
@@ -185,6 +188,12 @@ class TernaryDomain(Domain):
                           # ternary_dual's β warm-ups (50 epochs) raise the val loss by design: judge
                           # patience after them, or the dual model stops at epoch ~22 (best: epoch 2)
                           "early_stopping_start": 50}}
+
+    def item_factors(self, arrays, split):
+        return arrays[split].astype(np.int64) + 1
+
+    def items_for_factors(self, factors):
+        return (np.asarray(factors) - 1).astype(np.int8)
 
     def selection_metric_names(self, model_cls: type) -> list[str]:
         """Multi-pathway models add each coverage per pathway (reconstruction_coverage_A, ...)."""

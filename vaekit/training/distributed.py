@@ -2,15 +2,19 @@
 training loop needs.
 
 Every worker holds the whole corpus and an identical model; each epoch they draw the same shuffled
-order from the same seeded generator and each takes its own share of it (workers also draw the same
-augmentation and reparameterisation noise, for different samples). After each backward pass the
+order from the same seeded generator and each takes its own share of it. After each backward pass the
 gradients are averaged across workers, so all copies of the model take the same optimizer step. Only
 the main worker (rank 0) writes the run directory and prints.
 
 The training step wraps the model in ``DistributedDataParallel`` through a module whose ``forward``
 is the objective (``vaekit.training.step.Objective``), so gradients are averaged by DDP's bucketed
 all-reduce, overlapping the backward pass. Each worker draws its own reparameterisation noise
-(seeded with seed + rank); augmentation noise comes from the shared data generator.
+(seeded with seed + rank) and its own augmentation transforms (a generator of its own, seeded from
+seed and rank).
+
+Decisions are collective: every step the workers sum a few numbers (the loss terms and their votes to
+stop or to checkpoint, ``Workers.agree``), so a non-finite loss on one worker or a signal sent to one
+worker stops all of them at the same step, the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import gc
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+AUGMENT_STREAM = 1  # tells the augmentation seed apart from other streams derived from (seed, rank)
 
 
 @dataclass(frozen=True)
@@ -49,20 +56,6 @@ class Workers:
         usable = order.shape[0] // self.world_size * self.world_size
         return order[self.rank : usable : self.world_size]
 
-    def average_gradients(self, model: torch.nn.Module) -> None:
-        """Replace every gradient by its mean over the workers (one all-reduce of a flat buffer); the
-        training step leaves this to DistributedDataParallel."""
-        if not self.distributed:
-            return
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        offset = 0
-        for grad in grads:
-            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
-
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise mean of a tensor over the workers."""
         if not self.distributed:
@@ -71,12 +64,15 @@ class Workers:
         dist.all_reduce(values)
         return values / self.world_size
 
-    def copy_from_main(self, model: torch.nn.Module) -> None:
-        """Give every worker the main worker's parameters and buffers."""
+    def agree(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of a small tensor over the workers: how they take a decision together
+        (a non-finite loss anywhere makes every worker's sum non-finite; a count of votes tells every
+        worker whether any worker voted)."""
         if not self.distributed:
-            return
-        for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+            return values
+        values = values.clone()
+        dist.all_reduce(values)
+        return values
 
     def average_buffers(self, model: torch.nn.Module) -> None:
         """Average floating-point buffers over the workers (BatchNorm statistics and running sums,
@@ -93,6 +89,12 @@ class Workers:
         """The seed of this worker's own random stream (reparameterisation noise): seed + rank, so a
         single process draws what it always drew and the workers' noise differs."""
         return seed + self.rank
+
+    def augment_seed(self, seed: int) -> int:
+        """The seed of this worker's augmentation generator, derived from (seed, rank) and distinct
+        from the data-order generator's, so turning augmentation on or off leaves the order alone
+        and each worker draws its own transforms."""
+        return int(np.random.SeedSequence([seed, self.rank, AUGMENT_STREAM]).generate_state(1, np.uint64)[0] >> 1)
 
     def gather(self, value) -> list:
         """Every worker's value of a small picklable object, by rank, on every worker."""

@@ -8,6 +8,13 @@
     stop(t, reason)       training ends early: 'early_stopping', 'nonfinite', 'SIGTERM', 'SIGINT'
     run_end(t)            after the last epoch (not after an error or a signal)
 
+Whatever way ``fit()`` ends (the last epoch, a stop, an error in the loop or in a subscriber), every
+subscriber's ``close`` is called last, so files, writers and the console are released.
+
+A subscriber's settings are checked by its ``check_config`` classmethod, which
+``vaekit.experiment.resolve_config`` calls for every registered subscriber (``check_callbacks``)
+before any file is written.
+
 Subscribers are ``Callback`` objects, called in the order of ``CALLBACKS``. Adding a sink or a policy
 is one module under ``vaekit/training/callbacks/`` that defines a Callback and registers it with
 ``@register_callback``, plus one import line in that package's ``__init__``; the loop is not edited
@@ -16,6 +23,7 @@ is one module under ``vaekit/training/callbacks/`` that defines a Callback and r
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +74,12 @@ class Callback:
     """A subscriber to the loop's events; every method is a no-op until overridden.
 
     Build it from the config with ``from_config``; returning None leaves it out of the run.
+    ``check_config`` refuses settings out of range (a VaekitUsageError), before the run starts.
     """
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        pass
 
     @classmethod
     def from_config(cls, config: Config) -> "Callback | None":
@@ -87,6 +100,9 @@ class Callback:
     def on_run_end(self, t: Training) -> None:
         pass
 
+    def close(self, t: Training) -> None:
+        """Release what the subscriber holds (files, writers); called once ``fit()`` ends, however."""
+
 
 CALLBACKS: list[type[Callback]] = []
 
@@ -95,6 +111,14 @@ def register_callback(cls: type[Callback]) -> type[Callback]:
     """Add a Callback class to every run; subscribers run in registration order."""
     CALLBACKS.append(cls)
     return cls
+
+
+def check_callbacks(config: Config) -> None:
+    """Refuse any subscriber setting out of range (each subscriber's ``check_config``)."""
+    import vaekit.training.callbacks  # noqa: F401 - registers the built-in subscribers
+
+    for cls in CALLBACKS:
+        cls.check_config(config)
 
 
 def make_callbacks(config: Config) -> list[Callback]:
@@ -129,3 +153,15 @@ class Events:
     def run_end(self) -> None:
         for cb in self.callbacks:
             cb.on_run_end(self.training)
+
+    def close(self) -> None:
+        """Close every subscriber, even when one of them fails to (the first failure is raised
+        after all are closed, unless an error is already on its way out)."""
+        failure = None
+        for cb in self.callbacks:
+            try:
+                cb.close(self.training)
+            except Exception as error:  # noqa: BLE001 - the others still get closed
+                failure = failure or error
+        if failure is not None and sys.exc_info()[0] is None:
+            raise failure

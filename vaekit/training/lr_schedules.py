@@ -27,7 +27,7 @@ from vaekit.config import TrainConfig
 def configured_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
     """The torch scheduler of ``train.lr_schedule`` and its settings."""
     if cfg.lr_schedule == "cosine":
-        return CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max, eta_min=cfg.min_lr)
+        return CosineAnnealingLR(optimizer, T_max=cfg.cosine_t_max or cfg.epochs, eta_min=cfg.min_lr)
     if cfg.lr_schedule == "multistep" and cfg.lr_values:
         previous = [optimizer.param_groups[0]["lr"], *cfg.lr_values[:-1]]
         factors = {int(m): v / p for m, v, p in zip(cfg.lr_milestones, cfg.lr_values, previous)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import time
 
 import torch
@@ -25,12 +27,12 @@ class NonFiniteStep(Exception):
         self.term, self.value = term, value
 
 
-def nonfinite_term(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> tuple[str, float]:
+def nonfinite_term(loss: float, recon: float, kl: float) -> tuple[str, float]:
     """Which term made a non-finite loss: reconstruction, KL, else the model's own loss terms."""
     for name, value in (("reconstruction term", recon), ("KL term", kl)):
-        if not torch.isfinite(value):
-            return name, value.item()
-    return "loss (the model's own terms; reconstruction and KL are finite)", loss.item()
+        if not math.isfinite(value):
+            return name, value
+    return "loss (the model's own terms; reconstruction and KL are finite)", loss
 
 
 class Objective(torch.nn.Module):
@@ -53,16 +55,22 @@ def data_parallel(model: torch.nn.Module, loss_cfg: LossConfig, device: torch.de
                   workers: Workers) -> torch.nn.Module:
     """``Objective(model)``, wrapped in DistributedDataParallel when there are several workers.
 
-    Buffers are not broadcast at each forward (the loop averages them after each epoch), and
-    parameters a model's objective leaves unused in a step (e.g. one pathway of a dual model) are
-    allowed."""
+    Wrapping broadcasts the main worker's parameters and buffers to every worker. Buffers are not
+    broadcast again at each forward (the loop averages them after each epoch). DDP looks for
+    parameters a step leaves unused (a walk of the autograd graph every step) only for a model whose
+    class sets ``has_unused_parameters = True`` (docs/models.md)."""
     objective = Objective(model, loss_cfg)
     if not workers.distributed:
         return objective
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False, find_unused_parameters=True)
+    options = {"device_ids": [device.index] if device.type == "cuda" else None,
+               "find_unused_parameters": bool(getattr(model, "has_unused_parameters", False))}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        options["forward_sync_buffers"] = False  # torch ≥ 2.13 (broadcast_buffers is deprecated there)
+    else:
+        options["broadcast_buffers"] = False
+    return DistributedDataParallel(objective, **options)
 
 
 class TrainStep:
@@ -96,6 +104,7 @@ class TrainStep:
         self.compile_error: str | None = None
         self._beta = (None, None)
         self.kl_per_dim: torch.Tensor | None = None  # the last step's, on the device (see __call__)
+        self.votes: list[float] = []  # the last step's votes summed over the workers (see __call__)
 
     def eager_forward(self, batch: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The loss to minimise, and the batch means of the reconstruction term and of the unclamped
@@ -103,37 +112,56 @@ class TrainStep:
         with autocast(self.precision, self.device):
             return self.objective(batch, beta)
 
-    def __call__(self, batch: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: torch.Tensor, beta: float, votes: tuple[float, ...] = ()
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Update the model on one batch; returns the loss and the batch means of the reconstruction
         term and of the total unclamped KL. The batch mean of each dimension's unclamped KL is left in
         ``self.kl_per_dim`` (d,), on the device: reading it is the caller's choice (a host sync).
 
+        Before the backward pass the workers agree (one small all-reduce under torchrun, none
+        otherwise) on whether the loss is finite everywhere and on ``votes``, numbers each worker
+        adds to (e.g. 1 for "I received SIGTERM"); their sums over the workers are left in
+        ``self.votes``, so every worker takes the same decision after the step.
+
         Raises:
-            NonFiniteStep: the loss, or (outside fp16, whose loss scaler skips such steps itself) the
-                gradient norm, is not finite; the model and optimizer are left unchanged. Checking
-                costs one device-to-host read of the loss per step.
+            NonFiniteStep: the loss on any worker, or (outside fp16, whose loss scaler skips such
+                steps itself) the gradient norm, is not finite; the model and optimizer are left
+                unchanged, on every worker alike. Checking costs one device-to-host read per step.
         """
         loss, recon, kl_per_dim = self.forward(batch, self.beta_tensor(beta))
         self.kl_per_dim, kl = kl_per_dim, kl_per_dim.sum()
-        if not torch.isfinite(loss):
-            raise NonFiniteStep(*nonfinite_term(loss, recon, kl))
+        terms = torch.stack([loss.detach(), recon, kl]).float()
+        if self.workers.distributed:
+            agreed = self.workers.agree(torch.cat([terms, torch.tensor(votes, device=terms.device)])).tolist()
+        else:
+            agreed = terms.tolist() + list(votes)
+        self.votes = agreed[3:]
+        if not all(math.isfinite(v) for v in agreed[:3]):
+            raise NonFiniteStep(*nonfinite_term(*agreed[:3]))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # true gradients for clipping and the model (no-op unless fp16)
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if self.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        elif not self.scaler.is_enabled() and grads:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        norm = self.gradient_norm()
+        if not torch.isfinite(norm):  # gradients are averaged over the workers: all see the same norm
+            if not self.scaler.is_enabled():
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteStep("gradient norm", norm.item())
+            # fp16: the scaler skips this step and lowers the loss scale; the model sees no gradient
         else:
-            norm = None
-        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteStep("gradient norm", norm.item())
-        self.model.after_backward()  # the model's one look at this step's final gradients, outside any compiled region
+            self.model.after_backward()  # the model's one look at this step's final gradients, outside any compiled region
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach(), recon, kl
+
+    def gradient_norm(self) -> torch.Tensor:
+        """The norm of all gradients, clipped to ``grad_clip`` when that is set (the norm before
+        clipping is returned)."""
+        if self.grad_clip > 0:
+            return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
     def compile_now(self, example_batches: list[torch.Tensor], beta: float) -> float | None:
         """Compile the forward and backward for the batch shapes of an epoch, leaving the model, its

@@ -11,10 +11,13 @@ class EpochCheckpoints(Callback):
         self.every, self.keep = every, keep
 
     @classmethod
-    def from_config(cls, config: Config) -> "EpochCheckpoints | None":
+    def check_config(cls, config: Config) -> None:
         for key in ("checkpoint_every", "keep_checkpoints"):
             if getattr(config.train, key) < 0:
                 raise VaekitUsageError(f"train.{key} {getattr(config.train, key)}: expected 0 (off) or more")
+
+    @classmethod
+    def from_config(cls, config: Config) -> "EpochCheckpoints | None":
         return cls(config.train.checkpoint_every, config.train.keep_checkpoints) if config.train.checkpoint_every else None
 
     def on_epoch_end(self, t: Training, record: dict) -> None:

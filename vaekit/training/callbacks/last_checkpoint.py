@@ -1,19 +1,9 @@
 """checkpoints/last.pt after every epoch: weights, optimizer, scheduler, trainer state and RNG, so
-that --resume continues exactly where the run stopped."""
-
-from dataclasses import asdict
+that --resume continues exactly where the run stopped (the loop also writes it in the middle of an
+epoch: see ``vaekit.training.resume``)."""
 
 from vaekit.training.events import Callback, Training, register_callback
-
-
-def save_last(t: Training) -> None:
-    """Write last.pt from the training's current state (atomically). Every worker calls this (the
-    RNG states are gathered from all); the main worker writes."""
-    rng = t.rng_state()
-    if t.writes:
-        t.run.save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
-                               "scheduler": t.scheduler.state_dict(), "step": t.step.state_dict(),
-                               "state": asdict(t.state), "rng": rng}, "last.pt")
+from vaekit.training.resume import save_last
 
 
 @register_callback

@@ -50,15 +50,18 @@ class MlflowSink(Callback):
         self.uri, self.client, self.mlflow_run = uri, None, None
 
     @classmethod
-    def from_config(cls, config: Config) -> "MlflowSink | None":
+    def check_config(cls, config: Config) -> None:
         if not config.train.mlflow:
-            return None
+            return
         try:
             import mlflow  # noqa: F401
         except ImportError:
             raise VaekitUsageError("train.mlflow needs MLflow: pip install 'vaekit[mlflow]' (or pip install "
                                    "mlflow-skinny)") from None
-        return cls(config.train.mlflow_uri)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "MlflowSink | None":
+        return cls(config.train.mlflow_uri) if config.train.mlflow else None
 
     def on_run_start(self, t: Training) -> None:
         if not t.writes:
@@ -116,6 +119,12 @@ class MlflowSink(Callback):
     def on_run_end(self, t: Training) -> None:
         if self.client is not None:
             self._finish(t, "FINISHED")
+
+    def close(self, t: Training) -> None:
+        """An error ended training (in the loop or another subscriber): the MLflow run ends FAILED."""
+        if self.client is not None:
+            client, self.client = self.client, None
+            client.set_terminated(self.mlflow_run, status="FAILED")
 
     def _finish(self, t: Training, status: str) -> None:
         last = getattr(self, "last", None)

@@ -18,10 +18,9 @@ POLICIES = ("stop", "skip")
 @register_callback
 class NonFiniteGuard(Callback):
     @classmethod
-    def from_config(cls, config: Config) -> "NonFiniteGuard":
+    def check_config(cls, config: Config) -> None:
         if config.train.nonfinite not in POLICIES:
             raise VaekitUsageError(f"train.nonfinite '{config.train.nonfinite}': expected one of {', '.join(POLICIES)}")
-        return cls()
 
     def on_epoch_end(self, t: Training, record: dict) -> None:
         bad = [name for name, p in t.model.named_parameters() if not torch.isfinite(p).all()]

@@ -28,9 +28,12 @@ class EpochPictures(Callback):
         self.every, self.shown = every, None
 
     @classmethod
-    def from_config(cls, config: Config) -> "EpochPictures | None":
+    def check_config(cls, config: Config) -> None:
         if config.train.pictures_every < 0:
             raise VaekitUsageError(f"train.pictures_every {config.train.pictures_every}: expected 0 (off) or more")
+
+    @classmethod
+    def from_config(cls, config: Config) -> "EpochPictures | None":
         return cls(config.train.pictures_every) if config.train.pictures_every else None
 
     def on_epoch_end(self, t: Training, record: dict) -> None:

@@ -17,15 +17,18 @@ class TensorBoard(Callback):
         self.writer = None
 
     @classmethod
-    def from_config(cls, config: Config) -> "TensorBoard | None":
+    def check_config(cls, config: Config) -> None:
         if not config.train.tensorboard:
-            return None
+            return
         try:
             import tensorboard  # noqa: F401
         except ImportError:
             raise VaekitUsageError("train.tensorboard needs the tensorboard package: pip install "
                                    "'vaekit[tensorboard]' (or pip install tensorboard)") from None
-        return cls()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "TensorBoard | None":
+        return cls() if config.train.tensorboard else None
 
     def on_run_start(self, t: Training) -> None:
         if t.writes:
@@ -61,9 +64,12 @@ class TensorBoard(Callback):
         self.writer.flush()
 
     def on_stop(self, t: Training, reason: str, message: str) -> None:
-        self.on_run_end(t)
+        self.close(t)
 
     def on_run_end(self, t: Training) -> None:
+        self.close(t)
+
+    def close(self, t: Training) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

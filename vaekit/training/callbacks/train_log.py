@@ -20,10 +20,11 @@ class TrainLog(Callback):
         self.console = Console(file=self.file, width=200, no_color=True, highlight=False, soft_wrap=True)
         self.console.print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
                            f"{'resuming after epoch ' + str(t.state.epoch) if t.resume else 'training'} {t.run.run_id}")
-        self.original_print = t.console.print
+        self.original_print = vars(t.console).get("print")  # None: the class's own print
+        print_to_console = self.original_print or t.console.print
 
         def print_both(*objects, **kwargs):
-            self.original_print(*objects, **kwargs)
+            print_to_console(*objects, **kwargs)
             self.console.print(*objects, **kwargs)
             self.file.flush()
 
@@ -32,10 +33,16 @@ class TrainLog(Callback):
     def on_stop(self, t: Training, reason: str, message: str) -> None:
         if self.console is not None and reason != "early_stopping":  # early stopping is printed, hence logged
             self.console.print(message, markup=False)
-        self.on_run_end(t)
+        self.close(t)
 
     def on_run_end(self, t: Training) -> None:
+        self.close(t)
+
+    def close(self, t: Training) -> None:
         if self.file is not None:
-            t.console.print = self.original_print
+            if self.original_print is None:
+                del t.console.print
+            else:
+                t.console.print = self.original_print
             self.file.close()
             self.file = None
