@@ -88,7 +88,7 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
         lines.append(_block_line("ELBO, same samples", f"{metrics['iwae_elbo']:.3f} nats"))
     lines.append(RULE)
     for target in domain.targets:
-        advice = target.advice(metrics.get(target.metric))
+        advice = target.advice(metrics.get(target.metric), metrics)
         if advice:
             bound = _format(target.threshold, target.fmt)
             lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+
+Advice = str | Callable[[dict], str]  # a text, or a function of the split's metrics (e.g. of latent_dim)
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class Target:
         source: where the target comes from (a seed specification), for docs and --json.
         fallbacks: (bound, advice) bands for a missed target, nearest the target first: the first
             band whose bound the value reaches gives the advice (for a maximum: the first bound the
-            value stays under). The last band should catch everything.
+            value stays under). The last band should catch everything. An advice may be a function of
+            the split's metrics, for advice that depends on the run (its latent_dim, say).
     """
 
     metric: str
@@ -28,7 +32,7 @@ class Target:
     threshold: float | None = None
     higher_is_better: bool = True
     source: str = ""
-    fallbacks: tuple[tuple[float, str], ...] = ()
+    fallbacks: tuple[tuple[float, Advice], ...] = ()
 
     def met(self, value: float | None) -> bool | None:
         """True or False against the threshold; None without a threshold or a finite value."""
@@ -36,13 +40,13 @@ class Target:
             return None
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
 
-    def advice(self, value: float | None) -> str | None:
+    def advice(self, value: float | None, metrics: dict | None = None) -> str | None:
         """The fallback advice for a missed target's band, or None."""
         if self.met(value) is not False:
             return None
         for bound, text in self.fallbacks:
             if (value >= bound) if self.higher_is_better else (value <= bound):
-                return text
+                return text(metrics or {}) if callable(text) else text
         return None
 
     def outcome(self, metrics: dict) -> dict:
@@ -50,4 +54,4 @@ class Target:
         value = metrics.get(self.metric)
         return {"metric": self.metric, "label": self.label, "value": value, "target": self.threshold,
                 "higher_is_better": self.higher_is_better, "met": self.met(value),
-                "advice": self.advice(value), "source": self.source}
+                "advice": self.advice(value, metrics), "source": self.source}

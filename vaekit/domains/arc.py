@@ -189,6 +189,17 @@ def collect_arc_command(
                           "tasks (train/val/test)": "/".join(str(v) for v in metadata["tasks"].values())})
 
 
+def near_target_advice(latent_dim: int | None) -> str:
+    """What to change at 85–90 % test pixel accuracy, from what was measured on ARC
+    (docs/domains/arc.md, 'Where 90 % is reached'): below d = 16 the dimension binds; from d = 16 on,
+    a larger d or a lower β buys nothing at 10 epochs, while a longer training does."""
+    if latent_dim is not None and latent_dim < 16:
+        return (f"85–90 %: at d = {latent_dim} the dimension binds (d = 10 stayed at 86 % with β 0.01 or 0); "
+                "raise it to d = 32 and retrain (--latent 32)")
+    return ("85–90 %: the model underfits (train ≈ test); train longer and wider before raising d or lowering β "
+            "(d = 32, conv2d_wide: 88.0 % at 10 epochs, 89.2 % at 30; d = 64 at β = 0 no better than d = 32)")
+
+
 @register_domain("arc")
 class ArcDomain(Domain):
     name = "arc"
@@ -207,7 +218,7 @@ class ArcDomain(Domain):
     targets = [Target(
         "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
         source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
-        fallbacks=((0.85, "85–90 %: raise the latent dimension to d = 12–16 and retrain (--latent 12)"),
+        fallbacks=((0.85, lambda metrics: near_target_advice(metrics.get("latent_dim"))),
                    (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
                    (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")),
     )]
