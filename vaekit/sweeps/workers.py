@@ -108,7 +108,7 @@ def _run_processes(plan: SweepPlan) -> None:
     stopped = [c for c in codes if c in (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGTERM)]
     if stopped:
         code = EXIT_TERMINATED if stopped[0] != EXIT_INTERRUPTED else EXIT_INTERRUPTED
-        raise Interrupted("the sweep's workers were stopped; run the same command again to continue", code)
+        raise Interrupted("the sweep's workers were stopped", code)
     if any(codes):
         raise RuntimeError(f"a sweep worker process ended with exit code {next(c for c in codes if c)}")
 
