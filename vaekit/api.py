@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from vaekit import latent, study
-from vaekit.config import Config
+from vaekit.config import Config, set_dotted
 from vaekit.config_fields import ambiguous_keywords, keyword_paths
 from vaekit.domains import get_domain
 from vaekit.errors import VaekitUsageError, nearest
@@ -28,13 +28,6 @@ from vaekit.experiment import LoadedRun, evaluate_loaded, train_run
 from vaekit.experiment import load_run as load_loaded_run
 
 DEFAULT_RUNS_DIR = Path("runs")
-
-
-def _set(nested: dict, dotted: str, value) -> None:
-    *sections, key = dotted.split(".")
-    for section in sections:
-        nested = nested.setdefault(section, {})
-    nested[key] = value
 
 
 def keyword_layer(fields: dict, overrides: dict | None = None) -> dict:
@@ -56,9 +49,9 @@ def keyword_layer(fields: dict, overrides: dict | None = None) -> dict:
         if name not in paths:
             hint = nearest(name, paths)
             raise VaekitUsageError(f"unknown config field '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
-        _set(nested, paths[name], value)
+        set_dotted(nested, paths[name], value)
     for dotted, value in (overrides or {}).items():
-        _set(nested, dotted, value)
+        set_dotted(nested, dotted, value)
     return nested
 
 
@@ -157,7 +150,7 @@ def train(domain: str, *, config: str | Path | None = None, data=None,
         data = get_domain(domain).corpus_from_data(data, Path(runs_dir) / "corpora")
     layer = keyword_layer({**fields, "path": str(data) if data else None}, overrides)
     if model is not None:
-        _set(layer, "model.name", model)
+        set_dotted(layer, "model.name", model)
     console = Console(quiet=quiet)
     run = train_run(domain, Path(config) if config else None, [("keyword arguments", layer)], Path(runs_dir),
                     run_id, resume, overwrite, console, progress and not quiet)

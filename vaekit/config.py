@@ -321,12 +321,18 @@ def parse_set_option(assignment: str) -> dict:
     except yaml.YAMLError:
         value = raw
     nested: dict = {}
-    cursor = nested
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[parts[-1]] = value
+    set_dotted(nested, key.strip(), value)
     return nested
+
+
+def set_dotted(nested: dict, dotted: str, value: Any) -> None:
+    """Set ``section.key`` (or a top-level key) in a nested dict of config overrides, making the
+    sections it needs: the one spelling of a dotted key as a layer, for --set, flags, the API and
+    seed files alike."""
+    *sections, key = dotted.split(".")
+    for section in sections:
+        nested = nested.setdefault(section, {})
+    nested[key] = value
 
 
 def build_config(layers: list[tuple[str, dict]]) -> Config:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vaekit.config import Config, key_aliases, suggest_key
+from vaekit.config import Config, key_aliases, set_dotted, suggest_key
 from vaekit.errors import VaekitUsageError
 
 Converter = Callable[[object, dict], dict]  # (value, whole document) -> {dotted key: value}
@@ -213,14 +213,6 @@ _SPECIAL: dict[str, Alias] = {
 ALIASES: dict[str, Alias] = {**{name: _to(key) for name, key in key_aliases().items()}, **_SPECIAL}
 
 
-def _nest(dotted: str, value: object, into: dict) -> None:
-    parts = dotted.split(".")
-    cursor = into
-    for part in parts[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[parts[-1]] = value
-
-
 def translate(document: dict, source: str) -> tuple[dict, list[str]]:
     """Map a flat seed-style mapping onto our nested sections.
 
@@ -252,7 +244,7 @@ def translate(document: dict, source: str) -> tuple[dict, list[str]]:
                 raise VaekitUsageError(f"{source}: '{earlier[0]}' and '{label}' both set {target}, to "
                                        f"{earlier[1]!r} and {converted!r}; give one value")
             set_by.setdefault(target, (label, converted))
-            _nest(target, converted, nested)
+            set_dotted(nested, target, converted)
         lines.append(f"{label} → {', '.join(mapped) or '(nothing: ' + repr(value) + ')'}")
 
     for key, value in document.items():

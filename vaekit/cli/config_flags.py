@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from vaekit.config import set_dotted
 from vaekit.config_fields import ConfigField, flagged_fields
 from vaekit.option_parsers import integer, number
 
@@ -40,11 +41,7 @@ def flag_layer(given: dict[str, Any]) -> dict:
     for dotted, value in given.items():
         if value is None:
             continue
-        *sections, key = dotted.split(".")
-        cursor = nested
-        for section in sections:
-            cursor = cursor.setdefault(section, {})
-        cursor[key] = value
+        set_dotted(nested, dotted, value)
     return nested
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaekit.config import dotted_keys, load_yaml, suggest_key
+from vaekit.config import dotted_keys, load_yaml, set_dotted, suggest_key
 from vaekit.errors import VaekitUsageError, nearest
 
 RANGE_KEYS = ("low", "high", "log", "step")
@@ -31,9 +31,8 @@ MAX_GRID = 10_000  # every grid point is checked up front; more than this is sur
 
 def nested(dotted: str, value: Any) -> dict:
     """``{"a": {"b": value}}`` from ``"a.b"`` (the same nesting as --set a.b=value)."""
-    layer: Any = value
-    for part in reversed(dotted.split(".")):
-        layer = {part: layer}
+    layer: dict = {}
+    set_dotted(layer, dotted, value)
     return layer
 
 

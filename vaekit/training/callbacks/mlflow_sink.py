@@ -48,6 +48,7 @@ def scalar_metrics(record: dict) -> dict[str, float]:
 class MlflowSink(Callback):
     def __init__(self, uri: str):
         self.uri, self.client, self.mlflow_run = uri, None, None
+        self.last: dict | None = None  # the latest epoch record, for the final_* metrics
 
     @classmethod
     def check_config(cls, config: Config) -> None:
@@ -127,9 +128,8 @@ class MlflowSink(Callback):
             client.set_terminated(self.mlflow_run, status="FAILED")
 
     def _finish(self, t: Training, status: str) -> None:
-        last = getattr(self, "last", None)
-        if last is not None:
-            for key, value in scalar_metrics(last).items():
+        if self.last is not None:
+            for key, value in scalar_metrics(self.last).items():
                 self.client.log_metric(self.mlflow_run, f"final_{key}", value)
         self.client.log_metric(self.mlflow_run, "best_epoch", t.state.best_epoch)
         for path in [t.run.config_path, *sorted(t.run.results.glob("*.png"))]:
