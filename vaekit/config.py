@@ -240,26 +240,26 @@ def apply_overrides(obj: Any, overrides: dict, source: str, prefix: str = "") ->
             setattr(obj, key, _coerce(value, types[key], f"{source}: '{path}'"))
 
 
-def dotted_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+def leaf_fields(cls: type | None = None, prefix: str = "") -> list[tuple[str, dataclasses.Field, type]]:
+    """Every settable field as (dotted key, field, the dataclass that declares it), sections entered:
+    the one walk over the config's dataclasses that keys, aliases and ``vaekit.config_fields`` share."""
+    leaves = []
+    for f in dataclasses.fields(cls or Config):
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            leaves += leaf_fields(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            leaves.append((f"{prefix}{f.name}", f, cls or Config))
+    return leaves
+
+
+def dotted_keys() -> list[str]:
     """Every config key as 'section.key' (top-level fields without a dot)."""
-    keys = []
-    for f in dataclasses.fields(cls or Config):
-        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
-            keys += dotted_keys(f.default_factory, f"{prefix}{f.name}.")
-        else:
-            keys.append(f"{prefix}{f.name}")
-    return keys
+    return [key for key, _, _ in leaf_fields()]
 
 
-def key_aliases(cls: type | None = None, prefix: str = "") -> dict[str, str]:
+def key_aliases() -> dict[str, str]:
     """Every alias a field declares (its seed-document names) -> the field's dotted key."""
-    aliases: dict[str, str] = {}
-    for f in dataclasses.fields(cls or Config):
-        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
-            aliases.update(key_aliases(f.default_factory, f"{prefix}{f.name}."))
-        else:
-            aliases.update({alias: f"{prefix}{f.name}" for alias in f.metadata.get("aliases", ())})
-    return aliases
+    return {alias: key for key, f, _ in leaf_fields() for alias in f.metadata.get("aliases", ())}
 
 
 def suggest_key(key: str) -> str | None:

@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from vaekit.config import Config
+from vaekit.config import leaf_fields
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,15 @@ class ConfigField:
         return self.flag.split("/") if self.flag else []
 
 
-def _rows(cls: type, prefix: str) -> list[ConfigField]:
-    hints = typing.get_type_hints(cls)
-    rows: list[ConfigField] = []
-    for f in dataclasses.fields(cls):
-        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
-            rows += _rows(f.default_factory, f"{prefix}{f.name}.")
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append(ConfigField(f"{prefix}{f.name}", hints[f.name], default, f.metadata.get("help", ""),
-                                f.metadata.get("flag", "")))
-    return rows
+def _row(key: str, f: dataclasses.Field, owner: type) -> ConfigField:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return ConfigField(key, typing.get_type_hints(owner)[f.name], default, f.metadata.get("help", ""),
+                       f.metadata.get("flag", ""))
 
 
 def config_fields() -> list[ConfigField]:
     """Every settable field of ``Config``, in declaration order (top level first, then each section)."""
-    rows = _rows(Config, "")
+    rows = [_row(*leaf) for leaf in leaf_fields()]
     return [r for r in rows if "." not in r.key] + [r for r in rows if "." in r.key]
 
 
