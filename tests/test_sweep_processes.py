@@ -141,3 +141,20 @@ def postgres_url():
 
 def test_two_processes_share_a_grid_on_postgresql(postgres_url, tmp_path, arc_corpus):
     run_two_processes(tmp_path, arc_corpus, postgres_url)
+
+
+def _open_new_storage(url: str) -> str:
+    from vaekit.sweeps.storage import open_storage
+
+    open_storage(url, create=True)
+    return "ok"
+
+
+def test_workers_opening_a_new_sqlite_file_together_all_succeed(tmp_path):
+    """Several workers started at once on a new SQLite file: one makes the tables, none fails (the race
+    that made `sweep run` exit 2 with 'table studies already exists')."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        assert pool.map(_open_new_storage, [url] * 6) == ["ok"] * 6

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ SQLITE_PREFIX = "sqlite:///"
 DEFAULT_FILE = "sweeps.db"
 SQLITE_BUSY_SECONDS = 120  # several workers write one SQLite file: wait for the lock, do not fail
 SCHEMA_ATTEMPTS = 5  # two processes opening a new database both try to make its tables; the loser retries
+SCHEMA_RACE_SIGNS = ("IntegrityError", "already exists")  # what the loser of that race is told
 
 
 def storage_url(url: str | None, runs_dir: Path) -> str:
@@ -73,12 +75,34 @@ def open_storage(url: str, create: bool):
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            with _creation_lock(file if create else None):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
             if "DB access module" in str(error):
                 raise VaekitUsageError(f"--storage {url.split('://')[0]}://: its database driver is not installed "
                                        "(PostgreSQL: pip install 'vaekit[postgresql]')") from None
-            if attempt + 1 < SCHEMA_ATTEMPTS and "IntegrityError" in type(error).__name__ + str(error):
+            if attempt + 1 < SCHEMA_ATTEMPTS and any(sign in type(error).__name__ + str(error)
+                                                     for sign in SCHEMA_RACE_SIGNS):
                 time.sleep(0.5 * (attempt + 1))  # another process made the tables at the same moment
                 continue
             raise VaekitUsageError(f"--storage: cannot open {url}: {str(error).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def _creation_lock(file: Path | None):
+    """Hold an exclusive lock on ``FILE.lock`` while a SQLite storage opens, so two worker processes started
+    together on a new file do not both create its tables (SQLite reports the loser's CREATE TABLE as an
+    error, not a wait). A database server, or a system without fcntl, relies on the retry above."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if file is None or fcntl is None:
+        yield
+        return
+    with open(file.with_name(file.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
