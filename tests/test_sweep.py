@@ -141,3 +141,28 @@ def test_report_and_list_refuse_a_missing_storage_without_making_one(tmp_path):
         result = runner.invoke(app, [*command, "--runs-dir", str(tmp_path / "runs")])
         assert result.exit_code == 2 and "no sweep storage" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_report_table_fits_a_narrow_terminal_without_cutting_run_ids():
+    """At 80 columns the run ids and varied keys are printed whole; metrics that do not fit are left out
+    and named in the caption, never cut to 'pixe…'."""
+    from rich.console import Console
+
+    from vaekit.cli.sweep import _report_table
+
+    metrics = ["pixel_accuracy", "nonbackground_accuracy", "kl", "loss", "mse"]
+    document = {"domain": "arc", "objective": "pixel_accuracy", "direction": "maximize", "sampler": "grid",
+                "space": ["model.latent_dim", "beta"], "metrics": metrics,
+                "trials": [{"number": n, "state": "COMPLETE", "run_id": f"arc_fallback-t{n:03d}",
+                            "params": {"model.latent_dim": 10 + n, "beta": "three_phase"}, "value": 0.87,
+                            "results": {"test": {m: 0.8612 for m in metrics}}} for n in range(3)]}
+    for width, shown in ((80, False), (300, True)):
+        console = Console(width=width, record=True)
+        console.print(_report_table("arc_fallback", document, width))
+        text = console.export_text()
+        assert "…" not in text
+        assert all(f"arc_fallback-t00{n}" in text for n in range(3)) and text.count("three_phase") == 3
+        assert max(map(len, text.splitlines())) <= width
+        caption = " ".join(text[text.find("left out for width"):].split()) if not shown else ""
+        assert ("left out for width" in text) is not shown
+        assert shown or "test nonbackground_accuracy" in caption and "test mse" in caption

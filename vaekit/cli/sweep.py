@@ -102,19 +102,7 @@ def report(
     if json_output:
         print_json(document)
         return
-    table = Table(title=f"Sweep {escape(name)} ({document['domain']}): {document['objective']}, "
-                        f"{document['direction']}, {document['sampler']} sampler")
-    # the training split once `vaekit eval RUN --split train` recorded it: generalisation against rate
-    train = [document["objective"]] if any("train" in t["results"] for t in document["trials"]) else []
-    for column in ["#", "state", "run", *document["space"], f"val {document['objective']}",
-                   *[f"test {m}" for m in document["metrics"]], *[f"train {m}" for m in train]]:
-        table.add_column(escape(column), justify="left" if column in ("state", "run") else "right")
-    for trial in document["trials"]:
-        test, trained = trial["results"].get("test", {}), trial["results"].get("train", {})
-        table.add_row(str(trial["number"]), trial["state"], _cell(trial["run_id"]),
-                      *[_cell(trial["params"].get(k)) for k in document["space"]], _cell(trial["value"]),
-                      *[_cell(test.get(m)) for m in document["metrics"]], *[_cell(trained.get(m)) for m in train])
-    console.print(table)
+    console.print(_report_table(name, document, console.width))
     for trial in (t for t in document["trials"] if t["error"]):
         console.print(f"trial {trial['number']}: {trial['error']}", markup=False, highlight=False)
     if "pareto" in document:
@@ -122,6 +110,52 @@ def report(
         console.print(f"Pareto front of {pareto}: {escape(runs)}")
     for file in document.get("plots", []):
         console.print(f"Plot: {escape(file)}")
+
+
+def _report_table(name: str, document: dict, width: int) -> Table:
+    """The report's table, fitted to ``width`` columns: the trial's number, state, run id and varied keys
+    are never cut; test and training-split metrics that do not fit are left out, from the last, and
+    the caption names them (--json has them all)."""
+    # the training split once `vaekit eval RUN --split train` recorded it: generalisation against rate
+    train = [document["objective"]] if any("train" in t["results"] for t in document["trials"]) else []
+    trials = document["trials"]
+    identity = [("#", [str(t["number"]) for t in trials]),
+                ("state", [t["state"] for t in trials]),
+                ("run", [_cell(t["run_id"]) for t in trials]),
+                *[(key, [_cell(t["params"].get(key)) for t in trials]) for key in document["space"]],
+                (f"val {document['objective']}", [_cell(t["value"]) for t in trials])]
+    measured = [*[(f"test {m}", [_cell(t["results"].get("test", {}).get(m)) for t in trials])
+                  for m in document["metrics"]],
+                *[(f"train {m}", [_cell(t["results"].get("train", {}).get(m)) for t in trials]) for m in train]]
+    kept, left_out = list(identity), []
+    used = sum(_column_width(*column) for column in identity) + 1
+    for column in measured:
+        if used + _column_width(*column) <= width and not left_out:
+            kept.append(column)
+            used += _column_width(*column)
+        else:
+            left_out.append(column[0])
+    caption = f"left out for width: {', '.join(left_out)} (--json or a wider terminal shows them)" \
+        if left_out else None
+    table = Table(title=f"Sweep {escape(name)} ({document['domain']}): {document['objective']}, "
+                        f"{document['direction']}, {document['sampler']} sampler", caption=caption)
+    for header, cells in kept:
+        table.add_column(escape(_wrappable(header)), justify="left" if header in ("state", "run") else "right",
+                         no_wrap=True)
+    for row in zip(*(cells for _, cells in kept)):
+        table.add_row(*row)
+    return table
+
+
+def _wrappable(header: str) -> str:
+    """'test pixel_accuracy' → 'test' / 'pixel' / 'accuracy', one word a line: headers stay as narrow as
+    their longest word, so that more columns fit."""
+    return "\n".join(header.replace("_", " ").split())
+
+
+def _column_width(header: str, cells: list[str]) -> int:
+    """Characters a column takes in a rich table: its widest cell or header word, padding and a border."""
+    return max([*map(len, cells), *map(len, _wrappable(header).splitlines())]) + 3
 
 
 @app.command("list")
