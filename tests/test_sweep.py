@@ -166,3 +166,14 @@ def test_report_table_fits_a_narrow_terminal_without_cutting_run_ids():
         caption = " ".join(text[text.find("left out for width"):].split()) if not shown else ""
         assert ("left out for width" in text) is not shown
         assert shown or "test nonbackground_accuracy" in caption and "test mse" in caption
+
+
+def test_default_objective_is_each_domains_headline_metric_never_the_total_loss():
+    from vaekit.domains import get_domain, list_domains
+    from vaekit.sweeps.objective import default_objective
+
+    expected = {"arc": ("pixel_accuracy", "max"), "atari": ("psnr", "max"), "images": ("psnr", "max"),
+                "arrays": ("r2", "max"), "sprites": ("pixel_accuracy", "max"),
+                "ternary": ("reconstruction_coverage", "max"), "gaussians": ("recon_rot", "min")}
+    assert {name: default_objective(get_domain(name)) for name in expected} == expected
+    assert all(default_objective(get_domain(name))[0] != "loss" for name in list_domains())

@@ -60,8 +60,8 @@ class Domain:
     # specification states one.
     targets: list[Target] = []
     # What `vaekit sweep` optimises unless --objective says otherwise: (validation metric, 'max' or
-    # 'min'), the domain's headline metric with its direction.
-    sweep_objective: tuple[str, str] = ("loss", "min")
+    # 'min'). None takes the first headline metric, its direction read from its name (then 'loss').
+    sweep_objective: tuple[str, str] | None = None
     # What one item is called in the evaluation block ("Test Set Evaluation (10,000 images)").
     item_noun: str = "items"
     # Per-item side arrays of the corpus (stored as ``{split}_{name}``) that identify an item, so

@@ -214,7 +214,6 @@ class ArcDomain(Domain):
         ("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
     ]
     curve_metrics = ["pixel_accuracy", "nonbackground_accuracy"]
-    sweep_objective = ("pixel_accuracy", "max")
     targets = [Target(
         "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
         source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",

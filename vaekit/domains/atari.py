@@ -122,7 +122,6 @@ class AtariDomain(Domain):
         ("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
     ]
     curve_metrics = ["psnr"]
-    sweep_objective = ("psnr", "max")
     targets = [Target("psnr", "PSNR", "{:.2f} dB", threshold=33.0,
                       source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")]
     item_noun = "frames"

@@ -47,10 +47,21 @@ class Objective:
         return a > b if self.direction == "max" else a < b
 
 
+def default_objective(domain: Domain) -> tuple[str, str]:
+    """The domain's declared ``sweep_objective``, else its first headline metric (a total loss mixes in
+    β·KL, so it would rank a β sweep by β), else the validation loss."""
+    if domain.sweep_objective:
+        return domain.sweep_objective
+    if domain.headline_metrics:
+        name = domain.headline_metrics[0][0]
+        return name, metric_direction(name)
+    return "loss", "min"
+
+
 def resolve_objective(domain: Domain, model_cls: type, metric: str | None, direction: str | None) -> Objective:
     """The domain's ``sweep_objective`` unless ``metric``/``direction`` override it; an unknown metric
     or direction is refused with the valid names."""
-    default_metric, default_direction = domain.sweep_objective
+    default_metric, default_direction = default_objective(domain)
     metric = metric or default_metric
     valid = objective_metric_names(domain, model_cls)
     if metric not in valid:
