@@ -26,8 +26,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 GRID = "model.latent_dim: [2, 3, 4]\n"
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vaekit", *args], env=ENV, cwd=ROOT,
+def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vaekit", *args], env=env or ENV, cwd=ROOT,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 

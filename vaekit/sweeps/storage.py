@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from vaekit.errors import VaekitUsageError
+from vaekit.sweeps import heartbeat
 
 JOURNAL_PREFIX = "journal:"
 SQLITE_PREFIX = "sqlite:///"
@@ -75,8 +76,8 @@ def open_storage(url: str, create: bool):
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            with _creation_lock(file if create else None):
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            with _creation_lock(file if create else None), heartbeat.quiet_experimental():
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat.storage_options())
         except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
             if "DB access module" in str(error):
                 raise VaekitUsageError(f"--storage {url.split('://')[0]}://: its database driver is not installed "

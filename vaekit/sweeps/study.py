@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from vaekit.errors import VaekitUsageError
+from vaekit.sweeps.heartbeat import retry_lost_trials
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.storage import local_file, open_storage
 
@@ -102,16 +103,20 @@ def take_waiting(study: optuna.Study) -> Trial | None:
     return None
 
 
-def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    """Every trial but an interrupted one (its retry is queued as a new trial) counts toward --trials."""
-    return not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted"))
+def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The trials that count toward --trials: all but the failed ones that were queued again (interrupted,
+    or lost with their worker), whose retry counts in their place."""
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    return sum(not (t.state == TrialState.FAIL and t.number in retried) for t in trials)
 
 
 def next_trial(study: optuna.Study, plan: SweepPlan) -> Trial | None:
     """The next trial to run: a queued one (grid points, retries), else for random and tpe a newly
-    sampled one while fewer than ``plan.trials`` count toward the budget; None when the sweep is done."""
+    sampled one while fewer than ``plan.trials`` count toward the budget; None when the sweep is done.
+    Trials of workers that died silently are queued again first (``vaekit.sweeps.heartbeat``)."""
+    retry_lost_trials(study)
     trial = take_waiting(study)
     if trial is not None or plan.grid:
         return trial
-    counted = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+    counted = counted_trials(study.get_trials(deepcopy=False))
     return study.ask() if counted < plan.trials else None

@@ -6,6 +6,8 @@ it (the run is kept, with its test evaluation, and its provenance.json says so);
 one-line error as the user attribute ``error`` (NaN, a bad combination of values, ...), and the sweep
 goes on. A trial stopped by SIGTERM or Ctrl-C is queued again with the same values and run id (the
 retry resumes the run from its last.pt), marked FAIL with ``interrupted`` set, and the worker stops.
+While it trains, a trial beats a heartbeat, so that a worker killed without a word (SIGKILL) has its
+trial queued again by another (``vaekit.sweeps.heartbeat``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.console import Console
 from vaekit.errors import Interrupted, VaekitError, first_line
 from vaekit.experiment import train_run
 from vaekit.runs import RunDir
+from vaekit.sweeps.heartbeat import Heartbeat
 from vaekit.sweeps.objective import objective_value
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.space import Axis
@@ -100,10 +103,11 @@ def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Conso
     layers = [*plan.layers, values, ("sweep workers", {"threads": plan.threads})]
     callback = SweepTrial(trial, plan, params)
     try:
-        run = train_run(plan.domain, None if resume else plan.config_file, layers, plan.runs_dir, run_id,
-                        resume=resume, overwrite=is_retry and not resume, console=console, show_progress=False,
-                        extra_callbacks=[callback])
-        value = objective_value(run, plan.objective.metric)
+        with Heartbeat(study, trial):
+            run = train_run(plan.domain, None if resume else plan.config_file, layers, plan.runs_dir, run_id,
+                            resume=resume, overwrite=is_retry and not resume, console=console, show_progress=False,
+                            extra_callbacks=[callback])
+            value = objective_value(run, plan.objective.metric)
     except (Interrupted, KeyboardInterrupt) as error:
         _requeue(study, trial, params, run_id)
         reason = (first_line(error) or "KeyboardInterrupt").split(";")[0]

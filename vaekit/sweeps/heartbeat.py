@@ -1,0 +1,100 @@
+"""Trials of workers that died without a word (SIGKILL, the OOM killer, a lost machine).
+
+Such a worker cannot queue its trial again the way SIGTERM does, so the trial would stay RUNNING
+forever and its grid point would never be trained. Each running trial therefore records a heartbeat
+in the storage every ``HEARTBEAT_SECONDS``; the next worker that asks for a trial fails every trial
+whose last heartbeat is older than the grace period and queues it again with its values and run id,
+so that the retry resumes the run from its last.pt (see ``vaekit.sweeps.trial``).
+
+Database storages only (SQLite, PostgreSQL, MySQL): Optuna's journal file keeps no heartbeats.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from contextlib import contextmanager
+
+import optuna
+from optuna.trial import FrozenTrial, Trial
+
+HEARTBEAT_SECONDS = 20
+GRACE_ENV = "VAEKIT_SWEEP_GRACE_SECONDS"
+DEFAULT_GRACE_SECONDS = 180  # nine missed beats: a busy machine delays a beat, it does not skip nine
+
+
+def grace_seconds() -> int:
+    """How long a trial's heartbeat may be silent before another worker takes the trial over
+    (``VAEKIT_SWEEP_GRACE_SECONDS``, default 180)."""
+    text = os.environ.get(GRACE_ENV, "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_GRACE_SECONDS
+
+
+def storage_options() -> dict:
+    """Keyword arguments of ``optuna.storages.RDBStorage`` that turn the heartbeats on."""
+    import inspect
+
+    grace = grace_seconds()
+    # Optuna 5 renamed failed_trial_callback to heartbeat_stale_trial_callback; vaekit takes Optuna >= 4
+    names = inspect.signature(optuna.storages.RDBStorage).parameters
+    callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+    return {"heartbeat_interval": min(HEARTBEAT_SECONDS, max(1, grace // 3)), "grace_period": grace,
+            callback: requeue_lost_trial}
+
+
+def requeue_lost_trial(study: optuna.Study, lost: FrozenTrial) -> None:
+    """Queue a trial whose worker went silent again, as SIGTERM would have (called once per trial: the
+    storage lets only one process move it to FAIL)."""
+    run_id = lost.user_attrs.get("run_id")
+    if run_id is None:  # lost before it chose its values: nothing to resume, nothing to retry
+        return
+    attrs = {"run_id": run_id, "retry_of": lost.number, "lost_worker": True}
+    if "grid_point" in lost.user_attrs:
+        attrs["grid_point"] = lost.user_attrs["grid_point"]
+    study.enqueue_trial(lost.params, user_attrs=attrs)
+
+
+def retry_lost_trials(study: optuna.Study) -> None:
+    """Fail the study's trials whose heartbeat went silent and queue them again (nothing on storages
+    without heartbeats)."""
+    with quiet_experimental():
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextmanager
+def quiet_experimental():
+    """Optuna marks its heartbeats experimental and warns on every use; vaekit tests them (tests/test_sweep_heartbeat.py)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+class Heartbeat:
+    """Beats for one trial from a background thread while the ``with`` block runs."""
+
+    def __init__(self, study: optuna.Study, trial: Trial):
+        self.storage, self.trial_id = study._storage, trial._trial_id
+        # what optuna's is_heartbeat_enabled checks, also through the cache optuna wraps storages in
+        self.enabled = getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="vaekit-sweep-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while not self._stop.wait(interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill training; the next beat retries
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        if self.enabled:
+            self.storage.record_heartbeat(self.trial_id)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
