@@ -58,8 +58,11 @@ def test_sigkill_mid_trial_then_same_command_resumes_and_completes_the_grid(tmp_
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=60) == -signal.SIGKILL
-    time.sleep(4)  # longer than the grace period: the dead worker's trial is stale
-    second = start(args, tmp_path / "second.log", env)
+    # within a long grace period the dead worker's trial looks alive: this run trains the other point only
+    early = start(args, tmp_path / "early.log", {**ENV, GRACE_ENV: "600"})
+    assert early.wait(timeout=600) == 0, (tmp_path / "early.log").read_text()
+    assert "1 trial(s) RUNNING in other workers" in (tmp_path / "early.log").read_text()
+    second = start(args, tmp_path / "second.log", env)  # its trial's heartbeat is now older than 3 s
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
     trials = assert_grid_done_once(f"sqlite:///{runs / 'sweeps.db'}", "space", 2)
     lost = [t for t in trials if t.state.name == "FAIL"]

@@ -69,6 +69,12 @@ def run(
     counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items()))
     console.print(f"Study [bold]{escape(outcome.study)}[/bold]: {counts}. "
                   f"Next: vaekit sweep report {escape(outcome.study)} --runs-dir {escape(str(runs_dir))}")
+    if outcome.states.get("RUNNING"):
+        from vaekit.sweeps.heartbeat import grace_seconds
+
+        console.print(f"{outcome.states['RUNNING']} trial(s) RUNNING in other workers. A trial whose worker died "
+                      f"is queued again by the next `sweep run` once its heartbeat has been silent for "
+                      f"{grace_seconds()} s (database storages).", markup=False, highlight=False)
 
 
 def _cell(value) -> str:
