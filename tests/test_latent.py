@@ -54,8 +54,8 @@ def test_target_bands_follow_the_specification():
     target = get_domain("arc").targets[0]
     assert target.met(0.923) is True and target.advice(0.923) is None
     assert target.met(0.87) is False
-    assert "raise it to d = 32" in target.advice(0.87, {"latent_dim": 10})  # below d = 16 the dimension binds
-    assert "train longer before raising d" in target.advice(0.87, {"latent_dim": 32})  # from d = 16 it underfits
+    assert "raise it to d = 32" in target.advice(0.87, {"latent_dim": 16})  # below d = 32 the dimension binds
+    assert "train longer before raising d" in target.advice(0.87, {"latent_dim": 32})  # from d = 32 it underfits
     assert target.advice(0.82).startswith("80–85 %: reduce β to 1")
     assert target.advice(0.5).startswith("below 80 %: consider another architecture")
     maximum = Target("recon_rot", "Recon loss rot", "{:.3f}", threshold=0.6, higher_is_better=False)
