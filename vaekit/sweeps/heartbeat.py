@@ -38,21 +38,28 @@ def storage_options() -> dict:
     grace = grace_seconds()
     # Optuna 5 renamed failed_trial_callback to heartbeat_stale_trial_callback; vaekit takes Optuna >= 4
     names = inspect.signature(optuna.storages.RDBStorage).parameters
-    callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+    callback = "heartbeat_stale_trial_callback"
+    if callback not in names:
+        callback = "failed_trial_callback"
     return {"heartbeat_interval": min(HEARTBEAT_SECONDS, max(1, grace // 3)), "grace_period": grace,
             callback: requeue_lost_trial}
+
+
+def queue_again(study: optuna.Study, trial: Trial | FrozenTrial, params: dict, run_id: str, **marks) -> None:
+    """Queue a new trial with ``trial``'s values and run id (so that it resumes the run) and its grid
+    point; ``marks`` are further user attributes. Used for SIGTERM (``vaekit.sweeps.trial``) and here."""
+    attrs = {"run_id": run_id, "retry_of": trial.number, **marks}
+    if "grid_point" in trial.user_attrs:
+        attrs["grid_point"] = trial.user_attrs["grid_point"]
+    study.enqueue_trial(params, user_attrs=attrs)
 
 
 def requeue_lost_trial(study: optuna.Study, lost: FrozenTrial) -> None:
     """Queue a trial whose worker went silent again, as SIGTERM would have (called once per trial: the
     storage lets only one process move it to FAIL)."""
     run_id = lost.user_attrs.get("run_id")
-    if run_id is None:  # lost before it chose its values: nothing to resume, nothing to retry
-        return
-    attrs = {"run_id": run_id, "retry_of": lost.number, "lost_worker": True}
-    if "grid_point" in lost.user_attrs:
-        attrs["grid_point"] = lost.user_attrs["grid_point"]
-    study.enqueue_trial(lost.params, user_attrs=attrs)
+    if run_id is not None:  # else lost before it chose its values: nothing to resume, nothing to retry
+        queue_again(study, lost, lost.params, run_id, lost_worker=True)
 
 
 def retry_lost_trials(study: optuna.Study) -> None:
@@ -64,7 +71,8 @@ def retry_lost_trials(study: optuna.Study) -> None:
 
 @contextmanager
 def quiet_experimental():
-    """Optuna marks its heartbeats experimental and warns on every use; vaekit tests them (tests/test_sweep_heartbeat.py)."""
+    """Optuna marks its heartbeats experimental and warns on every use; vaekit tests them
+    (tests/test_sweep_heartbeat.py)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield

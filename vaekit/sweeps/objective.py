@@ -59,7 +59,7 @@ def default_objective(domain: Domain) -> tuple[str, str]:
 
 
 def resolve_objective(domain: Domain, model_cls: type, metric: str | None, direction: str | None) -> Objective:
-    """The domain's ``sweep_objective`` unless ``metric``/``direction`` override it; an unknown metric
+    """The domain's ``default_objective`` unless ``metric``/``direction`` override it; an unknown metric
     or direction is refused with the valid names."""
     default_metric, default_direction = default_objective(domain)
     metric = metric or default_metric

@@ -22,7 +22,7 @@ from rich.console import Console
 from vaekit.errors import Interrupted, VaekitError, first_line
 from vaekit.experiment import train_run
 from vaekit.runs import RunDir
-from vaekit.sweeps.heartbeat import Heartbeat
+from vaekit.sweeps.heartbeat import Heartbeat, queue_again
 from vaekit.sweeps.objective import objective_value
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.space import Axis
@@ -80,13 +80,6 @@ def _fail(study: optuna.Study, trial: Trial, error: str, **attrs) -> None:
     study.tell(trial, state=TrialState.FAIL)
 
 
-def _requeue(study: optuna.Study, trial: Trial, params: dict, run_id: str) -> None:
-    attrs = {"run_id": run_id, "retry_of": trial.number}
-    if "grid_point" in trial.user_attrs:
-        attrs["grid_point"] = trial.user_attrs["grid_point"]
-    study.enqueue_trial(params, user_attrs=attrs)
-
-
 def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Console | None = None) -> TrialState:
     """Train the trial's run and tell the study its outcome (see the module docstring).
 
@@ -109,7 +102,7 @@ def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Conso
                             extra_callbacks=[callback])
             value = objective_value(run, plan.objective.metric)
     except (Interrupted, KeyboardInterrupt) as error:
-        _requeue(study, trial, params, run_id)
+        queue_again(study, trial, params, run_id)
         reason = (first_line(error) or "KeyboardInterrupt").split(";")[0]
         _fail(study, trial, f"interrupted ({reason}); queued again, resuming {run_id}", interrupted=True)
         raise
