@@ -12,6 +12,8 @@ def example_batch(name: str) -> torch.Tensor:
     """A stored-format batch for each family, by the name prefix of the model."""
     if name == "conv2d_frames":
         return torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    if name == "conv2d_dlib":
+        return torch.randint(0, 256, (4, 64, 64, 1), dtype=torch.uint8)
     if name.startswith("conv2d"):
         return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
     if "conv1d" in name:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from vaekit import objectives
 from vaekit.errors import VaekitUsageError, nearest
 from vaekit.files import atomic_write_bytes
 
@@ -76,6 +77,28 @@ class LossConfig:
         "per dimension (Kingma et al. 2016).",
         "per_sample", flag="--free-bits-mode")
     options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
+
+
+def _objective_config() -> type:
+    """``ObjectiveConfig``, generated from the objectives' own key declarations (vaekit.objectives):
+    ``name`` and every key any objective declares, each None by default (the chosen objective's
+    default; the run's config.yaml records the resolved values). A key shared by several objectives
+    (gamma) carries each one's help."""
+    fields = [("name", str, _help(
+        "Training objective: " + ", ".join(objectives.OBJECTIVES.names()) + " (docs/objectives.md; `vaekit models` "
+        "lists them with their keys). The β schedule and free bits apply to elbo; the others weigh their terms "
+        "with their own objective.* keys.", objectives.DEFAULT_OBJECTIVE, flag="--objective"))]
+    for key in objectives.objective_key_names():
+        declared = objectives.key_declarations(key)
+        kind = next(iter(declared.values())).value_type
+        text = " ".join(d.help + ("" if d.default is None else f" (default {d.default})") for d in declared.values())
+        fields.append((key, typing.Optional[kind], _help(text + " Null takes the objective's default.", None)))
+    generated = dataclasses.make_dataclass("ObjectiveConfig", fields)
+    generated.__module__ = __name__
+    return generated
+
+
+ObjectiveConfig = _objective_config()
 
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -174,6 +197,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -341,7 +365,17 @@ def build_config(layers: list[tuple[str, dict]]) -> Config:
     for source, overrides in layers:
         apply_overrides(config, overrides, source)
     validate(config)
+    for key, value in objective_options(config).items():  # config.yaml records what the objective trains with
+        setattr(config.objective, key, value)
     return config
+
+
+def objective_options(config: Config) -> dict:
+    """The chosen objective's keys with their values (the config's, else the objective's defaults);
+    refuses an unknown objective, another objective's key and a value out of range (exit 2)."""
+    given = {f.name: getattr(config.objective, f.name) for f in dataclasses.fields(config.objective)
+             if f.name != "name"}
+    return objectives.resolved_options(config.objective.name, given)
 
 
 MAX_SEED = 2**63 - 1  # torch and numpy both take any seed in [0, 2**63)
@@ -397,6 +431,7 @@ def validate(config: Config) -> None:
     for key, value, ok, expected in checks:
         if not ok:
             raise VaekitUsageError(f"{key} must be {expected}, got {value!r}")
+    objective_options(config)
 
 
 def save_config(config: Config, path: Path) -> None:

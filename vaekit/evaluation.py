@@ -19,12 +19,12 @@ SELECTION_METRICS = ("loss", "elbo", "active_dims", "kl_min")
 
 
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32") -> dict:
+             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32", objective=None) -> dict:
     """Evaluate ``model`` on ``data`` (stored format, already on the model's device) in inference
     mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32).
 
-    Returns a dict of floats: ``loss`` (the model's training objective at ``beta``, batch-weighted),
-    ``recon``, ``kl``,
+    Returns a dict of floats: ``loss`` (the training ``objective`` at ``beta``, batch-weighted;
+    None means the model's own, the elbo), ``recon``, ``kl``,
     ``elbo`` (per sample, nats, from a sampled z), ``kl_per_dim`` (list) with ``kl_min``/``kl_max``/
     ``kl_mean``, ``active_dims``, and the domain's quality metrics (decoded from the posterior mean).
 
@@ -35,19 +35,23 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     was_training = model.training
     model.eval()
     with inference(precision, data.device):
-        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap)
+        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective)
     model.train(was_training)
     return metrics
 
 
-def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap) -> dict:
+def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective) -> dict:
     n = data.shape[0]
     totals: dict[str, torch.Tensor | float] = defaultdict(float)
     quality: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
     mus = []
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
-        loss, terms, logs = model.objective(batch, beta, loss_cfg)
+        if objective is None:
+            loss, terms, logs = model.objective(batch, beta, loss_cfg)
+        else:
+            out = objective(model, batch, beta, loss_cfg)
+            loss, terms, logs = out.total, out.terms, out.logs
         for key, value in logs.items():
             totals[f"log:{key}"] += float(value) * batch.shape[0]
         nll_sum = terms.recon if loss_cfg.recon_reduction == "sum" else model.reconstruction_nll(

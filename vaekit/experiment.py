@@ -25,6 +25,7 @@ from vaekit.training.device import apply_threads, caller_settings, resolve_devic
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.events import Callback
 from vaekit.training.loop import check_selection_metric, check_training_config, fit
+from vaekit.training.objective import check_objective, objective_for_evaluation
 from vaekit.training.precision import inference, inference_precision, resolve_precision
 from vaekit.training.resume import resume_refusal
 
@@ -68,6 +69,7 @@ def check_fits_domain(config: Config, domain: Domain) -> None:
     file written, listing what is valid."""
     model_cls = domain.check_model(config.model.name)
     check_cell_loss_options(config.model.name, model_cls, config.model.options)
+    check_objective(config, model_cls)
     check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
 
 
@@ -190,20 +192,23 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     if not workers.is_main:
         return run
     run.load_weights(model, "vae_best.pth", device)
-    test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch)
+    test_metrics = evaluate_split(model, domain, config, tensors, "test", state.best_epoch, run)
     record_results(run, "test", test_metrics, state.best_epoch)
     return run
 
 
-def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int) -> dict:
-    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch), drawn from the
-    run's seed with the run's thread count; the caller's random state and thread count are kept."""
+def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: str, epoch: int,
+                   run: RunDir | None = None) -> dict:
+    """All metrics of a checkpoint on one split (β as at the checkpoint's epoch, the loss that of the
+    run's objective with its state from ``run``'s last.pt), drawn from the run's seed with the run's
+    thread count; the caller's random state and thread count are kept."""
     device = tensors[split].device
     precision = inference_precision(config.train.precision, device)
+    objective = objective_for_evaluation(config, model, tensors["train"].shape[0], device, run, epoch)
     with caller_settings(config.threads):
         torch.manual_seed(config.seed)
         metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
-                           z_swap=True, precision=precision)
+                           z_swap=True, precision=precision, objective=objective)
         with inference(precision, device):
             metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
     return metrics
@@ -294,7 +299,8 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
         tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
         if split not in tensors:
             raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
-        metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch)
+        metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch,
+                                 loaded.run)
         if nll_samples:
             metrics.update(likelihood_metrics(loaded.model, tensors[split], nll_samples, loaded.config.seed,
                                               nll_max_decodes, on_progress))

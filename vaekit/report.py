@@ -152,6 +152,7 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
         "latent": config.model.latent_dim,
         "model_options": ", ".join(f"{k}={v}" for k, v in config.model.options.items()) or "none",
         "parameters": parameters,
+        "objective": objective_summary(config),
         "beta": f"{beta.schedule} (max {beta.max_beta:g})",
         "free_bits": f"{config.loss.free_bits:g} ({config.loss.free_bits_mode})" if config.loss.free_bits else "off",
         "recon_reduction": config.loss.recon_reduction,
@@ -170,9 +171,18 @@ def summarize_run(run: RunDir, with_parameters: bool = True) -> dict:
     }
 
 
+def objective_summary(config) -> str:
+    """The objective and its keys' values, e.g. 'btcvae (alpha=1, beta=6, gamma=1, sampling=mws)'."""
+    from vaekit.config import objective_options
+
+    options = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in objective_options(config).items() if v is not None)
+    return f"{config.objective.name} ({options})" if options else config.objective.name
+
+
 SUMMARY_ROWS = [("name", "Experiment"), ("domain", "Domain"), ("model", "Model"), ("latent", "Latent d"),
                 ("model_options", "Model options"), ("parameters", "Parameters"),
-                ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
+                ("objective", "Objective"), ("beta", "β schedule"), ("free_bits", "Free bits"), ("recon_reduction", "Recon reduction"),
                 ("epochs", "Epochs run"), ("best_epoch", "Best epoch (val loss)"),
                 ("checkpoint_epoch", "Checkpoint epoch"),
                 ("wall_seconds", "Wall time"), ("versions", "Trained with"), ("git_commit", "Git commit"),

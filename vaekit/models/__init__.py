@@ -98,4 +98,4 @@ def count_parameters(module: nn.Module) -> int:
 
 
 # Importing the families registers them.
-from vaekit.models import conv1d, conv2d, frames, grid_ar, ternary, ternary_dual, vectors  # noqa: E402,F401
+from vaekit.models import conv1d, conv2d, frames, frames_dlib, grid_ar, ternary, ternary_dual, vectors  # noqa: E402,F401

@@ -23,12 +23,17 @@ class LossTerms:
         kl_per_dim: (batch, d) unclamped KL per latent dimension, in nats.
         output: the decoder output (logits or means), for metrics.
         mu: (batch, d) posterior means.
+        sigma: (batch, d) posterior standard deviations (None where a model's posterior is not one
+            diagonal Gaussian).
+        z: (batch, d) the codes decoded (a reparameterised sample, or mu); None likewise.
     """
 
     recon: torch.Tensor
     kl_per_dim: torch.Tensor
     output: torch.Tensor
     mu: torch.Tensor
+    sigma: torch.Tensor | None = None
+    z: torch.Tensor | None = None
 
 
 def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
@@ -97,6 +102,9 @@ class GaussianVAE(TrainingHooks, nn.Module):
     # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
     # into Python numbers every step, so torch.compile would recompile until it gives up).
     supports_compile: bool = True
+    # True where the posterior is one diagonal Gaussian and ``loss_terms`` gives its z, mu and sigma:
+    # then every objective of vaekit.objectives trains the model, else only the model's own (elbo).
+    gaussian_posterior: bool = True
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Turn a stored batch into the encoder's input tensor."""
@@ -162,9 +170,15 @@ class GaussianVAE(TrainingHooks, nn.Module):
         """Encode, sample z by reparameterisation (or take the mean), decode and score."""
         mu, sigma = self.encode(batch)
         z = mu + sigma * torch.randn_like(mu) if sample else mu
+        return self.terms_from(batch, mu, sigma, z, reduction)
+
+    def terms_from(self, batch: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor,
+                   reduction: str = "sum") -> LossTerms:
+        """Decode ``z`` and score ``batch``: the per-sample terms of a posterior already encoded."""
         output = self.decode_for_likelihood(z, batch)
         recon = self.reconstruction_nll(output, batch, reduction)
-        return LossTerms(recon=recon, kl_per_dim=gaussian_kl_per_dim(mu, sigma), output=output, mu=mu)
+        return LossTerms(recon=recon, kl_per_dim=gaussian_kl_per_dim(mu, sigma), output=output, mu=mu, sigma=sigma,
+                         z=z)
 
     def objective(self, batch: torch.Tensor, beta: float, loss_cfg) -> tuple[torch.Tensor, LossTerms, dict]:
         """The scalar to minimise, the per-sample terms behind it, and extra values to log.

@@ -25,6 +25,7 @@ class VAEModel(Protocol):
     data_bin_width: float | None  # quantisation bin of the stored data; None: likelihood not normalised
     prefers_channels_last: bool  # create_model stores its 4-d weights channels-last
     supports_compile: bool  # False: --compile trains it eagerly after one warning
+    gaussian_posterior: bool  # True: loss_terms gives z, mu and sigma, so every objective (vaekit.objectives) applies
     corrects_lr: bool  # True: the loop's scheduler multiplies the lr by lr_factor() after each epoch
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor: ...

@@ -113,6 +113,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
 
     pathways = ("A", "B")
     supports_compile = False  # the objective reads its temperatures as Python floats and updates running sums in place
+    gaussian_posterior = False  # two gated pathways with their own controllers: only its own objective (elbo)
 
     @classmethod
     def from_options(

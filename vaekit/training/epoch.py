@@ -107,7 +107,7 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
         if config.data.augment:
             batch = domain.augment(batch, ctx.augment_generator)
         try:
-            loss, recon, kl = step(batch, beta, _votes(ctx, cfg, state.global_step))
+            loss, recon, kl = step(batch, beta, _votes(ctx, cfg, state.global_step), state.global_step)
         except NonFiniteStep as bad:
             if cfg.nonfinite != "skip":
                 raise NonFiniteError(f"training went non-finite at epoch {epoch}, step {state.global_step} (batch "

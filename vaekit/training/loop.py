@@ -18,6 +18,7 @@ from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.epoch import StepContext, agreed_signal, train_one_epoch
 from vaekit.training.events import Callback, Events, Training, check_callbacks, make_callbacks
 from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
+from vaekit.training.objective import build_objective
 from vaekit.training.precision import inference
 from vaekit.training.resume import EpochPosition, TrainState, apply_changes, restore_rng, rng_state, save_last
 from vaekit.training.signals import StopSignals
@@ -126,7 +127,8 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     augment_generator = torch.Generator(device=device).manual_seed(workers.augment_seed(config.seed))
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, model)
-    step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers)
+    objective = build_objective(config, model.latent_dim, train_data.shape[0], workers.shard(train_data).shape[0])
+    step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers, objective)
     state, position, notes = TrainState(), None, []
     if resume:
         saved = run.load_checkpoint("last.pt", device)
@@ -199,7 +201,7 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
             workers.average_buffers(model)  # so every worker validates, corrects the lr and adjusts the same model
             scheduler.step()  # the configured schedule, then the model's own lr correction (lr_schedules.py)
             controller_values = model.on_epoch_end()
-            val = evaluate(model, val_data, domain, config.loss, beta, precision=cfg.precision)
+            val = evaluate(model, val_data, domain, config.loss, beta, precision=cfg.precision, objective=step.objective)
             with inference(cfg.precision, device):
                 val.update(domain.extra_metrics(model, tensors, config, during_training=True))
             seconds = resumed_seconds + time.perf_counter() - started

@@ -1,11 +1,14 @@
 """The console: one line per epoch, the posterior-collapse warning, and why training stopped."""
 
 from vaekit.evaluation import collapsed_dims
+from vaekit.objectives import OBJECTIVES
 from vaekit.training.events import Callback, Training, register_callback
 
 
-def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -> str:
-    parts = [f"epoch {epoch:>3}/{epochs}", f"β={record['beta']:.3f}",
+def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str], objective: str = "elbo") -> str:
+    """One epoch's console line; β where the objective reads the β schedule, else the objective's name."""
+    weight = f"β={record['beta']:.3f}" if OBJECTIVES.get(objective).uses_beta_schedule else objective
+    parts = [f"epoch {epoch:>3}/{epochs}", weight,
              f"train {record['train_loss']:.3f}", f"val {record['val_loss']:.3f}",
              f"recon {record['val_recon']:.3f}", f"KL {record['val_kl']:.2f}"]
     for key in quality_keys:
@@ -19,7 +22,8 @@ def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str]) -
 class ConsoleLine(Callback):
     def on_epoch_end(self, t: Training, record: dict) -> None:
         cfg = t.config.train
-        t.console.print(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics), soft_wrap=True)
+        t.console.print(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics, t.config.objective.name),
+                        soft_wrap=True)
         collapsed = collapsed_dims(record["kl_per_dim"], cfg.collapse_threshold)
         if collapsed:
             shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
