@@ -16,9 +16,11 @@ def inject_nan(bad_step: int) -> None:
     original, calls = TrainStep.eager_forward, {"n": 0}
 
     def forward(self, batch, beta):
-        loss, recon, kl = original(self, batch, beta)
+        loss, auxiliary, recon, kl = original(self, batch, beta)
         calls["n"] += 1
-        return (loss * math.nan, recon, kl * math.nan) if calls["n"] == bad_step else (loss, recon, kl)
+        if calls["n"] == bad_step:
+            return loss * math.nan, auxiliary, recon, kl * math.nan
+        return loss, auxiliary, recon, kl
 
     TrainStep.eager_forward = forward
 

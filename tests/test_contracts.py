@@ -30,6 +30,7 @@ TINY = {
     "conv2d_broadcast": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
     "conv2d_ar": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4], "head_channels": 4},
     "conv2d_frames": {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]},
+    "conv2d_dlib": {"frame_size": 64, "in_channels": 3},  # disentanglement_lib's network reads 64×64 only
     "conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2},
     "resnet_conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2,
                                "residual_blocks": 1},
@@ -39,13 +40,14 @@ TINY = {
 }
 
 
-def stored_batch(data_format, n: int, generator: torch.Generator) -> torch.Tensor:
+def stored_batch(data_format, n: int, generator: torch.Generator, options: dict | None = None) -> torch.Tensor:
     if data_format is ARC_GRID:
         return torch.randint(0, 10, (n, 16, 16), generator=generator, dtype=torch.uint8)
     if data_format is TERNARY_TABLE:
         return torch.randint(-1, 2, (n, 9), generator=generator).to(torch.int8)
     if data_format is FRAMES:
-        return torch.randint(0, 256, (n, 16, 16, 3), generator=generator, dtype=torch.uint8)
+        side = (options or {}).get("frame_size", 16)
+        return torch.randint(0, 256, (n, side, side, 3), generator=generator, dtype=torch.uint8)
     if data_format is SPLAT_SEQUENCE:
         return torch.randn(n, 8, 16, generator=generator)
     if data_format is VECTORS:
@@ -89,7 +91,8 @@ def test_registration_demands_a_data_format_and_the_vae_interface():
     class NotAVae(torch.nn.Module):
         data_format = ARC_GRID
 
-    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prefers_channels_last, supports_compile, corrects_lr, prepare, encode"):
+    with pytest.raises(TypeError, match="lacks latent_dim, data_bin_width, prefers_channels_last, supports_compile, gaussian_posterior, corrects_lr, "
+                                          "prepare, encode"):
         check_model_class("not_a_vae", NotAVae)
 
     class NoDataDomain:
@@ -113,7 +116,7 @@ def test_declared_selection_metrics_are_real_validation_metrics(domain_name, mod
     domain = get_domain(domain_name)
     model = create_model(model_name, 2, TINY[model_name])
     generator = torch.Generator().manual_seed(0)
-    tensors = {split: stored_batch(domain.data_format, n, generator) for split, n in
+    tensors = {split: stored_batch(domain.data_format, n, generator, TINY[model_name]) for split, n in
                (("train", 8), ("val", 6), ("test", 6))}
     config = Config(domain=domain_name)
     config.data.options = {"epoch_prior_samples": 64}

@@ -62,7 +62,7 @@ BAD_SPACES = {
     "unknown bundle key": ("beta:\n  one_of:\n    a: {beta.schedul: constant}\n", [], "did you mean 'beta.schedule'"),
     "range ends": ("train.lr: {low: 0.01, high: 0.001}\n", ["--sampler", "random", "--trials", "2"], "below high"),
     "too many trials": ("model.latent_dim: [2, 3]\n", ["--trials", "3"], "has only 2 points"),
-    "unknown objective": ("model.latent_dim: [2]\n", ["--objective", "pixel_acc"], "did you mean 'pixel_accuracy'"),
+    "unknown metric": ("model.latent_dim: [2]\n", ["--metric", "pixel_acc"], "did you mean 'pixel_accuracy'"),
     "tpe without trials": ("model.latent_dim: [2]\n", ["--sampler", "tpe"], "needs --trials"),
 }
 
@@ -114,8 +114,10 @@ def test_grid_sweep_end_to_end(tmp_path, arc_corpus):
 
     again = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny"))  # nothing left to do
     assert again.exit_code == 0 and len(trials_of(runs, "tiny")) == 4
-    other = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--objective", "loss"))
+    other = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--metric", "loss"))
     assert other.exit_code == 2 and "another objective" in other.output
+    old_spelling = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--objective", "loss"))
+    assert old_spelling.exit_code == 2 and "--objective is now --metric" in old_spelling.output
 
 
 def test_pruned_trial_keeps_its_run_marked_pruned(tmp_path, arc_corpus, monkeypatch):

@@ -43,12 +43,13 @@ def nan_at_step(monkeypatch, bad_step: int, term: str = "kl"):
     original, calls = TrainStep.eager_forward, {"n": 0}
 
     def forward(self, batch, beta):
-        loss, recon, kl = original(self, batch, beta)
+        loss, auxiliary, recon, kl = original(self, batch, beta)
         calls["n"] += 1
         if calls["n"] == bad_step:
             nan = torch.tensor(math.nan)
-            return loss * nan, (recon * nan if term == "recon" else recon), (kl * nan if term == "kl" else kl)
-        return loss, recon, kl
+            return (loss * nan, auxiliary, (recon * nan if term == "recon" else recon),
+                    (kl * nan if term == "kl" else kl))
+        return loss, auxiliary, recon, kl
 
     monkeypatch.setattr(TrainStep, "eager_forward", forward)
 

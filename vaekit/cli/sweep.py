@@ -36,8 +36,12 @@ def run(
     trials: Annotated[Optional[int], typer.Option(parser=integer(), help="Trials in the study (grid: the first N "
                                                   "points, default all; random and tpe: required).")] = None,
     sampler: Annotated[str, typer.Option(help="grid (every combination), random or tpe.")] = "grid",
-    objective: Annotated[Optional[str], typer.Option(help="Validation metric to optimise (default: the "
-                                                     "domain's headline metric, e.g. arc pixel_accuracy).")] = None,
+    metric: Annotated[Optional[str], typer.Option(help="Validation metric the study optimises (default: the "
+                                                  "domain's headline metric, e.g. arc pixel_accuracy). The "
+                                                  "training objective is a config key: --set objective.name=btcvae "
+                                                  "or an axis.")] = None,
+    old_metric: Annotated[Optional[str], typer.Option("--objective", hidden=True,
+                                                      help="The old spelling of --metric.")] = None,
     direction: Annotated[Optional[str], typer.Option(help="max or min (default: the metric's).")] = None,
     storage: StorageOption = None,
     workers: Annotated[int, typer.Option(parser=integer(), help="Trials at once on this machine, as separate "
@@ -55,13 +59,19 @@ def run(
     Examples:
       vaekit sweep run arc --space examples/sweeps/arc_fallback.yaml --config examples/configs/arc_quickstart.yaml
       vaekit sweep run arc --space examples/sweeps/arc_frontier.yaml --sampler tpe --trials 40 --prune
+      vaekit sweep run sprites --space examples/sweeps/sprites_methods.yaml --metric pixel_accuracy
       vaekit sweep run ternary --space space.yaml --workers 2 --storage journal:/shared/sweeps.journal
     """
     from vaekit.sweeps import sweep
 
+    if old_metric is not None:
+        err_console.print("warning: sweep run --objective is now --metric (the metric the study optimises); "
+                          "--objective still works for now. The training objective is the config key "
+                          "objective.name (--set objective.name=NAME, or an axis).", markup=False, highlight=False)
+        metric = metric or old_metric
     try:
         outcome = sweep(domain, space, runs_dir, console=console, config_file=config, set_options=set_,
-                        data=data, study=study, trials=trials, sampler=sampler, objective=objective,
+                        data=data, study=study, trials=trials, sampler=sampler, objective=metric,
                         direction=direction, storage=storage, workers=workers, prune=prune)
     except Interrupted as error:
         err_console.print(f"Interrupted: {error}. Run the same command again to continue the study.", markup=False)

@@ -67,7 +67,7 @@ def resolve_objective(domain: Domain, model_cls: type, metric: str | None, direc
     if metric not in valid:
         hint = nearest(metric, valid)
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
-        raise VaekitUsageError(f"--objective '{metric}' is not a validation metric of domain '{domain.name}'"
+        raise VaekitUsageError(f"--metric '{metric}' is not a validation metric of domain '{domain.name}'"
                                f"{suggestion}; choose from: {', '.join(valid)}")
     if direction is None:
         direction = default_direction if metric == default_metric else metric_direction(metric)
