@@ -384,7 +384,7 @@ def test_stale_temp_files_go_when_a_resume_starts_and_stay_when_it_is_refused(ru
     (["--seed", -1], "seed must be an integer from 0 to 2**63 - 1, got -1"),
     (["--set", "train.grad_clip=-2"], "train.grad_clip must be non-negative (0 disables), got -2.0"),
     (["--set", "train.selection_metric=bogus"],
-     "train.selection_metric 'bogus' is not a validation metric; choose from: loss, elbo, active_dims, kl_min, "
+     "train.selection_metric 'bogus' is not a validation metric; choose from: loss, kl_min, active_dims, elbo, "
      "pixel_accuracy, nonbackground_accuracy, exact_grid_rate"),
     (["--set", "train.selection_metric=pixel_acuracy"], "(did you mean 'pixel_accuracy'?)"),
 ])

@@ -157,7 +157,7 @@ def test_loading_and_evaluating_a_run_leave_the_callers_threads_and_random_state
 
 def test_a_nan_score_in_the_first_epoch_gives_way_to_the_first_real_one():
     state = TrainState()
-    t = SimpleNamespace(config=Config(), state=state, writes=False, val={"loss": math.nan})
+    t = SimpleNamespace(config=Config(), state=state, writes=False, val={"loss": math.nan}, domain=get_domain("arc"))
     best = BestCheckpoint()
     best.on_epoch_end(t, {"epoch": 1})
     t.val = {"loss": 2.0}

@@ -131,8 +131,9 @@ class TrainConfig:
         "epoch; lets a rising β schedule finish first.", 1
     )
     selection_metric: str = _help(
-        "Validation metric that picks checkpoints/vae_best.pth: 'loss' (lowest) or a quality metric such "
-        "as 'pixel_accuracy' (highest). A comma-separated list breaks ties in order, e.g. "
+        "Validation metric that picks checkpoints/vae_best.pth, ranked in its declared direction: 'loss' "
+        "(lowest), a quality metric such as 'pixel_accuracy' (highest) or a domain's loss such as the splats' "
+        "'recon_rot' (lowest). A comma-separated list breaks ties in order, e.g. "
         "'reconstruction_coverage,prior_coverage'.", "loss")
     checkpoint_every: int = _help(
         "Keep the weights after every N-th epoch as checkpoints/epoch_NNN.pt (0 keeps none); `eval`, `sample`, "

@@ -10,12 +10,13 @@ from collections import defaultdict
 import torch
 
 from vaekit.config import LossConfig
+from vaekit.metrics import COMMON
 from vaekit.training.precision import inference
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Var_x(E_q[z_j|x]) > 0.01
-# Metrics of every model that train.selection_metric may name: 'loss' is minimised, the others are
-# maximised (kl_min: the least informative dimension). Domains add their own (Domain.selection_metrics).
-SELECTION_METRICS = ("loss", "elbo", "active_dims", "kl_min")
+# Metrics of every model that train.selection_metric may name, each ranked in its declared direction
+# (vaekit.metrics.COMMON). Domains add their own (Domain.metrics).
+SELECTION_METRICS = tuple(m.key for m in COMMON if m.selectable)
 
 
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,

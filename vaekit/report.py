@@ -9,35 +9,15 @@ from rich.table import Table
 from vaekit.config import build_config, load_yaml
 from vaekit.domains import DOMAINS, Domain, get_domain
 from vaekit.errors import VaekitError, VaekitUsageError
+from vaekit.metrics import COMMON
 from vaekit.models import MODELS, count_parameters, create_model
 from vaekit.runs import RunDir
 
 MISSING = "—"
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
-# Metrics every VAE has, shown after the domain's own (key, label, format).
-COMMON_METRICS = [
-    ("kl", "KL Divergence, all dimensions (nats)", "{:.3f}"),
-    ("kl_mean", "Mean KL Divergence per dimension (nats)", "{:.3f}"),
-    ("active_dims", "Active Dimensions", "{}"),
-    ("elbo", "ELBO (nats/sample)", "{:.3f}"),
-    ("recon", "Reconstruction loss", "{:.4f}"),
-    ("iwae_log_likelihood", "log p(x) ≥ IWAE (nats/sample)", "{:.3f}"),
-    ("iwae_bits_per_dim", "IWAE bits per dimension", "{:.4f}"),
-    ("iwae_elbo", "ELBO over the IWAE samples (nats/sample)", "{:.3f}"),
-    ("iwae_samples", "IWAE samples K", "{}"),
-    # vaekit eval --disentanglement (vaekit.disentanglement; docs/disentanglement.md)
-    ("mig", "MIG (Chen et al. 2018)", "{:.3f}"),
-    ("dci_disentanglement", "DCI disentanglement (Eastwood & Williams 2018)", "{:.3f}"),
-    ("dci_completeness", "DCI completeness", "{:.3f}"),
-    ("dci_informativeness", "DCI informativeness (held-out accuracy)", "{:.3f}"),
-    ("dci_estimator", "DCI classifier", "{}"),
-    ("sap", "SAP (Kumar et al. 2018)", "{:.3f}"),
-    ("disentanglement_items", "Codes scored by MIG, DCI, SAP", "{:,}"),
-    ("factor_vae_score", "FactorVAE score (Kim & Mnih 2018)", "{:.3f}"),
-    ("factor_vae_votes", "FactorVAE evaluation votes", "{:,}"),
-    ("factor_vae_active_dims", "FactorVAE active dimensions (σ ≥ 0.05)", "{}"),
-]
+# Metrics every VAE has, shown after the domain's own (key, label, format): vaekit.metrics.COMMON.
+COMMON_METRICS = [(m.key, m.label, m.fmt) for m in COMMON if m.headline]
 
 
 def _format(value, fmt: str) -> str:

@@ -29,6 +29,7 @@ from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.data_formats import DataFormat
 from vaekit.errors import VaekitUsageError
 from vaekit.evaluation import SELECTION_METRICS
+from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
 from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry
@@ -49,19 +50,16 @@ class Domain:
     data_format: DataFormat
     # What this domain's metrics and pictures call on a model (vaekit.models.protocols).
     model_protocol: type = VAEModel
-    # Validation metrics of this domain where higher is better: what train.selection_metric may
-    # name besides evaluation.SELECTION_METRICS.
-    selection_metrics: tuple[str, ...] = ()
-    # (metric key, column label, format) shown by `eval` and `report`, in order.
-    headline_metrics: list[tuple[str, str, str]] = []
-    # Validation metrics drawn in the quality panel of training_curves.png.
-    curve_metrics: list[str] = []
+    # The domain's own metrics, declared once each (vaekit.metrics.Metric): key, label, format,
+    # direction, and whether train.selection_metric may name it, `eval`/`report` show it, the training
+    # curves draw it. The common metrics every VAE has (loss, KL, ELBO, ...) follow them.
+    metrics: tuple[Metric, ...] = ()
     # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
     # specification states one.
     targets: list[Target] = []
-    # What `vaekit sweep` optimises unless --objective says otherwise: (validation metric, 'max' or
-    # 'min'). None takes the first headline metric, its direction read from its name (then 'loss').
-    sweep_objective: tuple[str, str] | None = None
+    # The metric `vaekit sweep run` optimises unless --metric says otherwise, in its declared
+    # direction; empty takes the first headline metric.
+    sweep_metric: str = ""
     # What one item is called in the evaluation block ("Test Set Evaluation (10,000 images)").
     item_noun: str = "items"
     # Per-item side arrays of the corpus (stored as ``{split}_{name}``) that identify an item, so
@@ -127,9 +125,28 @@ class Domain:
                                    f"Models for {self.name}: {', '.join(self.fitting_models())}")
         return MODELS.get(name)
 
+    @property
+    def selection_metrics(self) -> tuple[str, ...]:
+        """The domain's own metrics that train.selection_metric may name."""
+        return tuple(m.key for m in self.metrics if m.selectable)
+
+    @property
+    def headline_metrics(self) -> list[tuple[str, str, str]]:
+        """(key, label, format) of the domain's rows in `eval` and `report`, in order."""
+        return [(m.key, m.label, m.fmt) for m in self.metrics if m.headline]
+
+    @property
+    def curve_metrics(self) -> list[str]:
+        """The validation metrics drawn in the quality panel of training_curves.png."""
+        return [m.key for m in self.metrics if m.curve]
+
     def selection_metric_names(self, model_cls: type) -> list[str]:
         """What train.selection_metric may name for this domain and model."""
         return [*SELECTION_METRICS, *self.selection_metrics]
+
+    def metric(self, key: str) -> Metric | None:
+        """The declaration of a metric of this domain's evaluations (its own, then the common ones)."""
+        return next((m for m in self.metrics if m.key == key), None) or common_metric(key)
 
     def normalise(self, items: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Stored items as the model takes them (identity unless the domain normalises; gaussians

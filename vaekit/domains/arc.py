@@ -17,6 +17,7 @@ from vaekit.data_formats import ARC_GRID
 from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
@@ -207,13 +208,11 @@ class ArcDomain(Domain):
     collect_command = "vaekit collect arc"
     collect_cli = staticmethod(collect_arc_command)
     data_format = ARC_GRID
-    selection_metrics = ("pixel_accuracy", "nonbackground_accuracy", "exact_grid_rate")
-    headline_metrics = [
-        ("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}"),
-        ("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}"),
-        ("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
-    ]
-    curve_metrics = ["pixel_accuracy", "nonbackground_accuracy"]
+    metrics = (
+        Metric("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}", curve=True),
+        Metric("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}", curve=True),
+        Metric("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
+    )
     targets = [Target(
         "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
         source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",

@@ -29,6 +29,7 @@ from vaekit.corpus import (
 from vaekit.data_formats import VECTORS
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.models.protocols import VAEModel
 from vaekit.option_parsers import integer
 from vaekit.targets import Target
@@ -163,10 +164,11 @@ class ArraysDomain(Domain):
     collect_cli = staticmethod(collect_arrays_command)
     data_format = VECTORS
     model_protocol = VAEModel
-    selection_metrics = ("r2",)
-    headline_metrics = [("r2", "R² (mean over features)", "{:.4f}"), ("r2_min", "R², weakest feature", "{:.4f}"),
-                        ("mse", "MSE (standardised)", "{:.4f}")]
-    curve_metrics = ["r2"]
+    metrics = (
+        Metric("r2", "R² (mean over features)", "{:.4f}", curve=True),
+        Metric("r2_min", "R², weakest feature", "{:.4f}", selectable=False),
+        Metric("mse", "MSE (standardised)", "{:.4f}", higher_is_better=False, selectable=False),
+    )
     targets = [Target("r2", "R² (mean over features)", "{:.4f}")]
     item_noun = "vectors"
     item_identifiers = ("index",)

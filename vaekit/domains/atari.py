@@ -17,6 +17,7 @@ from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
@@ -115,13 +116,11 @@ class AtariDomain(Domain):
     collect_cli = staticmethod(collect_atari_command)
     data_format = FRAMES
     model_protocol = FrameModel
-    selection_metrics = ("psnr", "pixel_accuracy")
-    headline_metrics = [
-        ("psnr", "PSNR (dB)", "{:.2f}"),
-        ("mse", "MSE", "{:.6f}"),
-        ("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
-    ]
-    curve_metrics = ["psnr"]
+    metrics = (
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
+        Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
+        Metric("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
+    )
     targets = [Target("psnr", "PSNR", "{:.2f} dB", threshold=33.0,
                       source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")]
     item_noun = "frames"

@@ -22,6 +22,7 @@ from vaekit.data_formats import SPLAT_PARAMS, SPLAT_SEQUENCE
 from vaekit.domains import DOMAINS, Domain, get_domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.option_parsers import integer, number
 from vaekit.models.protocols import SplatModel
 from vaekit.targets import Target
@@ -142,16 +143,17 @@ class GaussiansDomain(Domain):
     collect_cli = staticmethod(collect_gaussians_command)
     data_format = SPLAT_SEQUENCE
     model_protocol = SplatModel
-    selection_metrics = ("informative_dims",)
-    headline_metrics = [
-        *[(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}") for g in GROUPS],
-        *[(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}") for g in GROUPS],
-        ("recon_rot_seed_scale", "Recon loss rot, seed's scale (θ MSE / Var θ)", "{:.3f}"),
-        ("informative_dims", "Dimensions with KL ≥ 0.05 nats", "{}"),
-        ("posterior_collapse", "Posterior collapse (< half informative)", "{}"),
-    ]
-    curve_metrics = [f"recon_{g}" for g in GROUPS]
-    sweep_objective = ("recon_rot", "min")  # the first of seed 004's goals (rot ≤ 0.6, feat ≤ 0.7)
+    metrics = (
+        *[Metric(f"recon_{g}", f"Recon loss {g} (normalised)", "{:.4f}", higher_is_better=False, curve=True)
+          for g in GROUPS],
+        *[Metric(f"std_ratio_{g}", f"Predicted/true std, {g}", "{:.3f}", selectable=False) for g in GROUPS],
+        Metric("recon_rot_seed_scale", "Recon loss rot, seed's scale (θ MSE / Var θ)", "{:.3f}",
+               higher_is_better=False, selectable=False),
+        Metric("informative_dims", "Dimensions with KL ≥ 0.05 nats", "{}"),
+        Metric("posterior_collapse", "Posterior collapse (< half informative)", "{}", higher_is_better=False,
+               selectable=False),
+    )
+    sweep_metric = "recon_rot"  # the first of seed 004's goals (rot ≤ 0.6, feat ≤ 0.7)
     targets = [Target(f"recon_{group}", f"Recon loss {group}", "{:.3f}", threshold=goal, higher_is_better=False,
                       source="splat VAE experiment notes (seed 004): the weighted-loss run's goal")
                for group, goal in (("rot", 0.6), ("feat", 0.7))]

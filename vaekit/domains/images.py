@@ -30,6 +30,7 @@ from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seede
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
 from vaekit.option_parsers import integer
 from vaekit.targets import Target
@@ -487,9 +488,11 @@ class ImagesDomain(Domain):
     collect_cli = staticmethod(collect_images_command)
     data_format = FRAMES
     model_protocol = FrameModel
-    selection_metrics = ("psnr", "ssim")
-    headline_metrics = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("mse", "MSE", "{:.6f}")]
-    curve_metrics = ["psnr", "ssim"]
+    metrics = (
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
+        Metric("ssim", "SSIM", "{:.4f}", curve=True),
+        Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
+    )
     targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}")]
     item_noun = "images"
     item_identifiers = ("index", "path", "label")

@@ -23,6 +23,7 @@ from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
+from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
 from vaekit.option_parsers import integer
 
@@ -159,10 +160,10 @@ class SpritesDomain(Domain):
     collect_cli = staticmethod(collect_sprites_command)
     data_format = FRAMES
     model_protocol = FrameModel
-    selection_metrics = ("pixel_accuracy",)
-    headline_metrics = [("pixel_accuracy", "Pixel accuracy (binarised at 0.5)", "{:.2%}"),
-                        ("mse", "MSE", "{:.6f}")]
-    curve_metrics = ["pixel_accuracy"]
+    metrics = (
+        Metric("pixel_accuracy", "Pixel accuracy (binarised at 0.5)", "{:.2%}", curve=True),
+        Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
+    )
     item_noun = "sprites"
     item_identifiers = ("index",)
     factor_names = FACTOR_NAMES

@@ -18,6 +18,7 @@ import typer
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import TERNARY_TABLE
 from vaekit.domains import Domain, register_domain
+from vaekit.metrics import Metric
 from vaekit.models.protocols import PathwayModel
 from vaekit.option_parsers import integer
 from vaekit.targets import Target
@@ -149,20 +150,21 @@ class TernaryDomain(Domain):
     collect_cli = staticmethod(collect_ternary_command)
     data_format = TERNARY_TABLE
     model_protocol = PathwayModel
-    selection_metrics = ("position_accuracy", *COVERAGE_METRICS)
-    headline_metrics = [
-        ("reconstruction_coverage", "Reconstruction coverage (all 19,683; weakest pathway)", "{:.2%}"),
-        ("reconstruction_coverage_A", "Reconstruction coverage, pathway A", "{:.2%}"),
-        ("reconstruction_coverage_B", "Reconstruction coverage, pathway B", "{:.2%}"),
-        ("heldout_coverage", "Held-out coverage (val + test; weakest pathway)", "{:.2%}"),
-        ("prior_coverage", "Prior coverage (distinct / 19,683)", "{:.2%}"),
-        ("prior_coverage_A", "Prior coverage, pathway A", "{:.2%}"),
-        ("prior_coverage_B", "Prior coverage, pathway B", "{:.2%}"),
-        ("prior_samples", "Prior samples N", "{:,}"),
-        ("position_accuracy", "Position accuracy", "{:.2%}"),
-    ]
-    curve_metrics = ["reconstruction_coverage", "heldout_coverage", "prior_coverage"]
-    sweep_objective = ("reconstruction_coverage", "max")
+    # Per-pathway coverages (reconstruction_coverage_A, ...) take their metric's declaration (see ``metric``);
+    # multi-pathway models may select by them (``selection_metric_names``).
+    metrics = (
+        Metric("reconstruction_coverage", "Reconstruction coverage (all 19,683; weakest pathway)", "{:.2%}",
+               curve=True),
+        Metric("reconstruction_coverage_A", "Reconstruction coverage, pathway A", "{:.2%}", selectable=False),
+        Metric("reconstruction_coverage_B", "Reconstruction coverage, pathway B", "{:.2%}", selectable=False),
+        Metric("heldout_coverage", "Held-out coverage (val + test; weakest pathway)", "{:.2%}", curve=True),
+        Metric("prior_coverage", "Prior coverage (distinct / 19,683)", "{:.2%}", curve=True),
+        Metric("prior_coverage_A", "Prior coverage, pathway A", "{:.2%}", selectable=False),
+        Metric("prior_coverage_B", "Prior coverage, pathway B", "{:.2%}", selectable=False),
+        Metric("prior_samples", "Prior samples N", "{:,}", selectable=False),
+        Metric("position_accuracy", "Position accuracy", "{:.2%}"),
+    )
+    sweep_metric = "reconstruction_coverage"
     # The seed report (003) states results (98.85 % coverage), not a target: shown without a mark.
     targets = [Target("reconstruction_coverage", "Reconstruction coverage", "{:.1%}"),
                Target("prior_coverage", "Prior coverage", "{:.1%}")]
@@ -200,6 +202,13 @@ class TernaryDomain(Domain):
         named = [p for p in model_cls.pathways if p]
         return [*super().selection_metric_names(model_cls),
                 *[f"{metric}_{pathway}" for metric in COVERAGE_METRICS for pathway in named]]
+
+    def metric(self, key: str) -> Metric | None:
+        """A per-pathway coverage (heldout_coverage_B) is declared by its metric (heldout_coverage)."""
+        base, _, pathway = key.rpartition("_")
+        if key not in {m.key for m in self.metrics} and base in COVERAGE_METRICS and len(pathway) == 1:
+            return super().metric(base)
+        return super().metric(key)
 
     def quality_sums(self, model, batch, output):
         predicted = next(iter(model.pathway_predictions(output).values()))

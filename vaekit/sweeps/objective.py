@@ -12,23 +12,25 @@ from dataclasses import dataclass
 
 from vaekit.domains import Domain
 from vaekit.errors import VaekitUsageError, nearest
+from vaekit.metrics import SWEEPABLE_COMMON
 from vaekit.runs import RunDir
 
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
-# Metrics where lower is better; any other metric is a quality where higher is better (the
-# convention of train.selection_metric, which ranks every metric but the loss highest-first).
-LOWER_IS_BETTER = ("loss", "recon", "kl", "nll", "mse", "error")
 
 
-def metric_direction(name: str) -> str:
-    """'min' for a loss-like metric (its name contains loss, recon, kl, nll, mse or error), else 'max'."""
-    return "min" if any(part in name for part in LOWER_IS_BETTER) else "max"
+def metric_direction(domain: Domain, name: str) -> str:
+    """'max' or 'min': the direction the metric's declaration gives (vaekit.metrics), the one
+    checkpoint selection ranks it by too."""
+    declared = domain.metric(name)
+    if declared is None:
+        raise VaekitUsageError(f"metric '{name}' is not declared by domain '{domain.name}' or vaekit.metrics.COMMON")
+    return declared.direction
 
 
 def objective_metric_names(domain: Domain, model_cls: type) -> list[str]:
     """The validation metrics a sweep may optimise on this domain with this model."""
     names = [*domain.selection_metric_names(model_cls), *(key for key, _, _ in domain.headline_metrics),
-             "recon", "kl"]
+             *SWEEPABLE_COMMON]
     return list(dict.fromkeys(names))
 
 
@@ -48,14 +50,10 @@ class Objective:
 
 
 def default_objective(domain: Domain) -> tuple[str, str]:
-    """The domain's declared ``sweep_objective``, else its first headline metric (a total loss mixes in
-    β·KL, so it would rank a β sweep by β), else the validation loss."""
-    if domain.sweep_objective:
-        return domain.sweep_objective
-    if domain.headline_metrics:
-        name = domain.headline_metrics[0][0]
-        return name, metric_direction(name)
-    return "loss", "min"
+    """The domain's declared ``sweep_metric``, else its first headline metric (a total loss mixes in
+    β·KL, so it would rank a β sweep by β), else the validation loss; each in its declared direction."""
+    name = domain.sweep_metric or (domain.headline_metrics[0][0] if domain.headline_metrics else "loss")
+    return name, metric_direction(domain, name)
 
 
 def resolve_objective(domain: Domain, model_cls: type, metric: str | None, direction: str | None) -> Objective:
@@ -70,7 +68,7 @@ def resolve_objective(domain: Domain, model_cls: type, metric: str | None, direc
         raise VaekitUsageError(f"--metric '{metric}' is not a validation metric of domain '{domain.name}'"
                                f"{suggestion}; choose from: {', '.join(valid)}")
     if direction is None:
-        direction = default_direction if metric == default_metric else metric_direction(metric)
+        direction = default_direction if metric == default_metric else metric_direction(domain, metric)
     if direction not in DIRECTIONS:
         raise VaekitUsageError(f"--direction '{direction}': expected max or min")
     return Objective(metric, direction)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 
-from vaekit.domains import get_domain
+from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitUsageError, unknown_name_error
 from vaekit.sweeps.objective import metric_direction
 from vaekit.sweeps.storage import open_storage, storage_url
@@ -50,9 +50,9 @@ def _trial_row(frozen: optuna.trial.FrozenTrial, runs_dir: Path, metrics: list[s
                         for split in ("test", "val", "train") if split in results}}
 
 
-def pareto_front(rows: list[dict], x: str, y: str) -> list[dict]:
-    """The trials no other trial beats on both test metrics (directions by ``metric_direction``)."""
-    sign = {m: 1.0 if metric_direction(m) == "max" else -1.0 for m in (x, y)}
+def pareto_front(rows: list[dict], x: str, y: str, domain: Domain) -> list[dict]:
+    """The trials no other trial beats on both test metrics (in their declared directions)."""
+    sign = {m: 1.0 if metric_direction(domain, m) == "max" else -1.0 for m in (x, y)}
     scored = [(r, sign[x] * r["results"]["test"][x], sign[y] * r["results"]["test"][y]) for r in rows
               if _finite(r["results"].get("test", {}).get(x)) is not None
               and _finite(r["results"].get("test", {}).get(y)) is not None]
@@ -123,7 +123,7 @@ def sweep_report(name: str, runs_dir: Path, storage: str | None = None, pareto: 
             if not any(metric in r["results"].get("test", {}) for r in tested):
                 raise VaekitUsageError(f"--pareto: no trial's test evaluation has '{metric}'; "
                                        f"the table's metrics are {', '.join(metrics)}")
-        document["pareto"] = pareto_front(tested, *axes)
+        document["pareto"] = pareto_front(tested, *axes, get_domain(domain))
     if plots:
         document["plots"] = _plots(document, Path(runs_dir) / "sweeps" / name, axes)
     return document

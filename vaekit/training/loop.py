@@ -35,17 +35,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def selection_score(metrics: dict, selection_metric: str) -> list[float]:
-    """The checkpoint-selection score of validation metrics, compared in order (later names break ties).
-
-    'loss' counts as −loss; any other name is a quality metric where higher is better.
-    """
+def selection_score(metrics: dict, selection_metric: str, domain) -> list[float]:
+    """The checkpoint-selection score of validation metrics, compared in order (later names break ties);
+    each metric ranked in the direction its declaration gives (a lower-is-better one negated)."""
     score = []
     for name in (part.strip() for part in selection_metric.split(",")):
-        if name == "loss":
-            score.append(-metrics["loss"])
-        elif name in metrics and not isinstance(metrics[name], list):
-            score.append(float(metrics[name]))
+        declared = domain.metric(name)
+        if declared is not None and name in metrics and not isinstance(metrics[name], list):
+            score.append(declared.score(metrics[name]))
         else:
             valid = ", ".join(k for k in metrics if not isinstance(metrics[k], list))
             raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric; choose from: {valid}")

@@ -17,7 +17,7 @@ def ranked(score: list[float]) -> list[float]:
 @register_callback
 class BestCheckpoint(Callback):
     def on_epoch_end(self, t: Training, record: dict) -> None:
-        score = selection_score(t.val, t.config.train.selection_metric)
+        score = selection_score(t.val, t.config.train.selection_metric, t.domain)
         if not t.state.best_score or ranked(score) > ranked(t.state.best_score):
             t.state.best_score, t.state.best_epoch = score, record["epoch"]
             if t.writes:
