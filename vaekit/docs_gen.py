@@ -1,6 +1,6 @@
-"""Generated documentation: the configuration reference and the β-schedule figure.
+"""Generated documentation: the configuration and command-line references and the β-schedule figure.
 
-    python -m vaekit.docs_gen        # rewrites docs/configuration.md and docs/img/beta_schedules.png
+    python -m vaekit.docs_gen        # rewrites docs/configuration.md, docs/cli.md and docs/img/beta_schedules.png
 """
 
 from __future__ import annotations
@@ -101,9 +101,12 @@ def beta_schedule_figure(path: Path) -> Path:
 
 def main() -> None:
     docs = Path(__file__).resolve().parents[1] / "docs"
+    from vaekit.cli_reference import cli_markdown
+
     (docs / "configuration.md").write_text(configuration_markdown())
+    (docs / "cli.md").write_text(cli_markdown())
     beta_schedule_figure(docs / "img" / "beta_schedules.png")
-    print(f"wrote {docs / 'configuration.md'} and {docs / 'img' / 'beta_schedules.png'}")
+    print(f"wrote {docs / 'configuration.md'}, {docs / 'cli.md'} and {docs / 'img' / 'beta_schedules.png'}")
 
 
 if __name__ == "__main__":

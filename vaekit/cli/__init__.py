@@ -8,6 +8,7 @@ import typer
 
 from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, sweep, train, traverse
 from vaekit.cli.common import settings
+from vaekit.cli.help_text import WorkflowGroup, reflow_commands
 
 app = typer.Typer(
     help="vaekit: collect data, train VAEs, and study them (eval, sample, encode, traverse, report).\n\n"
@@ -16,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
+    cls=WorkflowGroup,
 )
 
 
@@ -48,6 +50,7 @@ app.command("interpolate")(interpolate.interpolate)
 app.command("report")(report.report)
 app.command("runs")(runs.runs)
 app.command("models")(runs.models)
+reflow_commands(app)
 
 
 def main() -> None:
