@@ -52,3 +52,18 @@ def test_asking_for_mlflow_without_it_installed_is_one_clear_error(monkeypatch):
     config = build_config([("test", {"train": {"mlflow": True}})])
     with pytest.raises(VaekitUsageError, match=r"pip install 'vaekit\[mlflow\]'"):
         MlflowSink.check_config(config)
+
+
+@pytest.mark.parametrize("reason, status", [("early_stopping", "FINISHED"), ("pruned", "FINISHED"),
+                                            ("SIGTERM", "KILLED"), ("nonfinite", "KILLED")])
+def test_a_run_a_policy_ended_is_finished_and_one_a_signal_or_error_cut_short_is_killed(reason, status):
+    from types import SimpleNamespace
+
+    from vaekit.training.callbacks.mlflow_sink import MlflowSink
+    from vaekit.training.events import StopReason
+
+    sink, ended = MlflowSink.__new__(MlflowSink), []
+    sink.client = object()
+    sink._finish = lambda t, final: ended.append(final)
+    sink.on_stop(SimpleNamespace(), StopReason(reason), "")
+    assert ended == [status]

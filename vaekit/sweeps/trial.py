@@ -26,7 +26,7 @@ from vaekit.sweeps.heartbeat import Heartbeat, queue_again
 from vaekit.sweeps.objective import objective_value
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.space import Axis
-from vaekit.training.events import Callback, Training
+from vaekit.training.events import Callback, StopReason, Training
 
 
 def suggest(trial: Trial, axis: Axis):
@@ -70,7 +70,7 @@ class SweepTrial(Callback):
         if self.trial.should_prune():
             self.pruned_after = record["epoch"]
             t.run.write_provenance("sweep", self._sweep_entry(pruned_after_epoch=record["epoch"]))
-            t.request_stop("pruned", f"pruned by the sweep's median pruner after epoch {record['epoch']}")
+            t.request_stop(StopReason.PRUNED, f"pruned by the sweep's median pruner after epoch {record['epoch']}")
 
 
 def _fail(study: optuna.Study, trial: Trial, error: str, **attrs) -> None:

@@ -5,7 +5,7 @@
     run_start(t)          after the model, optimizer and (on --resume) state are ready
     step_end(t, record)   every train.log_every_steps-th optimizer step; ``record`` is its steps.jsonl line
     epoch_end(t, record)  after validation; ``record`` is the epoch's metrics.jsonl line
-    stop(t, reason)       training ends early: 'early_stopping', 'nonfinite', 'SIGTERM', 'SIGINT'
+    stop(t, reason)       training ends early, for a ``StopReason``
     run_end(t)            after the last epoch (not after an error or a signal)
 
 Whatever way ``fit()`` ends (the last epoch, a stop, an error in the loop or in a subscriber), every
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
@@ -33,6 +34,22 @@ from rich.console import Console
 from vaekit.config import Config
 from vaekit.runs import RunDir
 from vaekit.training.distributed import Workers
+
+
+class StopReason(str, Enum):
+    """Why training ended before its last epoch (a str, so records and comparisons read it as text)."""
+
+    EARLY_STOPPING = "early_stopping"  # no better val loss for train.early_stopping_patience epochs
+    PRUNED = "pruned"  # a sweep's pruner stopped an unpromising trial
+    NONFINITE = "nonfinite"  # a loss or gradient went non-finite (exit 65)
+    SIGTERM = "SIGTERM"  # preempted or killed (exit 143)
+    SIGINT = "SIGINT"  # Ctrl-C (exit 130)
+
+    @property
+    def completes_the_run(self) -> bool:
+        """True where a policy ended the run as designed (early stopping, pruning): the run is whole,
+        not cut short by an error or a signal."""
+        return self in (StopReason.EARLY_STOPPING, StopReason.PRUNED)
 
 
 @dataclass
@@ -57,12 +74,12 @@ class Training:
     resume: bool
     val: dict | None = None
     rng_state: Any = None  # set by the loop: a function returning the RNG state that last.pt stores
-    stop_reason: tuple[str, str] | None = None
+    stop_reason: tuple[StopReason, str] | None = None
     shared: dict = field(default_factory=dict)  # what one subscriber makes for others (e.g. an epoch's pictures)
 
-    def request_stop(self, reason: str, message: str) -> None:
+    def request_stop(self, reason: StopReason, message: str) -> None:
         """Ask the loop to stop after this epoch's events (e.g. early stopping)."""
-        self.stop_reason = (reason, message)
+        self.stop_reason = (StopReason(reason), message)
 
     @property
     def writes(self) -> bool:
@@ -94,7 +111,7 @@ class Callback:
     def on_epoch_end(self, t: Training, record: dict) -> None:
         pass
 
-    def on_stop(self, t: Training, reason: str, message: str) -> None:
+    def on_stop(self, t: Training, reason: StopReason, message: str) -> None:
         pass
 
     def on_run_end(self, t: Training) -> None:
@@ -146,7 +163,8 @@ class Events:
         for cb in self.callbacks:
             cb.on_epoch_end(self.training, record)
 
-    def stop(self, reason: str, message: str) -> None:
+    def stop(self, reason: StopReason | str, message: str) -> None:
+        reason = StopReason(reason)  # an unknown reason is a programming error, refused here
         for cb in self.callbacks:
             cb.on_stop(self.training, reason, message)
 

@@ -16,7 +16,7 @@ from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.epoch import StepContext, agreed_signal, train_one_epoch
-from vaekit.training.events import Callback, Events, Training, check_callbacks, make_callbacks
+from vaekit.training.events import Callback, Events, StopReason, Training, check_callbacks, make_callbacks
 from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
 from vaekit.training.objective import build_objective
 from vaekit.training.precision import inference
@@ -188,7 +188,7 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
                 message = (f"{error}. {_saved(epoch, ctx.last_checkpoint or position, state)}, vae_best.pth epoch "
                            f"{state.best_epoch}; continue with --resume (e.g. with a lower --lr or --set "
                            "train.grad_clip=1), or set train.nonfinite=skip")
-                events.stop("nonfinite", message)
+                events.stop(StopReason.NONFINITE, message)
                 raise NonFiniteError(message) from None
             except Interrupted as error:
                 stop_for_signal(events, error, ctx.stopped_by, state, ctx.last_checkpoint)

@@ -1,6 +1,6 @@
 """Early stopping on the validation loss (train.early_stopping_patience, train.early_stopping_start)."""
 
-from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.events import Callback, StopReason, Training, register_callback
 
 
 @register_callback
@@ -20,5 +20,5 @@ class EarlyStopping(Callback):
             state.stopped_early = True
         state.stopped_early = t.workers.main_decides(state.stopped_early)
         if state.stopped_early:
-            t.request_stop("early_stopping", f"Early stopping after epoch {epoch}: no better val loss for "
+            t.request_stop(StopReason.EARLY_STOPPING, f"Early stopping after epoch {epoch}: no better val loss for "
                                               f"{patience} epochs (best: epoch {state.best_loss_epoch}).")

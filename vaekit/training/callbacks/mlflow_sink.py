@@ -114,7 +114,7 @@ class MlflowSink(Callback):
 
     def on_stop(self, t: Training, reason: str, message: str) -> None:
         if self.client is not None:
-            status = "FINISHED" if reason == "early_stopping" else "KILLED"
+            status = "FINISHED" if reason.completes_the_run else "KILLED"  # early stopping, pruning: whole runs
             self._finish(t, status)
 
     def on_run_end(self, t: Training) -> None:
