@@ -323,3 +323,21 @@ def test_a_resumed_run_logs_each_step_once_in_the_file_and_in_tensorboard(tmp_pa
     assert [e.value for e in events.Scalars("train/kl_per_dim/dim_009")] == pytest.approx(
         [s["kl_per_dim"][9] for s in resumed], rel=1e-5)
     assert [e.step for e in events.Scalars("val/val_loss")] == [1, 2, 3]  # the epoch scalars are kept
+
+
+def test_subscribers_run_in_the_order_of_their_declared_stages():
+    from vaekit.training.events import CALLBACKS, STAGES, Callback, register_callback
+
+    import vaekit.training.callbacks  # noqa: F401
+
+    names = [cls.__name__ for cls in CALLBACKS]
+    assert names.index("BestCheckpoint") < names.index("MlflowSink")  # the sink reports the best epoch
+    assert names.index("EarlyStopping") < names.index("LastCheckpoint")  # last.pt saves the decision
+    assert names.index("EpochPictures") < names.index("TensorBoard")  # TensorBoard logs the epoch's pictures
+    assert [STAGES.index(cls.stage) for cls in CALLBACKS] == sorted(STAGES.index(cls.stage) for cls in CALLBACKS)
+
+    class Nowhere(Callback):
+        stage = "somewhere"
+
+    with pytest.raises(TypeError, match="stage 'somewhere' is not one of log, guard"):
+        register_callback(Nowhere)

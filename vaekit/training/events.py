@@ -15,10 +15,11 @@ A subscriber's settings are checked by its ``check_config`` classmethod, which
 ``vaekit.experiment.resolve_config`` calls for every registered subscriber (``check_callbacks``)
 before any file is written.
 
-Subscribers are ``Callback`` objects, called in the order of ``CALLBACKS``. Adding a sink or a policy
-is one module under ``vaekit/training/callbacks/`` that defines a Callback and registers it with
-``@register_callback``, plus one import line in that package's ``__init__``; the loop is not edited
-(docs/training.md).
+Subscribers are ``Callback`` objects. Each declares its ``stage`` (``STAGES``, in the order the
+stages receive every event); within a stage, registration order. Adding a sink or a policy is one
+module under ``vaekit/training/callbacks/`` that defines a Callback with its stage and registers it
+with ``@register_callback``, plus one import line in that package's ``__init__``; the loop is not
+edited (docs/training.md).
 """
 
 from __future__ import annotations
@@ -87,12 +88,29 @@ class Training:
         return self.workers.is_main
 
 
+# The stages of every event, in order, and why each comes where it does.
+STAGES = (
+    "log",     # the console log and provenance start first, so that they see every line
+    "guard",   # the non-finite guard checks the weights before anything is saved
+    "record",  # metrics.jsonl and steps.jsonl: the truth the other subscribers may read
+    "select",  # the best checkpoint (t.state.best_epoch), which sinks report
+    "decide",  # early stopping, which last.pt must save
+    "save",    # last.pt and the epoch checkpoints
+    "print",   # the console line and metrics.csv
+    "draw",    # pictures and curves (t.shared['pictures'], which TensorBoard logs)
+    "sink",    # TensorBoard, MLflow, and by default any other subscriber
+)
+
+
 class Callback:
     """A subscriber to the loop's events; every method is a no-op until overridden.
 
     Build it from the config with ``from_config``; returning None leaves it out of the run.
     ``check_config`` refuses settings out of range (a VaekitUsageError), before the run starts.
+    ``stage`` places it among the others (``STAGES``).
     """
+
+    stage: str = "sink"
 
     @classmethod
     def check_config(cls, config: Config) -> None:
@@ -125,8 +143,11 @@ CALLBACKS: list[type[Callback]] = []
 
 
 def register_callback(cls: type[Callback]) -> type[Callback]:
-    """Add a Callback class to every run; subscribers run in registration order."""
+    """Add a Callback class to every run, in the order of its declared stage."""
+    if cls.stage not in STAGES:
+        raise TypeError(f"callback {cls.__name__}: stage '{cls.stage}' is not one of {', '.join(STAGES)}")
     CALLBACKS.append(cls)
+    CALLBACKS.sort(key=lambda c: STAGES.index(c.stage))  # stable: registration order within a stage
     return cls
 
 

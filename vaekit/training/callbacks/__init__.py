@@ -1,9 +1,9 @@
 """The built-in subscribers of the training loop, one module each; importing registers them.
 
-The order of the imports is the order in which they receive each event: the console log starts
-first (so that it sees every line), the non-finite guard checks the weights before anything is
-saved, then the record is written, the best checkpoint, the stopping decision, last.pt (which saves
-that decision), the console line and the other sinks.
+Each declares its ``stage`` (``vaekit.training.events.STAGES``): the console log starts first (so that
+it sees every line), the non-finite guard checks the weights before anything is saved, then the
+record is written, the best checkpoint, the stopping decision, last.pt (which saves that decision),
+the pictures and curves, the console line and the other sinks. The imports' order does not matter.
 """
 
 from vaekit.training.callbacks import train_log  # noqa: F401

@@ -16,6 +16,8 @@ def ranked(score: list[float]) -> list[float]:
 
 @register_callback
 class BestCheckpoint(Callback):
+    stage = "select"
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         score = selection_score(t.val, t.config.train.selection_metric, t.domain)
         if not t.state.best_score or ranked(score) > ranked(t.state.best_score):

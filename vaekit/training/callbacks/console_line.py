@@ -20,6 +20,8 @@ def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str], o
 
 @register_callback
 class ConsoleLine(Callback):
+    stage = "print"
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         cfg = t.config.train
         t.console.print(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics, t.config.objective.name),

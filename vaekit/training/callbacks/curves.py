@@ -8,6 +8,8 @@ from vaekit.training.events import Callback, Training, register_callback
 
 @register_callback
 class TrainingCurves(Callback):
+    stage = "draw"
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         if not t.writes:
             return

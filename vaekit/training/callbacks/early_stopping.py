@@ -5,6 +5,8 @@ from vaekit.training.events import Callback, StopReason, Training, register_call
 
 @register_callback
 class EarlyStopping(Callback):
+    stage = "decide"
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         state, cfg, epoch = t.state, t.config.train, record["epoch"]
         start = cfg.early_stopping_start

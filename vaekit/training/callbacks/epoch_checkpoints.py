@@ -7,6 +7,8 @@ from vaekit.training.events import Callback, Training, register_callback
 
 @register_callback
 class EpochCheckpoints(Callback):
+    stage = "save"
+
     def __init__(self, every: int, keep: int):
         self.every, self.keep = every, keep
 

@@ -8,6 +8,8 @@ from vaekit.training.resume import save_last
 
 @register_callback
 class LastCheckpoint(Callback):
+    stage = "save"
+
     def on_run_start(self, t: Training) -> None:
         if not t.resume:  # so that a run stopped in its first epoch can be resumed too
             save_last(t)

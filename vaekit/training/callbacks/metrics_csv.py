@@ -25,6 +25,8 @@ def records_to_csv(records: list[dict]) -> str:
 
 @register_callback
 class MetricsCsv(Callback):
+    stage = "print"
+
     def on_epoch_end(self, t: Training, record: dict) -> None:
         if t.writes:
             text = records_to_csv(t.run.read_metrics(quiet=True))

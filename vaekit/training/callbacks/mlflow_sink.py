@@ -46,6 +46,8 @@ def scalar_metrics(record: dict) -> dict[str, float]:
 
 @register_callback
 class MlflowSink(Callback):
+    stage = "sink"
+
     def __init__(self, uri: str):
         self.uri, self.client, self.mlflow_run = uri, None, None
         self.last: dict | None = None  # the latest epoch record, for the final_* metrics

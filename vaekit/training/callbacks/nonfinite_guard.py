@@ -17,6 +17,8 @@ POLICIES = ("stop", "skip")
 
 @register_callback
 class NonFiniteGuard(Callback):
+    stage = "guard"
+
     @classmethod
     def check_config(cls, config: Config) -> None:
         if config.train.nonfinite not in POLICIES:

@@ -24,6 +24,8 @@ ITEMS = 16  # validation items shown, and prior samples drawn
 
 @register_callback
 class EpochPictures(Callback):
+    stage = "draw"
+
     def __init__(self, every: int):
         self.every, self.shown = every, None
 

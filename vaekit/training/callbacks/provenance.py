@@ -48,6 +48,8 @@ def session(t: Training) -> dict:
 
 @register_callback
 class Provenance(Callback):
+    stage = "log"
+
     def on_run_start(self, t: Training) -> None:
         if t.writes:
             t.run.write_provenance("sessions", t.run.read_provenance() + [session(t)])

@@ -12,6 +12,8 @@ from vaekit.training.events import Callback, Training, register_callback
 
 @register_callback
 class StepsLog(Callback):
+    stage = "record"
+
     def on_run_start(self, t: Training) -> None:
         if t.resume and t.writes and t.run.steps_path.is_file():
             dropped = t.run.truncate_metrics(t.state.global_step, path=t.run.steps_path, key="step")

@@ -13,6 +13,8 @@ from vaekit.training.events import Callback, Training, register_callback
 
 @register_callback
 class TensorBoard(Callback):
+    stage = "sink"
+
     def __init__(self):
         self.writer = None
 

@@ -10,6 +10,8 @@ from vaekit.training.events import Callback, Training, register_callback
 
 @register_callback
 class TrainLog(Callback):
+    stage = "log"
+
     def __init__(self):
         self.file = self.console = self.original_print = None
 
