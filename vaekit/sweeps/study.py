@@ -3,7 +3,7 @@
 A grid is queued once, when the study is created: the one process whose ``create_new_study``
 succeeds (the storage makes that atomic, also across machines) enqueues every grid point as a
 WAITING trial and then records the sweep's settings; other processes wait for those settings.
-Workers take WAITING trials by moving them to RUNNING, which the storage lets only one of them do,
+Workers take WAITING trials by moving them to RUNNING in one atomic step (``vaekit.sweeps.claims``),
 so no grid point runs twice. An interrupted trial is queued again (see ``vaekit.sweeps.trial``).
 """
 
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import Trial, TrialState
 
 from vaekit.errors import VaekitUsageError
+from vaekit.sweeps.claims import claim_waiting
 from vaekit.sweeps.heartbeat import retry_lost_trials
-from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.storage import local_file, open_storage
+
+if TYPE_CHECKING:  # the plan imports the domains, hence torch: a process that only takes trials does not
+    from vaekit.sweeps.plan import SweepPlan
 
 SETTINGS_ATTR = "vaekit"
 SETTLE_SECONDS = 60  # how long a joining process waits for the creator to queue the grid
@@ -91,15 +95,14 @@ def join_study(plan: SweepPlan) -> optuna.Study:
 
 
 def take_waiting(study: optuna.Study) -> Trial | None:
-    """Move one WAITING trial to RUNNING and return it (None when the queue is empty). The storage
-    lets only one process make that move, so two workers never take the same trial."""
+    """Move one WAITING trial to RUNNING and return it (None when the queue is empty). The move is
+    atomic (``vaekit.sweeps.claims``): of workers that try one trial at once, one wins; the others
+    take another, and read the queue again when they lost every one they tried."""
     storage, study_id = study._storage, study._study_id
-    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+    while waiting := storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        for frozen in waiting:  # a lost claim leaves that trial RUNNING: the next read no longer has it
+            if claim_waiting(storage, frozen._trial_id):
                 return Trial(study, frozen._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
     return None
 
 
