@@ -47,3 +47,16 @@ def fail_stale_together(url: str, names: list[str], barrier, results) -> None:
     barrier.wait(timeout=120)
     retry_lost_trials(study)
     results.put(names[0])
+
+
+def requeue_together(url: str, names: list[str], barrier, results) -> None:
+    """One worker process: at the same moment as the others, queue the study's lost grid points again
+    (the grid is the study's user attribute ``grid``)."""
+    from types import SimpleNamespace
+
+    from vaekit.sweeps.study import requeue_lost_grid_points
+
+    study = optuna.load_study(study_name=names[0], storage=open_storage(url, create=False))
+    plan = SimpleNamespace(study=names[0], storage=url, grid=tuple(study.user_attrs["grid"]))
+    barrier.wait(timeout=120)
+    results.put(requeue_lost_grid_points(study, plan))

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from tests.claim_workers import claim_every_round, fail_stale_together, run_together
+from tests.claim_workers import claim_every_round, fail_stale_together, requeue_together, run_together
 from tests.test_sweep_processes import postgres_url  # noqa: F401 - the throwaway server fixture
 from vaekit.sweeps.heartbeat import GRACE_ENV
 from vaekit.sweeps.storage import open_storage
@@ -94,3 +94,38 @@ def test_a_silent_trial_is_queued_again_once_when_workers_look_together(sqlite_u
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     retries = Counter(t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs)
     assert retries == Counter(range(50)), "a silent trial queued again twice, or not at all"
+
+
+def _study_with_lost_grid_points(url: str) -> optuna.Study:
+    """Grid points 0-4: 0 done, 1 failed of its own (NaN), 2 lost to a double claim (the second worker
+    found the run directory taken), 3 lost with its worker before it chose its values (failed by its
+    heartbeat, no error), 4 interrupted and queued again."""
+    grid = [{"model.latent_dim": d} for d in (2, 3, 4, 5, 6)]
+    study = optuna.create_study(study_name="s", storage=open_storage(url, create=True))
+    study.set_user_attr("grid", grid)
+    for point, params in enumerate(grid):
+        study.enqueue_trial(params, user_attrs={"grid_point": point})
+    outcomes = [{}, {"error": "loss is NaN at epoch 1"},
+                {"run_id": "s-t002", "error": "run 's-t002' already exists in runs; pass --resume to continue it"},
+                None, {"run_id": "s-t004", "error": "interrupted (stopped by SIGTERM)", "interrupted": True}]
+    for outcome in outcomes:
+        trial = take_waiting(study)
+        for key, value in (outcome or {}).items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 1.0 if outcome == {} else None, state=None if outcome == {} else TrialState.FAIL)
+    study.enqueue_trial(grid[4], user_attrs={"grid_point": 4, "run_id": "s-t004", "retry_of": 4})
+    return study
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_grid_point_lost_not_of_its_own_is_queued_again_once(kind, sqlite_url, tmp_path):
+    """Six processes joining the study at once: grid points 2 and 3 are queued again by exactly one."""
+    url = sqlite_url if kind == "sqlite" else f"journal:{tmp_path / 's.journal'}"
+    study = _study_with_lost_grid_points(url)
+    queued = [point for points in run_together(requeue_together, url, ["s"]) for point in points]
+    assert sorted(queued) == [2, 3]
+    retries = {t.user_attrs["grid_point"]: t for t in study.get_trials() if t.number > 5}
+    assert sorted(retries) == [2, 3] and all(t.state == TrialState.WAITING for t in retries.values())
+    assert retries[2].user_attrs == {"grid_point": 2, "run_id": "s-t002", "retry_of": 2}
+    assert retries[3].user_attrs == {"grid_point": 3, "run_id": "s-t003", "retry_of": 3}
+    assert retries[3].system_attrs["fixed_params"] == {"model.latent_dim": 5}

@@ -10,11 +10,16 @@ AND state = OLD``: the database applies it to the row once, and the number of ro
 whether this process won. SQLite, PostgreSQL and MySQL alike. A journal file is already decided by the
 order of its log: every change is appended under the journal's file lock, and when the log is replayed
 only the first WAITING -> RUNNING of a trial takes effect (Optuna's ``JournalStorage``).
+
+A one-off decision that is not a state change (which process queues a lost grid point again) is a row
+only one process can insert: a study attribute, whose (study, key) pair the database keeps unique; a
+journal file is locked (FILE.vaekit.lock) around the check and the write.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -60,3 +65,28 @@ def fail_running(storage, trial_id: int) -> bool:
         return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
+
+
+def claim_once(storage, study_id: int, key: str, journal: Path | None = None) -> bool:
+    """Record the study attribute ``key``; True for exactly one process of all that ever try (database:
+    the insert that does not break the unique (study_id, key) constraint; journal file ``journal``:
+    the process that finds the key missing while it holds the file's lock)."""
+    database = database_of(storage)
+    if database is None:
+        from vaekit.sweeps.storage import file_lock
+
+        with file_lock(journal.with_name(journal.name + ".vaekit")):  # FILE.lock is Optuna's own
+            if key in storage.get_study_system_attrs(study_id):
+                return False
+            storage.set_study_system_attr(study_id, key, True)
+            return True
+    from optuna.storages._rdb import models
+    from sqlalchemy import exc, insert
+
+    statement = insert(models.StudySystemAttributeModel).values(study_id=study_id, key=key, value_json="true")
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(statement)
+    except exc.IntegrityError:
+        return False
+    return True

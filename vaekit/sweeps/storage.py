@@ -76,7 +76,7 @@ def open_storage(url: str, create: bool):
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if file is not None else {}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            with _creation_lock(file if create else None), heartbeat.quiet_experimental():
+            with file_lock(file if create else None), heartbeat.quiet_experimental():
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat.storage_options())
         except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
             if "DB access module" in str(error):
@@ -90,10 +90,11 @@ def open_storage(url: str, create: bool):
 
 
 @contextlib.contextmanager
-def _creation_lock(file: Path | None):
-    """Hold an exclusive lock on ``FILE.lock`` while a SQLite storage opens, so two worker processes started
-    together on a new file do not both create its tables (SQLite reports the loser's CREATE TABLE as an
-    error, not a wait). A database server, or a system without fcntl, relies on the retry above."""
+def file_lock(file: Path | None):
+    """Hold an exclusive lock on ``FILE.lock``: while a SQLite storage opens, so two worker processes
+    started together on a new file do not both create its tables (SQLite reports the loser's CREATE TABLE
+    as an error, not a wait), and around a journal file's one-off decisions (``vaekit.sweeps.claims``).
+    A database server, or a system without fcntl, relies on the retry above."""
     try:
         import fcntl
     except ImportError:  # Windows

@@ -26,6 +26,7 @@ from vaekit.sweeps.heartbeat import Heartbeat, queue_again
 from vaekit.sweeps.objective import objective_value
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.space import Axis
+from vaekit.sweeps.study import run_id_of
 from vaekit.training.events import Callback, Training
 
 
@@ -39,11 +40,6 @@ def suggest(trial: Trial, axis: Axis):
                                  log=distribution.log)
     return trial.suggest_float(axis.name, distribution.low, distribution.high, step=distribution.step,
                                log=distribution.log)
-
-
-def run_id_of(plan: SweepPlan, trial: Trial) -> str:
-    """``<study>-t<NNN>``; a retry keeps the run id of the trial it retries."""
-    return trial.user_attrs.get("run_id") or f"{plan.study}-t{trial.number:03d}"
 
 
 class SweepTrial(Callback):
