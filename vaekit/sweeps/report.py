@@ -11,7 +11,7 @@ import optuna
 from vaekit.domains import get_domain
 from vaekit.errors import VaekitUsageError, unknown_name_error
 from vaekit.sweeps.objective import metric_direction
-from vaekit.sweeps.storage import open_storage, storage_url
+from vaekit.sweeps.storage import open_storage, storage_errors, storage_url
 from vaekit.sweeps.study import SETTINGS_ATTR
 from vaekit.sweeps.trial import run_of
 
@@ -102,9 +102,17 @@ def sweep_report(name: str, runs_dir: Path, storage: str | None = None, pareto: 
     RUNS_DIR/sweeps/<study>/.
 
     Raises:
-        VaekitUsageError: no such storage or study, or a --pareto metric no trial's evaluation has.
+        VaekitUsageError: no such storage or study, a damaged one, or a --pareto metric no trial's
+            evaluation has.
+        DiskError: the storage's file system refused.
     """
     axes = parse_pareto(pareto)
+    with storage_errors(storage_url(storage, runs_dir)):
+        return _report_document(name, runs_dir, storage, axes, plots)
+
+
+def _report_document(name: str, runs_dir: Path, storage: str | None, axes: tuple[str, str] | None,
+                     plots: bool) -> dict:
     study, settings, url = _load(name, runs_dir, storage)
     domain = settings.get("domain", "")
     metrics = main_metrics(domain) if domain else [KL_METRIC]
@@ -130,9 +138,19 @@ def sweep_report(name: str, runs_dir: Path, storage: str | None = None, pareto: 
 
 
 def list_studies(runs_dir: Path, storage: str | None = None) -> dict:
-    """The studies in a storage with their trial counts by state and their best value."""
+    """The studies in a storage with their trial counts by state and their best value.
+
+    Raises:
+        VaekitUsageError: no such storage, or a damaged one.
+        DiskError: the storage's file system refused.
+    """
     url = storage_url(storage, runs_dir)
-    backend = open_storage(url, create=False)
+    with storage_errors(url):
+        return {"storage": url, "studies": _study_rows(open_storage(url, create=False))}
+
+
+def _study_rows(backend) -> list[dict]:
+    """A row per study of ``backend``: its settings, trial counts by state, best value and run."""
     studies = []
     for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=backend)
@@ -149,4 +167,4 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> dict:
                         "sampler": settings.get("sampler"), "trials": len(trials), "states": states,
                         "best_value": best.value if best else None,
                         "best_run_id": best.user_attrs.get("run_id") if best else None})
-    return {"storage": url, "studies": studies}
+    return studies
