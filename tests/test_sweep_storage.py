@@ -91,3 +91,39 @@ def test_a_storage_error_mid_command_is_one_line_with_its_exit_code(case):
     message = str(caught.value)
     assert message.startswith("sweep storage sqlite:///runs/sweeps.db: ") and "\n" not in message
     assert ("malformed" in message) == (case == "damaged mid-command")
+
+
+def test_sweep_report_gives_every_failed_trial_a_reason(tmp_path):
+    from vaekit.sweeps.report import sweep_report
+    from vaekit.sweeps.study import take_waiting
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for number, attrs in enumerate([{"error": "loss is NaN at epoch 1"}, {}, {}]):
+        study.enqueue_trial({"x": number})
+        trial = take_waiting(study)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"x": 1}, user_attrs={"retry_of": 1, "lost_worker": True, "run_id": "s-t001"})
+    rows = {r["number"]: r for r in sweep_report("s", tmp_path, url, plots=False)["trials"]}
+    assert rows[0]["error"] == "loss is NaN at epoch 1"
+    assert rows[1]["error"].startswith("its worker went silent (no heartbeat for ")
+    assert rows[1]["error"].endswith("queued again as trial 3")
+    assert rows[2]["error"] == "failed without a recorded reason (its worker stopped, or another tool failed it)"
+    assert rows[3]["error"] is None
+
+
+def test_a_space_file_with_a_key_written_twice_is_refused_with_both_lines(tmp_path, arc_corpus):
+    space = write(tmp_path / "space.yaml", "model.latent_dim: [2, 3]\ntrain.lr: [0.001]\nmodel.latent_dim: [4]\n")
+    result = runner.invoke(app, sweep_command(space, arc_corpus, tmp_path / "runs"))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"Error: {space}: 'model.latent_dim' is written twice (lines 1 and 3); keep one"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_study_lists_the_valid_studies(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(study_name="arc_fallback", storage=url)
+    result = runner.invoke(app, ["sweep", "report", "arc_fallbak", "--storage", url])
+    assert result.exit_code == 2 and "Valid studies: arc_fallback." in result.output, result.output
