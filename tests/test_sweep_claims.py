@@ -67,7 +67,7 @@ def test_six_processes_take_each_waiting_trial_once_on_sqlite(sqlite_url):
 
 @pytest.mark.slow
 def test_six_processes_take_each_of_hundreds_of_waiting_trials_once_on_sqlite(sqlite_url):
-    assert_each_trial_taken_once(sqlite_url, rounds=20, trials=150)
+    assert_each_trial_taken_once(sqlite_url, rounds=20, trials=100)
 
 
 def test_six_processes_take_each_waiting_trial_once_on_a_journal_file(tmp_path):
