@@ -129,3 +129,28 @@ def test_a_grid_point_lost_not_of_its_own_is_queued_again_once(kind, sqlite_url,
     assert retries[2].user_attrs == {"grid_point": 2, "run_id": "s-t002", "retry_of": 2}
     assert retries[3].user_attrs == {"grid_point": 3, "run_id": "s-t003", "retry_of": 3}
     assert retries[3].system_attrs["fixed_params"] == {"model.latent_dim": 5}
+
+
+def test_a_worker_whose_trial_was_taken_over_meanwhile_goes_on(tmp_path, arc_corpus, monkeypatch):
+    """A worker whose heartbeat was late: another failed its trial and queued it again. Telling the
+    outcome then fails in Optuna; the worker says so and takes the next trial instead of exiting 1."""
+    from rich.console import Console
+
+    from tests.test_sweep import write
+    from vaekit.sweeps import make_plan, workers
+    from vaekit.sweeps.claims import fail_running
+
+    plan = make_plan("arc", write(tmp_path / "space.yaml", "model.latent_dim: [2, 3]\n"), tmp_path / "runs",
+                     data=arc_corpus)
+
+    from vaekit.sweeps import trial as trial_module
+
+    def trained_while_taken_over(*args, extra_callbacks, **kwargs):
+        sweep_trial = extra_callbacks[0]  # what retry_lost_trials does in another worker meanwhile:
+        fail_running(sweep_trial.trial.study._storage, sweep_trial.trial._trial_id)
+
+    monkeypatch.setattr(trial_module, "train_run", trained_while_taken_over)
+    monkeypatch.setattr(trial_module, "objective_value", lambda run, metric: 0.5)
+    console = Console(record=True, width=200)
+    assert workers.run_worker(plan, console) == 0
+    assert console.export_text().count("another worker failed it meanwhile") == 2

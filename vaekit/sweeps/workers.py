@@ -12,9 +12,11 @@ import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import optuna
 from rich.console import Console
 
 from vaekit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, VaekitError
+from vaekit.sweeps.heartbeat import grace_seconds
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.storage import storage_errors
 from vaekit.sweeps.study import join_study, next_trial
@@ -58,7 +60,8 @@ def _describe(params: dict) -> str:
 
 
 def run_worker(plan: SweepPlan, console: Console | None = None, quiet_training: bool = False) -> int:
-    """Take and run trials of the plan's study until it is done; returns how many this worker ran.
+    """Take and run trials of the plan's study until it is done; returns how many this worker ran (a
+    trial another worker failed meanwhile, as silent, is not counted: its retry runs it again).
 
     Raises:
         Interrupted: SIGTERM or Ctrl-C (the trial in progress is queued again).
@@ -68,7 +71,13 @@ def run_worker(plan: SweepPlan, console: Console | None = None, quiet_training: 
     ran = 0
     with _sigterm_interrupts():
         while (trial := next_trial(study, plan)) is not None:
-            state = run_trial(study, trial, plan, Console(quiet=True) if quiet_training else console)
+            try:
+                state = run_trial(study, trial, plan, Console(quiet=True) if quiet_training else console)
+            except optuna.exceptions.UpdateFinishedTrialError:  # not this worker's failure: take the next
+                console.print(f"trial {trial.number}: another worker failed it meanwhile (its heartbeat was late by "
+                              f"more than {grace_seconds()} s) and queued it again; this outcome is not recorded",
+                              markup=False, highlight=False)
+                continue
             ran += 1
             frozen = study._storage.get_trial(trial._trial_id)
             shown = (f"{plan.objective.metric} {frozen.value:.4f}" if frozen.value is not None
