@@ -80,6 +80,7 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> VaekitUsag
     valid = sorted(valid)
     hint = nearest(name, valid)
     suggestion = f" Did you mean '{hint}'?" if hint else ""
+    kinds = kind[:-1] + "ies" if kind.endswith("y") and kind[-2:-1] not in "aeiou" else kind + "s"  # studies
     return VaekitUsageError(
-        f"unknown {kind} '{name}'.{suggestion} Valid {kind}s: {', '.join(valid)}."
+        f"unknown {kind} '{name}'.{suggestion} Valid {kinds}: {', '.join(valid)}."
     )

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 import optuna
 from optuna.trial import FrozenTrial, Trial
 
+from vaekit.sweeps.claims import fail_running
+
 HEARTBEAT_SECONDS = 20
 GRACE_ENV = "VAEKIT_SWEEP_GRACE_SECONDS"
 DEFAULT_GRACE_SECONDS = 180  # nine missed beats: a busy machine delays a beat, it does not skip nine
@@ -32,17 +34,16 @@ def grace_seconds() -> int:
 
 
 def storage_options() -> dict:
-    """Keyword arguments of ``optuna.storages.RDBStorage`` that turn the heartbeats on."""
-    import inspect
-
+    """Keyword arguments of ``optuna.storages.RDBStorage`` that turn the heartbeats on. Silent trials
+    are failed and queued again by ``retry_lost_trials``, not by Optuna's callback."""
     grace = grace_seconds()
-    # Optuna 5 renamed failed_trial_callback to heartbeat_stale_trial_callback; vaekit takes Optuna >= 4
-    names = inspect.signature(optuna.storages.RDBStorage).parameters
-    callback = "heartbeat_stale_trial_callback"
-    if callback not in names:
-        callback = "failed_trial_callback"
-    return {"heartbeat_interval": min(HEARTBEAT_SECONDS, max(1, grace // 3)), "grace_period": grace,
-            callback: requeue_lost_trial}
+    return {"heartbeat_interval": min(HEARTBEAT_SECONDS, max(1, grace // 3)), "grace_period": grace}
+
+
+def beats(storage) -> bool:
+    """Whether the storage keeps heartbeats (what optuna's is_heartbeat_enabled checks, also through
+    the cache optuna wraps storages in)."""
+    return getattr(storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
 def queue_again(study: optuna.Study, trial: Trial | FrozenTrial, params: dict, run_id: str, **marks) -> None:
@@ -55,8 +56,8 @@ def queue_again(study: optuna.Study, trial: Trial | FrozenTrial, params: dict, r
 
 
 def requeue_lost_trial(study: optuna.Study, lost: FrozenTrial) -> None:
-    """Queue a trial whose worker went silent again, as SIGTERM would have (called once per trial: the
-    storage lets only one process move it to FAIL)."""
+    """Queue a trial whose worker went silent again, as SIGTERM would have (called once per trial: only
+    one process moves it to FAIL)."""
     run_id = lost.user_attrs.get("run_id")
     if run_id is not None:  # else lost before it chose its values: nothing to resume, nothing to retry
         queue_again(study, lost, lost.params, run_id, lost_worker=True)
@@ -64,9 +65,17 @@ def requeue_lost_trial(study: optuna.Study, lost: FrozenTrial) -> None:
 
 def retry_lost_trials(study: optuna.Study) -> None:
     """Fail the study's trials whose heartbeat went silent and queue them again (nothing on storages
-    without heartbeats)."""
+    without heartbeats). Each is moved RUNNING -> FAIL atomically (``vaekit.sweeps.claims``), so of
+    workers that look at once only one queues it again; Optuna's ``fail_stale_trials`` reads, then
+    writes, and on SQLite two could both queue it."""
+    storage = study._storage
+    if not beats(storage):
+        return
     with quiet_experimental():
-        optuna.storages.fail_stale_trials(study)
+        stale = storage._get_stale_trial_ids(study._study_id)
+    for trial_id in stale:
+        if fail_running(storage, trial_id):
+            requeue_lost_trial(study, storage.get_trial(trial_id))
 
 
 @contextmanager
@@ -83,8 +92,7 @@ class Heartbeat:
 
     def __init__(self, study: optuna.Study, trial: Trial):
         self.storage, self.trial_id = study._storage, trial._trial_id
-        # what optuna's is_heartbeat_enabled checks, also through the cache optuna wraps storages in
-        self.enabled = getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None
+        self.enabled = beats(self.storage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="vaekit-sweep-heartbeat", daemon=True)
 

@@ -10,8 +10,9 @@ import optuna
 
 from vaekit.domains import Domain, get_domain
 from vaekit.errors import VaekitUsageError, unknown_name_error
+from vaekit.sweeps.heartbeat import grace_seconds
 from vaekit.sweeps.objective import metric_direction
-from vaekit.sweeps.storage import open_storage, storage_url
+from vaekit.sweeps.storage import open_storage, storage_errors, storage_url
 from vaekit.sweeps.study import SETTINGS_ATTR
 from vaekit.sweeps.trial import run_of
 
@@ -39,13 +40,28 @@ def _finite(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _trial_row(frozen: optuna.trial.FrozenTrial, runs_dir: Path, metrics: list[str]) -> dict:
+def failure_reason(frozen: optuna.trial.FrozenTrial, retry: optuna.trial.FrozenTrial | None) -> str | None:
+    """Why a FAIL trial failed: its recorded error, else what the study shows (a worker that went silent,
+    a retry); None for other states."""
+    if frozen.state != optuna.trial.TrialState.FAIL:
+        return None
+    if frozen.user_attrs.get("error"):
+        return frozen.user_attrs["error"]
+    if retry is not None and retry.user_attrs.get("lost_worker"):
+        return f"its worker went silent (no heartbeat for {grace_seconds()} s); queued again as trial {retry.number}"
+    if retry is not None:
+        return f"failed from outside (not by its values); queued again as trial {retry.number}"
+    return "failed without a recorded reason (its worker stopped, or another tool failed it)"
+
+
+def _trial_row(frozen: optuna.trial.FrozenTrial, retry: optuna.trial.FrozenTrial | None, runs_dir: Path,
+               metrics: list[str]) -> dict:
     run = run_of(runs_dir, frozen)
-    # an interrupted trial's run directory was finished by its retry: its results are the retry's
-    results = run.read_results() if run and not frozen.user_attrs.get("interrupted") else {}
+    # a trial that was queued again shares its run directory with its retry: the results are the retry's
+    results = run.read_results() if run and retry is None and not frozen.user_attrs.get("interrupted") else {}
     return {"number": frozen.number, "state": frozen.state.name, "params": frozen.params,
             "value": _finite(frozen.value) if frozen.values else None,
-            "run_id": frozen.user_attrs.get("run_id"), "error": frozen.user_attrs.get("error"),
+            "run_id": frozen.user_attrs.get("run_id"), "error": failure_reason(frozen, retry),
             "results": {split: {m: results[split].get(m) for m in metrics if m in results[split]}
                         for split in ("test", "val", "train") if split in results}}
 
@@ -102,15 +118,25 @@ def sweep_report(name: str, runs_dir: Path, storage: str | None = None, pareto: 
     RUNS_DIR/sweeps/<study>/.
 
     Raises:
-        VaekitUsageError: no such storage or study, or a --pareto metric no trial's evaluation has.
+        VaekitUsageError: no such storage or study, a damaged one, or a --pareto metric no trial's
+            evaluation has.
+        DiskError: the storage's file system refused.
     """
     axes = parse_pareto(pareto)
+    with storage_errors(storage_url(storage, runs_dir)):
+        return _report_document(name, runs_dir, storage, axes, plots)
+
+
+def _report_document(name: str, runs_dir: Path, storage: str | None, axes: tuple[str, str] | None,
+                     plots: bool) -> dict:
     study, settings, url = _load(name, runs_dir, storage)
     domain = settings.get("domain", "")
     metrics = main_metrics(domain) if domain else [KL_METRIC]
     metrics += [m for m in (axes or ()) if m not in metrics]
     metrics += [settings["objective"]] if settings.get("objective") and settings["objective"] not in metrics else []
-    rows = [_trial_row(t, runs_dir, metrics) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    rows = [_trial_row(t, retries.get(t.number), runs_dir, metrics) for t in trials]
     direction = settings.get("direction", "max")
     sign = -1.0 if direction == "max" else 1.0
     rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"]))
@@ -130,9 +156,19 @@ def sweep_report(name: str, runs_dir: Path, storage: str | None = None, pareto: 
 
 
 def list_studies(runs_dir: Path, storage: str | None = None) -> dict:
-    """The studies in a storage with their trial counts by state and their best value."""
+    """The studies in a storage with their trial counts by state and their best value.
+
+    Raises:
+        VaekitUsageError: no such storage, or a damaged one.
+        DiskError: the storage's file system refused.
+    """
     url = storage_url(storage, runs_dir)
-    backend = open_storage(url, create=False)
+    with storage_errors(url):
+        return {"storage": url, "studies": _study_rows(open_storage(url, create=False))}
+
+
+def _study_rows(backend) -> list[dict]:
+    """A row per study of ``backend``: its settings, trial counts by state, best value and run."""
     studies = []
     for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=backend)
@@ -149,4 +185,4 @@ def list_studies(runs_dir: Path, storage: str | None = None) -> dict:
                         "sampler": settings.get("sampler"), "trials": len(trials), "states": states,
                         "best_value": best.value if best else None,
                         "best_run_id": best.user_attrs.get("run_id") if best else None})
-    return {"storage": url, "studies": studies}
+    return studies

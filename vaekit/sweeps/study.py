@@ -3,7 +3,7 @@
 A grid is queued once, when the study is created: the one process whose ``create_new_study``
 succeeds (the storage makes that atomic, also across machines) enqueues every grid point as a
 WAITING trial and then records the sweep's settings; other processes wait for those settings.
-Workers take WAITING trials by moving them to RUNNING, which the storage lets only one of them do,
+Workers take WAITING trials by moving them to RUNNING in one atomic step (``vaekit.sweeps.claims``),
 so no grid point runs twice. An interrupted trial is queued again (see ``vaekit.sweeps.trial``).
 """
 
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import Trial, TrialState
 
 from vaekit.errors import VaekitUsageError
-from vaekit.sweeps.heartbeat import retry_lost_trials
-from vaekit.sweeps.plan import SweepPlan
+from vaekit.sweeps.claims import claim_once, claim_waiting
+from vaekit.sweeps.heartbeat import queue_again, retry_lost_trials
 from vaekit.sweeps.storage import local_file, open_storage
+
+if TYPE_CHECKING:  # the plan imports the domains, hence torch: a process that only takes trials does not
+    from vaekit.sweeps.plan import SweepPlan
 
 SETTINGS_ATTR = "vaekit"
 SETTLE_SECONDS = 60  # how long a joining process waits for the creator to queue the grid
@@ -87,19 +91,56 @@ def join_study(plan: SweepPlan) -> optuna.Study:
         storage.set_study_user_attr(study_id, SETTINGS_ATTR, plan.study_attrs())
     else:
         _check_same_sweep(plan, _wait_for_settings(storage, study_id, plan.study))
+        requeue_lost_grid_points(study, plan)
     return study
 
 
-def take_waiting(study: optuna.Study) -> Trial | None:
-    """Move one WAITING trial to RUNNING and return it (None when the queue is empty). The storage
-    lets only one process make that move, so two workers never take the same trial."""
-    storage, study_id = study._storage, study._study_id
-    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                return Trial(study, frozen._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
+def run_id_of(plan: SweepPlan, trial: Trial | optuna.trial.FrozenTrial) -> str:
+    """``<study>-t<NNN>``; a retry keeps the run id of the trial it retries."""
+    return trial.user_attrs.get("run_id") or f"{plan.study}-t{trial.number:03d}"
+
+
+LIVE_STATES = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def failed_of_its_own(frozen: optuna.trial.FrozenTrial) -> bool:
+    """Whether a FAIL trial failed for a reason of its own (NaN, a bad combination of values, ...), not
+    one from outside: stopped by a signal, its worker lost (failed by its silent heartbeat, without an
+    error), or its run directory made by another worker that had taken the same trial (possible before
+    claims were atomic: a first attempt finds its run id free, ``plan._refuse_foreign_runs``)."""
+    error, run_id = frozen.user_attrs.get("error"), frozen.user_attrs.get("run_id")
+    return error is not None and not frozen.user_attrs.get("interrupted") \
+        and not error.startswith(f"run '{run_id}' already exists")
+
+
+def requeue_lost_grid_points(study: optuna.Study, plan: SweepPlan) -> list[int]:
+    """Queue again every grid point none of whose trials is waiting, running, finished or failed of its
+    own (``failed_of_its_own``), with its last trial's run id; one process does it for each such trial
+    (``claims.claim_once``). Returns the grid points queued."""
+    by_point: dict[int, list[optuna.trial.FrozenTrial]] = {}
+    for frozen in study.get_trials(deepcopy=False):
+        if "grid_point" in frozen.user_attrs:
+            by_point.setdefault(frozen.user_attrs["grid_point"], []).append(frozen)
+    queued = []
+    for point, trials in sorted(by_point.items()):
+        if point >= len(plan.grid) or any(t.state in LIVE_STATES or failed_of_its_own(t) for t in trials):
             continue
+        last = max(trials, key=lambda t: t.number)
+        if claim_once(study._storage, study._study_id, f"vaekit:requeued:{last.number}", local_file(plan.storage)):
+            queue_again(study, last, plan.grid[point], run_id_of(plan, last))
+            queued.append(point)
+    return queued
+
+
+def take_waiting(study: optuna.Study) -> Trial | None:
+    """Move one WAITING trial to RUNNING and return it (None when the queue is empty). The move is
+    atomic (``vaekit.sweeps.claims``): of workers that try one trial at once, one wins; the others
+    take another, and read the queue again when they lost every one they tried."""
+    storage, study_id = study._storage, study._study_id
+    while waiting := storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        for frozen in waiting:  # a lost claim leaves that trial RUNNING: the next read no longer has it
+            if claim_waiting(storage, frozen._trial_id):
+                return Trial(study, frozen._trial_id)
     return None
 
 

@@ -26,6 +26,7 @@ from vaekit.sweeps.heartbeat import Heartbeat, queue_again
 from vaekit.sweeps.objective import objective_value
 from vaekit.sweeps.plan import SweepPlan
 from vaekit.sweeps.space import Axis
+from vaekit.sweeps.study import run_id_of
 from vaekit.training.events import Callback, StopReason, Training
 
 
@@ -39,11 +40,6 @@ def suggest(trial: Trial, axis: Axis):
                                  log=distribution.log)
     return trial.suggest_float(axis.name, distribution.low, distribution.high, step=distribution.step,
                                log=distribution.log)
-
-
-def run_id_of(plan: SweepPlan, trial: Trial) -> str:
-    """``<study>-t<NNN>``; a retry keeps the run id of the trial it retries."""
-    return trial.user_attrs.get("run_id") or f"{plan.study}-t{trial.number:03d}"
 
 
 class SweepTrial(Callback):
@@ -73,11 +69,23 @@ class SweepTrial(Callback):
             t.request_stop(StopReason.PRUNED, f"pruned by the sweep's median pruner after epoch {record['epoch']}")
 
 
+def _tell(study: optuna.Study, trial: Trial, state: TrialState, value: float | None = None) -> None:
+    """Record the trial's outcome.
+
+    Raises:
+        UpdateFinishedTrialError: another worker finished the trial meanwhile (it failed it as silent and
+            queued it again), as Optuna raises when a user attribute is set on it.
+    """
+    told = study.tell(trial, value, state=state, skip_if_finished=True)
+    if told.state != state:
+        raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} is already {told.state.name}")
+
+
 def _fail(study: optuna.Study, trial: Trial, error: str, **attrs) -> None:
     trial.set_user_attr("error", error)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    study.tell(trial, state=TrialState.FAIL)
+    _tell(study, trial, TrialState.FAIL)
 
 
 def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Console | None = None) -> TrialState:
@@ -115,9 +123,9 @@ def run_trial(study: optuna.Study, trial: Trial, plan: SweepPlan, console: Conso
     trial.set_user_attr("value_at_best_checkpoint", value)
     if callback.pruned_after is not None:
         trial.set_user_attr("pruned_after_epoch", callback.pruned_after)
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, TrialState.PRUNED)
         return TrialState.PRUNED
-    study.tell(trial, value)
+    _tell(study, trial, TrialState.COMPLETE, value)
     return TrialState.COMPLETE
 
 

@@ -12,10 +12,13 @@ import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import optuna
 from rich.console import Console
 
-from vaekit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from vaekit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, VaekitError
+from vaekit.sweeps.heartbeat import grace_seconds
 from vaekit.sweeps.plan import SweepPlan
+from vaekit.sweeps.storage import storage_errors
 from vaekit.sweeps.study import join_study, next_trial
 from vaekit.sweeps.trial import run_trial
 
@@ -27,6 +30,14 @@ class SweepOutcome:
     study: str
     storage: str
     states: dict[str, int]
+
+
+class WorkerFailed(VaekitError):
+    """A worker process ended with an error (its own line is above); the command exits with its code."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"a sweep worker process ended with exit code {exit_code} (its error is above)")
+        self.exit_code = exit_code
 
 
 @contextmanager
@@ -49,7 +60,8 @@ def _describe(params: dict) -> str:
 
 
 def run_worker(plan: SweepPlan, console: Console | None = None, quiet_training: bool = False) -> int:
-    """Take and run trials of the plan's study until it is done; returns how many this worker ran.
+    """Take and run trials of the plan's study until it is done; returns how many this worker ran (a
+    trial another worker failed meanwhile, as silent, is not counted: its retry runs it again).
 
     Raises:
         Interrupted: SIGTERM or Ctrl-C (the trial in progress is queued again).
@@ -59,7 +71,13 @@ def run_worker(plan: SweepPlan, console: Console | None = None, quiet_training: 
     ran = 0
     with _sigterm_interrupts():
         while (trial := next_trial(study, plan)) is not None:
-            state = run_trial(study, trial, plan, Console(quiet=True) if quiet_training else console)
+            try:
+                state = run_trial(study, trial, plan, Console(quiet=True) if quiet_training else console)
+            except optuna.exceptions.UpdateFinishedTrialError:  # not this worker's failure: take the next
+                console.print(f"trial {trial.number}: another worker failed it meanwhile (its heartbeat was late by "
+                              f"more than {grace_seconds()} s) and queued it again; this outcome is not recorded",
+                              markup=False, highlight=False)
+                continue
             ran += 1
             frozen = study._storage.get_trial(trial._trial_id)
             shown = (f"{plan.objective.metric} {frozen.value:.4f}" if frozen.value is not None
@@ -70,10 +88,14 @@ def run_worker(plan: SweepPlan, console: Console | None = None, quiet_training: 
 
 
 def _worker_process(plan: SweepPlan) -> None:
-    """The body of one of K worker processes: its exit code says how it ended."""
+    """The body of one of K worker processes: its exit code says how it ended; an error is one line."""
     try:
-        run_worker(plan, Console(), quiet_training=True)
+        with storage_errors(plan.storage):
+            run_worker(plan, Console(), quiet_training=True)
     except Interrupted as error:
+        raise SystemExit(error.exit_code) from None
+    except VaekitError as error:
+        Console(stderr=True).print(f"Error: {error}", markup=False, highlight=False)
         raise SystemExit(error.exit_code) from None
     except KeyboardInterrupt:
         raise SystemExit(EXIT_INTERRUPTED) from None
@@ -110,7 +132,7 @@ def _run_processes(plan: SweepPlan) -> None:
         code = EXIT_TERMINATED if stopped[0] != EXIT_INTERRUPTED else EXIT_INTERRUPTED
         raise Interrupted("the sweep's workers were stopped", code)
     if any(codes):
-        raise RuntimeError(f"a sweep worker process ended with exit code {next(c for c in codes if c)}")
+        raise WorkerFailed(next(c for c in codes if c))
 
 
 def run_sweep(plan: SweepPlan, console: Console | None = None) -> SweepOutcome:
@@ -118,14 +140,16 @@ def run_sweep(plan: SweepPlan, console: Console | None = None) -> SweepOutcome:
 
     Raises:
         Interrupted: stopped by SIGTERM or Ctrl-C; running the same plan again continues.
+        VaekitUsageError: a damaged storage, or one that failed mid-sweep (DiskError: its file system).
     """
     console = console or Console()
-    study = join_study(plan)  # created and its grid queued once, before any worker starts
-    if plan.workers == 1:
-        run_worker(plan, console)
-    else:
-        _run_processes(plan)
-    trials = study.get_trials(deepcopy=False)
+    with storage_errors(plan.storage):
+        study = join_study(plan)  # created and its grid queued once, before any worker starts
+        if plan.workers == 1:
+            run_worker(plan, console)
+        else:
+            _run_processes(plan)
+        trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
