@@ -1,11 +1,16 @@
-"""Shared fixtures: a small real ARC corpus and a tiny-model config layer."""
+"""Shared fixtures: a small real ARC corpus, a tiny-model config layer, and example batches drawn
+for any stored data format."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
+
+from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE, VECTORS
 
 from vaekit.domains.arc import collect_arc
 
@@ -129,3 +134,23 @@ def collect_refused(domain: str, out: Path, *args) -> str:
     assert message.startswith("Error: ") and "\n" not in message, message
     assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
     return message
+
+
+def stored_batch(data_format, n: int, generator: torch.Generator, options: dict | None = None) -> torch.Tensor:
+    """``n`` random items in ``data_format``, shaped for a model built with ``options`` (its
+    ``tiny_options``: frame_size and in_channels, features, length); a new DataFormat adds a case."""
+    options = options or {}
+    if data_format is ARC_GRID:
+        return torch.randint(0, 10, (n, 16, 16), generator=generator, dtype=torch.uint8)
+    if data_format is TERNARY_TABLE:
+        return torch.randint(-1, 2, (n, 9), generator=generator).to(torch.int8)
+    if data_format is FRAMES:
+        side, channels = options.get("frame_size", 16), options.get("in_channels", 3)
+        return torch.randint(0, 256, (n, side, side, channels), generator=generator, dtype=torch.uint8)
+    if data_format is SPLAT_SEQUENCE:
+        scenes = torch.randn(n, 8, options.get("length", 16), generator=generator)
+        scenes[:, 4] = torch.rand(scenes[:, 4].shape, generator=generator) * math.pi  # θ in [0, π)
+        return scenes
+    if data_format is VECTORS:
+        return torch.randn(n, options.get("features", 5), generator=generator)
+    raise AssertionError(f"add a batch for {data_format.name}")

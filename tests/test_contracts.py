@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vaekit.config import Config, LossConfig
+from conftest import stored_batch
 from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE, VECTORS
 from vaekit.domains import check_domain_class, get_domain, list_domains
 from vaekit.errors import VaekitUsageError
@@ -23,36 +24,8 @@ from vaekit.training.step import TrainStep
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vaekit"
 
-# Per model: options that keep it tiny, and a stored-format batch of its data.
-TINY = {
-    "conv2d": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
-    "conv2d_wide": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
-    "conv2d_broadcast": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]},
-    "conv2d_ar": {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4], "head_channels": 4},
-    "conv2d_frames": {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]},
-    "conv2d_dlib": {"frame_size": 64, "in_channels": 3},  # disentanglement_lib's network reads 64×64 only
-    "conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2},
-    "resnet_conv1d_gaussian": {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2,
-                               "residual_blocks": 1},
-    "ternary_mlp": {"hidden": [8]},
-    "ternary_dual": {"hidden_a": [8], "hidden_b": [8]},
-    "mlp_vectors": {"features": 5, "hidden": [8]},
-}
-
-
-def stored_batch(data_format, n: int, generator: torch.Generator, options: dict | None = None) -> torch.Tensor:
-    if data_format is ARC_GRID:
-        return torch.randint(0, 10, (n, 16, 16), generator=generator, dtype=torch.uint8)
-    if data_format is TERNARY_TABLE:
-        return torch.randint(-1, 2, (n, 9), generator=generator).to(torch.int8)
-    if data_format is FRAMES:
-        side = (options or {}).get("frame_size", 16)
-        return torch.randint(0, 256, (n, side, side, 3), generator=generator, dtype=torch.uint8)
-    if data_format is SPLAT_SEQUENCE:
-        return torch.randn(n, 8, 16, generator=generator)
-    if data_format is VECTORS:
-        return torch.randn(n, 5, generator=generator)
-    raise AssertionError(f"add a batch for {data_format.name}")
+# Per model: the options that keep it tiny, as the model declares them (GaussianVAE.tiny_options).
+TINY = {name: MODELS.get(name).tiny_options for name in MODELS.names()}
 
 
 def pairs():

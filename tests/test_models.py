@@ -5,32 +5,25 @@ import torch
 
 from vaekit.config import LossConfig
 from vaekit.errors import VaekitUsageError
-from vaekit.models import count_parameters, create_model, list_models
+from conftest import stored_batch
+from vaekit.models import MODELS, count_parameters, create_model, list_models
+
+
+def tiny(name: str, latent_dim: int = 3):
+    """The registered model at its declared tiny options."""
+    return create_model(name, latent_dim=latent_dim, options=MODELS.get(name).tiny_options)
 
 
 def example_batch(name: str) -> torch.Tensor:
-    """A stored-format batch for each family, by the name prefix of the model."""
-    if name == "conv2d_frames":
-        return torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
-    if name == "conv2d_dlib":
-        return torch.randint(0, 256, (4, 64, 64, 1), dtype=torch.uint8)
-    if name.startswith("conv2d"):
-        return torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
-    if "conv1d" in name:
-        scenes = torch.randn(4, 8, 512)
-        scenes[:, 4] = torch.rand(4, 512) * 3.14159  # θ in [0, π)
-        return scenes
-    if name.startswith("ternary"):
-        return torch.randint(-1, 2, (4, 9), dtype=torch.int8)
-    if name == "mlp_vectors":
-        return torch.randn(4, 16)
-    raise AssertionError(f"add an example batch for model {name}")
+    """Four items of the model's stored format, shaped for its tiny options."""
+    cls = MODELS.get(name)
+    return stored_batch(cls.data_format, 4, torch.Generator().manual_seed(0), cls.tiny_options)
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_model_trains_a_step(name):
     torch.manual_seed(0)
-    model = create_model(name, latent_dim=3)
+    model = tiny(name)
     model.on_epoch_start(1, 10)
     batch = example_batch(name)
     loss, terms, _ = model.objective(batch, 0.5, LossConfig(free_bits=0.1))
@@ -47,7 +40,7 @@ def test_model_trains_a_step(name):
 def test_model_returns_fp32_under_bf16_autocast(name):
     """The contract that keeps losses and metrics in fp32 while the layers run in bf16."""
     torch.manual_seed(0)
-    model = create_model(name, latent_dim=3)
+    model = tiny(name)
     model.on_epoch_start(1, 10)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mu, sigma = model.encode(example_batch(name))

@@ -15,7 +15,8 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import TINY_MODEL_FLAGS
-from test_contracts import TINY, stored_batch
+from conftest import stored_batch
+from test_contracts import TINY
 from vaekit.cli import app
 from vaekit.config import LossConfig, TrainConfig
 from vaekit.domains import get_domain, list_domains

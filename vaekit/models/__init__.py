@@ -14,7 +14,9 @@ differs: other ``default_options``, and where it needs one, another part (timm's
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 
 import torch
 from torch import nn
@@ -97,5 +99,12 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-# Importing the families registers them.
-from vaekit.models import conv1d, conv2d, frames, frames_dlib, grid_ar, ternary, ternary_dual, vectors  # noqa: E402,F401
+def _import_model_modules() -> None:
+    """Import every module of this package, so that each registers its families and variants:
+    adding a model is adding one file here (helper modules that register nothing import harmlessly)."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_model_modules()

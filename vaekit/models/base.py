@@ -99,6 +99,10 @@ class GaussianVAE(TrainingHooks, nn.Module):
     prefers_channels_last: bool = False
     # A variant's defaults in place of its family constructor's (vaekit.models.create_model applies them).
     default_options: ClassVar[dict] = {}
+    # Options that make the model tiny (hundreds to a few thousand parameters) for tests and smoke
+    # runs; a variant inherits its family's. Shape options (frame_size, features, length) set the
+    # size of the example data the tests draw for it.
+    tiny_options: ClassVar[dict] = {}
     # False where the objective cannot be compiled as a whole (e.g. it reads gradients or turns tensors
     # into Python numbers every step, so torch.compile would recompile until it gives up).
     supports_compile: bool = True

@@ -76,6 +76,7 @@ class Conv1dDecoder(nn.Module):
 
 class SplatSequenceVAE(GaussianVAE):
     """Shared scoring of splat sequences; subclasses choose the layers."""
+    tiny_options = {"length": 16, "encoder_filters": [4, 4], "decoder_filters": [4, 4], "bottleneck": 2}
 
     data_format = SPLAT_SEQUENCE
 
@@ -162,6 +163,7 @@ class Conv1dGaussianVAE(SplatSequenceVAE):
 @register_model("resnet_conv1d_gaussian")
 class ResNetConv1dGaussianVAE(SplatSequenceVAE):
     """The residual variant: two residual blocks after every stage, wider filters."""
+    tiny_options = {**SplatSequenceVAE.tiny_options, "residual_blocks": 1}
 
     def __init__(self, latent_dim: int = 512, encoder_filters: tuple = (64, 128, 192),
                  decoder_filters: tuple = (192, 96, 48), length: int = 512, bottleneck: int = 32,

@@ -73,6 +73,7 @@ class CategoricalGridVAE(CategoricalCells, GaussianVAE):
         norm: BatchNorm after each convolution.
         recon_loss, focal_gamma, focal_alpha: the per-cell training loss (vaekit.models.cell_losses).
     """
+    tiny_options = {"channels": [4, 4, 4], "hidden": 8, "decoder_channels": [4, 4]}
 
     prefers_channels_last = True  # as fast or faster on CPU (docs/training.md); the one-hot input is NHWC already
 

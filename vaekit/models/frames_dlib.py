@@ -54,6 +54,7 @@ class DlibFrameVAE(FrameVAE):
     any channel count, with the Bernoulli likelihood by default as there. The posterior's σ comes
     from a Softplus like every vaekit model (disentanglement_lib predicts log σ²).
     """
+    tiny_options = {"frame_size": SIDE, "in_channels": 3}  # its layers are fixed; it reads 64×64 only
 
     def __init__(self, latent_dim: int = 10, in_channels: int = 1, frame_size: int | list = SIDE,
                  likelihood: str = "bernoulli", sigma: float = 0.05):

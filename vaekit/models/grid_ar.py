@@ -105,6 +105,7 @@ class AutoregressiveGridVAE(CategoricalGridVAE):
         head_channels: width C of the canvas features and of the causal head.
         kernel_size: side of the causal window (odd); 5 reads two rows up and two cells left.
     """
+    tiny_options = {**CategoricalGridVAE.tiny_options, "head_channels": 4}
 
     prefers_channels_last = False  # measured for the factorised decoders only
 

@@ -107,6 +107,7 @@ def _categorical_nll(logits, batch, reduction, temperature: float = 1.0):
 @register_model("ternary_mlp")
 class TernaryMLPVAE(TernaryCodec, GaussianVAE):
     """Single-pathway MLP VAE over the 9 ternary positions: the baseline."""
+    tiny_options = {"hidden": [8]}
 
     def __init__(self, latent_dim: int = 16, hidden: tuple = (256, 256)):
         super().__init__()

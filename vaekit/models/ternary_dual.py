@@ -110,6 +110,7 @@ class DualTernaryVAE(TernaryCodec, GaussianVAE):
         controller: StateNet, or None to train without it.
         encoder_input: 'one_hot' (9×3 inputs) or 'values' (the 9 values); see ENCODER_INPUTS.
     """
+    tiny_options = {"hidden_a": [8], "hidden_b": [8]}
 
     pathways = ("A", "B")
     supports_compile = False  # the objective reads its temperatures as Python floats and updates running sums in place

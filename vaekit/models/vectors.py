@@ -23,6 +23,7 @@ class VectorVAE(GaussianVAE):
     σ instead of pulling every code towards it. The arrays domain standardises the features, so
     σ = 1 means "no better than the training mean".
     """
+    tiny_options = {"features": 5, "hidden": [8]}
 
     data_format = VECTORS
 
