@@ -182,3 +182,20 @@ def test_the_training_step_gives_the_dual_model_its_gradients_after_clipping(pre
     step(torch.randint(-1, 2, (16, 9)).to(torch.int8), 1.0)
     assert len(seen) == 1 and seen[0] <= 1e-3 * 1.01
     assert float(model.grad_ratio) != 1.0 and torch.isfinite(model.grad_ratio)
+
+
+def test_no_domain_module_imports_the_command_line():
+    """Domains compute; the command line prints (vaekit.collecting carries results and progress)."""
+    for path in (PACKAGE / "domains").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("vaekit.cli"), f"{path.name} imports {node.module}"
+
+
+def test_a_collect_command_called_from_python_returns_what_it_made_and_prints_nothing(tmp_path, capsys):
+    from vaekit.collecting import Collected
+
+    collected = get_domain("ternary").collect_cli(out=tmp_path / "ternary.npz", seed=0)
+    assert isinstance(collected, Collected) and collected.path.is_file()
+    assert sum(collected.metadata["counts"].values()) == 3**9
+    assert capsys.readouterr().out == ""

@@ -1,10 +1,13 @@
 """What every `vaekit collect DOMAIN` command shows: a progress bar and the corpus summary table.
 
-The commands themselves live in their domain's module (``Domain.collect_cli``); they import these.
+The commands themselves live in their domain's module (``Domain.collect_cli``) and return a
+``vaekit.collecting.Collected``; ``vaekit.cli.collect`` wraps each one with these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,10 +16,26 @@ from rich.table import Table
 from vaekit.cli.common import console
 
 
-def collect_progress(*extra_columns) -> Progress:
-    """A transient progress bar (description, bar, done/total, extra columns, elapsed time)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *extra_columns,
-                    TimeElapsedColumn(), console=console, transient=True)
+class RichProgress:
+    """A ``vaekit.collecting.ProgressReporter`` drawing transient rich progress bars."""
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator["_RichTask"]:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            yield _RichTask(progress, progress.add_task(description, total=total, detail=""))
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id):
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, amount: int = 1) -> None:
+        self.progress.advance(self.task_id, amount)
+
+    def update(self, **changes) -> None:
+        self.progress.update(self.task_id, **{k: v for k, v in changes.items() if v is not None})
 
 
 def print_corpus_summary(path: Path, metadata: dict, seconds: float, extra: dict | None = None) -> None:

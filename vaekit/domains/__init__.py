@@ -44,7 +44,9 @@ class Domain:
     # How to make this domain's corpus, as a user types it (shown in errors about a missing corpus).
     collect_command: str = ""
     # The `vaekit collect NAME` command: a function whose parameters are Typer Annotated options and
-    # whose docstring is its --help (wrap it in staticmethod). vaekit/cli/collect.py registers it.
+    # whose docstring is its --help (wrap it in staticmethod). It computes and returns a
+    # vaekit.collecting.Collected, reporting progress through vaekit.collecting.progress_task;
+    # vaekit/cli/collect.py registers it, draws the progress and prints the summary.
     collect_cli: Callable | None = None
     # What every split of the corpus holds (checked on load); the models that read it may train here.
     data_format: DataFormat

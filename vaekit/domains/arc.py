@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected, progress_task
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import ARC_COLORS as NUM_COLORS
 from vaekit.data_formats import ARC_GRID
@@ -179,15 +179,10 @@ def collect_arc_command(
 
     Example: vaekit collect arc --count 100000 --seed 0 --out data/arc16.npz
     """
-    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
-
-    started = time.perf_counter()
-    with collect_progress() as progress:
-        task = progress.add_task("building ARC grids", total=count)
-        path, metadata = collect_arc(out, count, seed, arc_version, lambda k: progress.advance(task, k))
-    print_corpus_summary(path, metadata, time.perf_counter() - started,
-                         {"source grids": metadata["source_grids"],
-                          "tasks (train/val/test)": "/".join(str(v) for v in metadata["tasks"].values())})
+    with progress_task("building ARC grids", total=count) as task:
+        path, metadata = collect_arc(out, count, seed, arc_version, task.advance)
+    return Collected(path, metadata, {"source grids": metadata["source_grids"],
+                                      "tasks (train/val/test)": "/".join(str(v) for v in metadata["tasks"].values())})
 
 
 def near_target_advice(latent_dim: int | None) -> str:

@@ -10,7 +10,6 @@ standardised features (``normalise``); whatever leaves the domain in the data's 
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected
 from vaekit.corpus import (
     SPLITS,
     Corpus,
@@ -136,15 +136,9 @@ def collect_arrays_command(
 
     Example: vaekit collect arrays --from measurements.csv --out data/measurements.npz
     """
-    from vaekit.cli.collect_output import print_corpus_summary
-    from vaekit.cli.common import err_console
-
-    started = time.perf_counter()
     values, names = read_vectors(from_)
     path, metadata = collect_arrays(values, out, str(from_), seed, names)
-    print_corpus_summary(path, metadata, time.perf_counter() - started, {"features": metadata["features"]})
-    for note in metadata["notes"]:
-        err_console.print(f"note: {note}")
+    return Collected(path, metadata, {"features": metadata["features"]}, metadata["notes"])
 
 
 def _feature_sums(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected, progress_task
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
@@ -83,9 +84,6 @@ def collect_atari_command(
 
     Example: vaekit collect atari --env Breakout --episodes 100 --frame-size 64
     """
-    from rich.progress import TextColumn
-
-    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
     from vaekit.domains.atari_collect import POLICIES, resolve_game
 
     game = resolve_game(env)
@@ -97,12 +95,11 @@ def collect_atari_command(
                                seed=seed, num_envs=num_envs)
     out = out or Path(f"data/atari_{game}.npz")
     started = time.perf_counter()
-    with collect_progress(TextColumn("{task.fields[frames]:,} frames")) as progress:
-        task = progress.add_task(f"playing {game}", total=episodes, frames=0)
+    with progress_task(f"playing {game}", total=episodes) as task:
         path, metadata = collect_atari(settings, out,
-                                       lambda frames, done: progress.update(task, completed=done, frames=frames))
+                                       lambda frames, done: task.update(completed=done, detail=f"{frames:,} frames"))
     seconds = time.perf_counter() - started
-    print_corpus_summary(path, metadata, seconds, {
+    return Collected(path, metadata, {
         "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",
         "mean episode length": f"{metadata['mean_episode_length']:.1f}",
         "mean return": f"{metadata['mean_return']:.2f}", "frames/s": f"{metadata['frames'] / seconds:,.0f}"})

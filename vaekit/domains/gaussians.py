@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected, progress_task
 from vaekit.corpus import Corpus, load_corpus, save_corpus
 from vaekit.data_formats import SPLAT_PARAMS, SPLAT_SEQUENCE
 from vaekit.domains import DOMAINS, Domain, get_domain, register_domain
@@ -119,18 +120,14 @@ def collect_gaussians_command(
 
     Example: vaekit collect gaussians --from data/atari_breakout.npz --count 2000
     """
-    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
-
     if count < 3 or splats < 1 or steps < 0:
         raise VaekitUsageError("--count must be ≥ 3, --splats ≥ 1 and --steps ≥ 0")
     started = time.perf_counter()
-    with collect_progress() as progress:
-        task = progress.add_task("fitting splats", total=count)
-        path, metadata = collect_gaussians(from_, out, count, splats, steps, lr, batch_size,
-                                           lambda k: progress.advance(task, k))
+    with progress_task("fitting splats", total=count) as task:
+        path, metadata = collect_gaussians(from_, out, count, splats, steps, lr, batch_size, task.advance)
     seconds = time.perf_counter() - started
     images = sum(metadata["counts"].values())
-    print_corpus_summary(path, metadata, seconds, {
+    return Collected(path, metadata, {
         "mean fit PSNR": f"{metadata['mean_fit_psnr']:.2f} dB",
         "seconds per 1,000 images": f"{seconds / images * 1000:.0f}"})
 

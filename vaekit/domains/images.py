@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected, progress_task
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
@@ -457,27 +458,21 @@ def collect_images_command(
 
     Example: vaekit collect images --from photos/ --size 64 --out data/photos.npz
     """
-    from vaekit.cli.collect_output import collect_progress, print_corpus_summary
-    from vaekit.cli.common import err_console
-
     if labels not in (None, "folders"):
         raise VaekitUsageError(f"--labels {labels}: expected folders")
     settings = ImageSettings(parse_size(size) if size else None, channels, resize, labels, tuple(hold_out or ()),
                              count, seed, strict, compress)
     started = time.perf_counter()
-    with collect_progress() as progress:
-        task = progress.add_task("reading image headers", total=None)
+    with progress_task("reading image headers") as task:
         source = open_source(from_, labels)
-        progress.update(task, description="converting images", total=len(source))
-        path, metadata = collect_images(source, out, settings, lambda done, total: progress.update(task, completed=done))
+        task.update(description="converting images", total=len(source))
+        path, metadata = collect_images(source, out, settings, lambda done, total: task.update(completed=done))
     seconds = time.perf_counter() - started
     images = sum(metadata["counts"].values())
-    print_corpus_summary(path, metadata, seconds, {
+    return Collected(path, metadata, {
         "images (W×H×C)": f"{metadata['width']}×{metadata['height']}×{metadata['channels']}",
         "labels": ", ".join(metadata["label_names"]) or "none",
-        "images/s": f"{images / max(seconds, 1e-9):,.0f}"})
-    for note in metadata["notes"]:
-        err_console.print(f"note: {note}")
+        "images/s": f"{images / max(seconds, 1e-9):,.0f}"}, metadata["notes"])
 
 
 @register_domain("images")

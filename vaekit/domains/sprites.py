@@ -19,6 +19,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from vaekit.collecting import Collected
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
@@ -142,14 +143,8 @@ def collect_sprites_command(
 
     Example: vaekit collect sprites --count 20000 --seed 0 --out data/sprites_20k.npz
     """
-    import time
-
-    from vaekit.cli.collect_output import print_corpus_summary
-
-    started = time.perf_counter()
     path, metadata = collect_sprites(out, count, seed)
-    print_corpus_summary(path, metadata, time.perf_counter() - started,
-                         {"factors": ", ".join(f"{k} {v}" for k, v in metadata["factors"].items())})
+    return Collected(path, metadata, {"factors": ", ".join(f"{k} {v}" for k, v in metadata["factors"].items())})
 
 
 @register_domain("sprites")

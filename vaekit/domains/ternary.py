@@ -7,7 +7,6 @@ The quality that matters here is coverage: how many of the operations a model ca
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.collecting import Collected
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import TERNARY_TABLE
 from vaekit.domains import Domain, register_domain
@@ -135,11 +135,8 @@ def collect_ternary_command(
 
     Example: vaekit collect ternary --seed 42 --out data/ternary.npz
     """
-    from vaekit.cli.collect_output import print_corpus_summary
-
-    started = time.perf_counter()
     path, metadata = collect_ternary(out, seed)
-    print_corpus_summary(path, metadata, time.perf_counter() - started)
+    return Collected(path, metadata)
 
 
 @register_domain("ternary")
