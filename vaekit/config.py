@@ -423,7 +423,6 @@ def validate(config: Config) -> None:
         ("train.precision", train.precision, train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("train.lr_schedule", train.lr_schedule, train.lr_schedule in ("cosine", "multistep", "constant"),
          "'cosine', 'multistep' or 'constant'"),
-        ("train.precision", train.precision, train.precision in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
         ("loss.free_bits", loss.free_bits, _finite_number(loss.free_bits) and loss.free_bits >= 0, "non-negative"),
         ("loss.recon_reduction", loss.recon_reduction, loss.recon_reduction in ("sum", "mean"), "'sum' or 'mean'"),
         ("loss.free_bits_mode", loss.free_bits_mode, loss.free_bits_mode in ("per_sample", "batch_mean"),

@@ -18,16 +18,16 @@ from vaekit.errors import VaekitError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.likelihood import DEFAULT_MAX_DECODES, likelihood_metrics
 from vaekit.models import count_parameters, create_model
-from vaekit.models.conv2d import check_cell_loss_options
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at, resolve_beta_config
 from vaekit.training.device import apply_threads, caller_settings, resolve_device, to_device
 from vaekit.training.distributed import Workers, join, leave, workers_from_environment
 from vaekit.training.events import Callback
-from vaekit.training.loop import check_selection_metric, check_training_config, fit
-from vaekit.training.objective import check_objective, objective_for_evaluation
+from vaekit.training.loop import fit
+from vaekit.training.objective import objective_for_evaluation
 from vaekit.training.precision import inference, inference_precision, resolve_precision
 from vaekit.training.resume import resume_refusal
+from vaekit.validation import check_run_config
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
@@ -46,8 +46,7 @@ def resolve_config(domain_name: str, config_file: Path | None, layers: list[tupl
     if not config.name and config_file is not None:
         config.name = Path(config_file).stem
     config.beta = resolve_beta_config(config.beta)
-    check_fits_domain(config, domain)
-    check_training_config(config)  # the callbacks' settings too: refused before any file is written
+    check_run_config(config, domain)  # the one validation pass, before any file is written
     return config
 
 
@@ -61,16 +60,6 @@ def _from_seed_style(loaded: dict, config_file: Path) -> dict:
     for line in lines:
         print(f"{config_file}: {line}", file=sys.stderr)
     return nested
-
-
-def check_fits_domain(config: Config, domain: Domain) -> None:
-    """The model can train on the domain (and takes any reconstruction-loss option given), and
-    train.selection_metric names one of its validation metrics: refused before any data is loaded or
-    file written, listing what is valid."""
-    model_cls = domain.check_model(config.model.name)
-    check_cell_loss_options(config.model.name, model_cls, config.model.options)
-    check_objective(config, model_cls)
-    check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
 
 
 def check_resumable(run: RunDir, previous: ModelConfig, config: Config, model: torch.nn.Module,

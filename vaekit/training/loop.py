@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
-from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError, nearest
+from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.runs import RunDir
 from vaekit.training.beta import beta_at
 from vaekit.training.distributed import SINGLE, Workers
 from vaekit.training.epoch import StepContext, agreed_signal, train_one_epoch
-from vaekit.training.events import Callback, Events, StopReason, Training, check_callbacks, make_callbacks
+from vaekit.training.events import Callback, Events, StopReason, Training, make_callbacks
 from vaekit.training.lr_schedules import load_scheduler_state, make_scheduler
 from vaekit.training.objective import build_objective
 from vaekit.training.precision import inference
@@ -49,17 +49,6 @@ def selection_score(metrics: dict, selection_metric: str, domain) -> list[float]
     return score
 
 
-def check_selection_metric(selection_metric: str, valid: list[str]) -> None:
-    """Refuse a ``train.selection_metric`` naming anything but the validation metrics ``valid``
-    (checked before training, so that a typo never costs an epoch)."""
-    for name in (part.strip() for part in selection_metric.split(",")):
-        if name not in valid:
-            hint = nearest(name, valid)
-            suggestion = f" (did you mean '{hint}'?)" if hint else ""
-            raise VaekitUsageError(f"train.selection_metric '{name}' is not a validation metric{suggestion}; "
-                                   f"choose from: {', '.join(valid)}")
-
-
 def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
     """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
     (None, after one warning, where torch.compile fails and training goes on eagerly)."""
@@ -90,17 +79,6 @@ def stop_for_signal(events: Events, error: Interrupted, signal_name: str, state:
     raise Interrupted(message, error.exit_code) from None
 
 
-def check_training_config(config: Config) -> None:
-    """Refuse any training setting out of range, the callbacks' included, before a file is written
-    (``vaekit.experiment.resolve_config`` calls this)."""
-    check_callbacks(config)
-    for key in ("checkpoint_every_steps", "checkpoint_every_minutes"):
-        value = getattr(config.train, key)
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and value >= 0):
-            raise VaekitUsageError(f"train.{key} {value!r}: expected 0 (off) or more")
-
-
 def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
         console: Console | None = None, resume: bool = False, show_progress: bool = True,
         workers: Workers = SINGLE, extra_callbacks: list[Callback] | None = None) -> TrainState:
@@ -112,10 +90,9 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
     ``extra_callbacks``); every subscriber is closed on the way out, whatever the way. With
     ``resume`` it continues from last.pt, at the step after a mid-epoch one's (see
     ``vaekit.training.resume``). Under torchrun every worker calls this; only the main worker
-    writes the run directory. ``config.train.precision`` must be resolved already (see
-    ``vaekit.training.precision.resolve_precision``).
+    writes the run directory. ``config`` must have passed ``vaekit.validation.check_run_config`` and
+    its ``train.precision`` be resolved (``vaekit.training.precision.resolve_precision``).
     """
-    check_training_config(config)
     train_data = tensors["train"]
     console = console or Console(quiet=True)
     cfg = config.train
