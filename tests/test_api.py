@@ -61,3 +61,12 @@ def test_importing_vaekit_does_not_load_torch():
     code = "import sys, vaekit; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=DOCS.parent).stdout.strip() == "False"
+
+
+def test_an_unknown_keyword_is_refused_before_in_memory_data_is_converted_and_written(tmp_path):
+    import numpy as np
+
+    with pytest.raises(VaekitUsageError, match="unknown config field 'epochz'"):
+        vaekit.train("arrays", data=np.random.default_rng(0).normal(size=(100, 4)), epochz=1, runs_dir=tmp_path,
+                     quiet=True)
+    assert list(tmp_path.rglob("*")) == []

@@ -56,3 +56,10 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_yaml(bad)
     with pytest.raises(VaekitUsageError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_a_config_file_with_a_key_written_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  epochs: 5\n  lr: 0.001\n  epochs: 50\n")
+    with pytest.raises(VaekitUsageError, match=r"'epochs' is written twice \(lines 2 and 4\); keep one"):
+        resolve_config("arc", path, [])

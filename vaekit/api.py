@@ -24,7 +24,7 @@ from vaekit.config import Config, set_dotted
 from vaekit.config_fields import ambiguous_keywords, keyword_paths
 from vaekit.domains import get_domain
 from vaekit.errors import VaekitUsageError, nearest
-from vaekit.experiment import LoadedRun, evaluate_loaded, train_run
+from vaekit.experiment import LoadedRun, evaluate_loaded, resolve_config, train_run
 from vaekit.experiment import load_run as load_loaded_run
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -146,11 +146,14 @@ def train(domain: str, *, config: str | Path | None = None, data=None,
             file), and the run's config.yaml names that file like any corpus.
         quiet: print nothing (else the run's lines and, with ``progress``, a live bar).
     """
-    if data is not None and not isinstance(data, (str, Path)):
-        data = get_domain(domain).corpus_from_data(data, Path(runs_dir) / "corpora")
-    layer = keyword_layer({**fields, "path": str(data) if data else None}, overrides)
+    in_memory = data is not None and not isinstance(data, (str, Path))
+    layer = keyword_layer({**fields, "path": None if in_memory else (str(data) if data else None)}, overrides)
     if model is not None:
         set_dotted(layer, "model.name", model)
+    if in_memory:  # every keyword and key is checked before the data is converted and written
+        if not resume:
+            resolve_config(domain, Path(config) if config else None, [("keyword arguments", layer)])
+        set_dotted(layer, "data.path", str(get_domain(domain).corpus_from_data(data, Path(runs_dir) / "corpora")))
     console = Console(quiet=quiet)
     run = train_run(domain, Path(config) if config else None, [("keyword arguments", layer)], Path(runs_dir),
                     run_id, resume, overwrite, console, progress and not quiet)

@@ -321,12 +321,36 @@ def is_seed_style(document: dict) -> bool:
     return any(key not in ours for key in document)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in lines:
+                raise _DuplicateKey(key, lines[key], line)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path: Path) -> dict:
-    """Read a config YAML file into a dict, with errors naming the file."""
+    """Read a config (or space) YAML file into a dict, with errors naming the file; a key written twice
+    in one mapping is refused with both line numbers."""
     if not path.is_file():
         raise VaekitUsageError(f"config file not found: {path}")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as twice:
+        raise VaekitUsageError(f"{path}: '{twice.key}' is written twice (lines {twice.first} and {twice.second}); "
+                               "keep one") from None
     except yaml.YAMLError as err:
         raise VaekitUsageError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if loaded is None:

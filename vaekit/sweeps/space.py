@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vaekit.config import dotted_keys, load_yaml, set_dotted, suggest_key
 from vaekit.errors import VaekitUsageError, nearest
 
@@ -224,30 +222,4 @@ def load_space(path: Path) -> Space:
     (YAML would keep the last silently)."""
     if not path.is_file():
         raise VaekitUsageError(f"space file not found: {path}")
-    loaded = load_yaml(path)
-    try:
-        yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except _DuplicateKey as twice:
-        raise VaekitUsageError(f"{path}: '{twice.key}' is written twice (lines {twice.first} and {twice.second}); "
-                               "keep one") from None
-    return parse_space(loaded, str(path))
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key, first: int, second: int):
-        super().__init__(key)
-        self.key, self.first, self.second = key, first, second
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key written twice in one mapping."""
-
-    def construct_mapping(self, node, deep=False):
-        lines: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, SCALARS) and key in lines:
-                raise _DuplicateKey(key, lines[key], line)
-            lines[key] = line
-        return super().construct_mapping(node, deep)
+    return parse_space(load_yaml(path), str(path))
