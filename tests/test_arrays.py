@@ -67,6 +67,14 @@ def test_bad_inputs_are_one_line_exit_2_and_nothing_written(tmp_path):
     (tmp_path / "v.txt").write_text("1,2\n")
     assert "a '.txt' file; expected .npy, .npz or .csv" in refused(out, "--from", tmp_path / "v.txt")
     assert "no such file" in refused(out, "--from", tmp_path / "missing.csv")
+    (tmp_path / "huge.csv").write_text("1,2\n3,1e39\n5,6\n7,8\n")  # finite in float64, inf in float32
+    assert "values beyond ±3.403e+38, the largest float32 the corpus stores in 1 of 4 rows (the first at row 1, " \
+           "column 1)" in refused(out, "--from", tmp_path / "huge.csv")
+    np.save(tmp_path / "e300.npy", np.array([[1.0, 1e300]] * 5))
+    assert "values beyond" in refused(out, "--from", tmp_path / "e300.npy")
+    np.save(tmp_path / "none.npy", np.zeros((6, 0)))
+    assert "an array of shape (6, 0); expected at least one row and one feature" in refused(
+        out, "--from", tmp_path / "none.npy")
 
 
 def test_r2_per_feature_matches_its_definition(arrays_corpus):

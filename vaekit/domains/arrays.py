@@ -89,17 +89,25 @@ def read_vectors(path: Path) -> tuple[np.ndarray, list[str] | None]:
         raise VaekitUsageError(f"{path}: not a readable .npy/.npz array ({str(error).splitlines()[0]})") from None
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the stored dtype's largest finite value, about 3.4e38
+
+
 def check_vectors(values: np.ndarray, name: str) -> np.ndarray:
-    """(N, D) finite numbers as float32; refuses another rank, non-numbers, NaN and ±inf."""
+    """(N, D) finite numbers as float32; refuses another rank, no rows or no features, non-numbers,
+    NaN and ±inf, and values that are finite as read but overflow the stored float32."""
     if values.ndim != 2:
         raise VaekitUsageError(f"{name}: an array of shape {values.shape}; expected vectors (N, D)")
+    if 0 in values.shape:
+        raise VaekitUsageError(f"{name}: an array of shape {values.shape}; expected at least one row and one feature")
     if values.dtype.kind not in "uif":
         raise VaekitUsageError(f"{name}: dtype {values.dtype}; expected numbers")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, column = (int(k) for k in np.argwhere(bad)[0])
-        raise VaekitUsageError(f"{name}: NaN or infinite values in {int(bad.any(axis=1).sum()):,} of {len(values):,} "
-                               f"rows (the first at row {row}, column {column}); expected finite numbers")
+    for bad, what in ((~np.isfinite(values), "NaN or infinite values"),
+                      (np.abs(values.astype(np.float64)) > FLOAT32_MAX,
+                       f"values beyond ±{FLOAT32_MAX:.4g}, the largest float32 the corpus stores")):
+        if bad.any():
+            row, column = (int(k) for k in np.argwhere(bad)[0])
+            raise VaekitUsageError(f"{name}: {what} in {int(bad.any(axis=1).sum()):,} of {len(values):,} rows "
+                                   f"(the first at row {row}, column {column}); expected finite numbers")
     return values.astype(np.float32)
 
 
