@@ -213,3 +213,22 @@ def test_ssim_and_psnr_are_perfect_for_a_perfect_reconstruction():
     noisy = (model.prepare(batch) + 0.1).clamp(0, 1)
     worse = domain.quality_sums(model, batch, noisy)
     assert float(worse["ssim"][0]) < float(sums["ssim"][0])
+
+
+def test_a_model_option_that_does_not_fit_the_data_is_refused_before_any_file(tmp_path, images_corpus):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["train", "images", "--data", str(images_corpus), "--runs-dir", str(runs),
+                                      "--run-id", "bad", "--epochs", "1", "--set", "model.options.frame_size=[8,8]"])
+    assert result.exit_code == 2, result.output
+    assert "does not fit the corpus, whose items have shape" in " ".join(result.output.split())
+    assert not runs.exists()
+    space = tmp_path / "space.yaml"
+    space.write_text("size:\n  one_of:\n    small: {model.options.frame_size: [8, 8]}\n")
+    swept = CliRunner().invoke(app, ["sweep", "run", "images", "--space", str(space), "--data", str(images_corpus),
+                                     "--runs-dir", str(runs), "--set", "train.epochs=1"])
+    assert swept.exit_code == 2, swept.output
+    assert "does not fit the corpus" in " ".join(swept.output.split()) and not runs.exists()

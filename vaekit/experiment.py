@@ -27,7 +27,7 @@ from vaekit.training.loop import fit
 from vaekit.training.objective import objective_for_evaluation
 from vaekit.training.precision import inference, inference_precision, resolve_precision
 from vaekit.training.resume import resume_refusal
-from vaekit.validation import check_run_config
+from vaekit.validation import check_fits_data, check_run_config
 
 
 def resolve_config(domain_name: str, config_file: Path | None, layers: list[tuple[str, dict]]) -> Config:
@@ -162,6 +162,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     config.train.precision = resolve_precision(config.train.precision, device)  # 'auto' is saved resolved
     apply_threads(config.threads)
     tensors = split_tensors(domain, config, device)  # every split checked before a run directory is made
+    check_fits_data(config, tensors["train"], device, config.train.precision)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if resume:

@@ -60,31 +60,37 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_model_options(config) -> None:
-    """Build the model on the meta device (no memory, no data): its constructor checks option values
-    that no config check knows. Only a usage error counts; anything else is left to the trial."""
-    import torch
+class _DryItems:
+    """A few training items of the sweep's corpus, loaded once, for the dry step of every point that
+    sets model keys (``vaekit.validation.check_fits_data``), with the model options the data implies."""
 
-    from vaekit.models import create_model
+    def __init__(self, domain: str):
+        self.domain, self.loaded = get_domain(domain), {}
 
-    try:
-        with torch.device("meta"):
-            create_model(config.model.name, config.model.latent_dim, config.model.options)
-    except VaekitUsageError:
-        raise
-    except Exception:  # noqa: BLE001 - a constructor that cannot run on meta is checked when the trial builds it
-        pass
+    def check(self, config) -> None:
+        import torch
+
+        from vaekit.validation import check_fits_data
+
+        if config.data.path not in self.loaded:
+            corpus = self.domain.load(config.data.path)
+            items = torch.as_tensor(self.domain.training_arrays(corpus)["train"][:8])
+            self.loaded[config.data.path] = (items, self.domain.infer_model_options(corpus))
+        items, inferred = self.loaded[config.data.path]
+        config.model.options = {**inferred, **config.model.options}
+        check_fits_data(config, items, torch.device("cpu"))
 
 
-def _check_point(domain: str, config_file: Path | None, layers: list, space: Space, params: dict) -> None:
-    """Resolve the config of one parameter set (and build its model when the space sets model keys);
-    an error names the file and the values."""
+def _check_point(domain: str, config_file: Path | None, layers: list, space: Space, params: dict,
+                 dry: _DryItems) -> None:
+    """Resolve the config of one parameter set (and, when the space sets model keys, build its model
+    and run one training step on a few items of the corpus); an error names the file and the values."""
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     overrides = space.overrides(params)
     try:
         config = resolve_config(domain, config_file, [*layers, (f"{space.source} ({shown})", overrides)])
         if "model" in overrides:
-            _check_model_options(config)
+            dry.check(config)
     except VaekitUsageError as error:
         message = str(error)
         raise VaekitUsageError(message if message.startswith(space.source) else
@@ -144,8 +150,9 @@ def make_plan(domain: str, space_file: Path, runs_dir: Path, config_file: Path |
         grid = grid[: trials or len(grid)]
     elif trials is None:
         raise VaekitUsageError(f"--sampler {sampler} needs --trials N (how many trials the study runs)")
+    dry = _DryItems(domain)
     for params in grid or _axis_values(space):
-        _check_point(domain, config_file, layers, space, params)
+        _check_point(domain, config_file, layers, space, params, dry)
     return SweepPlan(domain=domain, space=space, study=study, objective=goal, sampler=sampler,
                      trials=trials or len(grid), storage=storage_url(storage, runs_dir), runs_dir=Path(runs_dir),
                      config_file=config_file, layers=tuple(layers), workers=workers, prune=prune,
