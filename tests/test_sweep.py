@@ -116,6 +116,8 @@ def test_grid_sweep_end_to_end(tmp_path, arc_corpus):
     assert again.exit_code == 0 and len(trials_of(runs, "tiny")) == 4
     other = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--metric", "loss"))
     assert other.exit_code == 2 and "another objective" in other.output
+    longer = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--set", "train.epochs=3"))
+    assert longer.exit_code == 2 and "was started with another --set" in " ".join(longer.output.split())
     old_spelling = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "tiny", "--objective", "loss"))
     assert old_spelling.exit_code == 2 and "--objective is now --metric" in old_spelling.output
 

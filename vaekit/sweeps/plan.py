@@ -3,6 +3,7 @@ point, or every value of every axis), the objective, the sampler, the trial budg
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,11 +47,17 @@ class SweepPlan:
         return self.threads_set or max(1, available_cores() // self.workers)
 
     def study_attrs(self) -> dict:
-        """What the study records about itself; a later command must ask for the same sweep."""
+        """What the study records about itself; a later command must ask for the same sweep: the same
+        space, metric and sampler, and the same fixed settings of every trial (the --config file and
+        its content, the --set options, the --data corpus)."""
+        data = next((layer["data"]["path"] for source, layer in self.layers if source == "--data"), None)
+        content = (hashlib.sha256(self.config_file.read_bytes()).hexdigest()[:16]
+                   if self.config_file and self.config_file.is_file() else None)
         return {"domain": self.domain, "space": self.space.to_dict(), "objective": self.objective.metric,
                 "direction": self.objective.direction, "sampler": self.sampler,
                 "trials": self.trials if self.grid else None,
-                "config": str(self.config_file) if self.config_file else None, "set": list(self.set_options)}
+                "config": str(self.config_file) if self.config_file else None, "config_content": content,
+                "set": list(self.set_options), "data": data}
 
 
 def available_cores() -> int:

@@ -48,12 +48,23 @@ def _wait_for_settings(storage, study_id: int, name: str) -> dict:
     return attrs[SETTINGS_ATTR]
 
 
+# What a later command may not change, as its messages name it. A study recorded before vaekit kept
+# a setting (config_content, data) is not held to it.
+FIXED = {"domain": "domain", "space": "space", "objective": "objective", "direction": "direction",
+         "sampler": "sampler", "trials": "trials", "config": "--config", "config_content": "--config file content",
+         "set": "--set", "data": "--data"}
+ALWAYS_RECORDED = ("domain", "space", "objective", "direction", "sampler", "trials")
+
+
 def _check_same_sweep(plan: SweepPlan, recorded: dict) -> None:
     wanted = plan.study_attrs()
-    for key in ("domain", "space", "objective", "direction", "sampler", "trials"):
+    for key, label in FIXED.items():
+        if key not in recorded and key not in ALWAYS_RECORDED:
+            continue
         if recorded.get(key) != wanted[key] and (key != "trials" or plan.grid):
-            raise VaekitUsageError(f"study '{plan.study}' was started with another {key} ({recorded.get(key)!r}, "
-                                   f"now {wanted[key]!r}); run it with the same settings or choose another --study")
+            raise VaekitUsageError(f"study '{plan.study}' was started with another {label} ({recorded.get(key)!r}, "
+                                   f"now {wanted[key]!r}): every trial of a study trains with the same settings; run "
+                                   "it with the same ones or choose another --study")
 
 
 def _refuse_foreign_runs(plan: SweepPlan) -> None:
