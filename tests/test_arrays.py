@@ -106,3 +106,11 @@ def test_samples_are_written_in_the_data_units(arrays_corpus, tmp_path):
     expected = domain.denormalise(model.sample_prior(6, torch.Generator().manual_seed(1)).numpy(), corpus.arrays)
     with np.load(tmp_path / "samples.npz") as saved:
         assert np.allclose(saved["samples"], expected, atol=1e-4)
+
+
+def test_a_csv_saved_with_a_byte_order_mark_keeps_its_first_column_name(tmp_path):
+    from vaekit.domains.arrays import read_csv
+
+    (tmp_path / "bom.csv").write_bytes("a,b\n1,2\n3,4\n".encode("utf-8-sig"))
+    values, names = read_csv(tmp_path / "bom.csv")
+    assert names == ["a", "b"] and values.shape == (2, 2)

@@ -172,4 +172,4 @@ def test_epoch_checkpoints_are_kept_every_n_and_pruned_to_the_newest_k(tmp_path,
     assert last.exit_code == 0 and json.loads(last.stdout)["metrics"] != json.loads(result.stdout)["metrics"]
     result = invoke("sample", "r", "--runs-dir", runs, "--checkpoint", "epoch_2", "-n", 4)
     assert result.exit_code == 2
-    assert "--checkpoint 'epoch_2'" in result.stderr and "available: best, last, epoch_004, epoch_006" in result.stderr
+    assert "has no checkpoint 'epoch_2'" in result.stderr and "available: best, last, epoch_004, epoch_006" in result.stderr

@@ -232,3 +232,18 @@ def test_a_model_option_that_does_not_fit_the_data_is_refused_before_any_file(tm
                                      "--runs-dir", str(runs), "--set", "train.epochs=1"])
     assert swept.exit_code == 2, swept.output
     assert "does not fit the corpus" in " ".join(swept.output.split()) and not runs.exists()
+
+
+def test_an_opaque_palette_image_is_not_counted_with_alpha_and_a_transparent_one_is():
+    from PIL import Image
+
+    from vaekit.domains.images import convert
+
+    opaque = Image.new("P", (8, 8), 3)
+    opaque.putpalette([v for i in range(256) for v in (i, 255 - i, 7)])
+    pixels, notes = convert(opaque, (8, 8), 3, "fit")
+    assert notes == ["palette (expanded)"] and tuple(pixels[0, 0]) == (3, 252, 7)
+    transparent = opaque.copy()
+    transparent.info["transparency"] = 3
+    _, notes = convert(transparent, (8, 8), 3, "fit")
+    assert notes == ["palette (expanded)", "with alpha (composited over black)"]

@@ -263,7 +263,7 @@ class RunDir:
         if match and int(match.group(1)) in self.epoch_checkpoints():
             epoch = int(match.group(1))
             return self.epoch_checkpoints()[epoch].name, None, epoch
-        raise VaekitUsageError(f"--checkpoint '{choice}': run '{self.run_id}' has no such checkpoint; available: "
+        raise VaekitUsageError(f"run '{self.run_id}' has no checkpoint '{choice}'; available: "
                                f"{', '.join(self.checkpoint_choices()) or 'none'}")
 
     def train_state(self) -> dict:

@@ -37,7 +37,7 @@ from vaekit.targets import Target
 
 def read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
     """A numeric CSV as (N, D) float64 and its column names (from a header row, else column_1...)."""
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a byte-order mark is not part of the header
         rows = list(csv.reader(handle))
     rows = [row for row in rows if row]
     if not rows:

@@ -271,7 +271,8 @@ def _as_8bit(image, channels: int, counts: list[str]):
         image = Image.fromarray(np.rint(np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
     if image.mode in ("P", "PA"):
         counts.append("palette (expanded)")
-        image = image.convert("RGBA")
+        transparent = image.mode == "PA" or "transparency" in image.info  # else a palette is opaque
+        image = image.convert("RGBA" if transparent else "RGB")
     if image.mode in ("RGBA", "LA", "La", "RGBa"):
         counts.append("with alpha (composited over black)")
         image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
