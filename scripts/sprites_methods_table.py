@@ -55,7 +55,8 @@ def main(runs: Path, study: str) -> None:
         if config["seed"] == 0 and final.is_file():
             curves[method][config["train"]["epochs"]] = json.loads(final.read_text())["metrics"]
         rows[method]["seeds"].append(config["seed"])
-    header = ["Method", "Seeds", "Recon (nats/image)", "KL (nats)", "Active dims", *SCORES]
+    header = ["Method", "Seeds", "Recon (nats/image)", "KL (nats)", "Active dims", "MIG", "DCI disentanglement",
+              "DCI completeness", "SAP", "FactorVAE score"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for method in METHODS.values():

@@ -79,6 +79,8 @@ class _DryItems:
 
         from vaekit.validation import check_fits_data
 
+        if not Path(config.data.path).is_file():  # each trial refuses a missing corpus itself
+            return
         if config.data.path not in self.loaded:
             corpus = self.domain.load(config.data.path)
             items = torch.as_tensor(self.domain.training_arrays(corpus)["train"][:8])
