@@ -395,12 +395,15 @@ def build_config(layers: list[tuple[str, dict]]) -> Config:
     return config
 
 
+def objective_keys_set(config: Config) -> dict:
+    """Every objective.* key but the name, as the config holds it (None where unset)."""
+    return {f.name: getattr(config.objective, f.name) for f in dataclasses.fields(config.objective) if f.name != "name"}
+
+
 def objective_options(config: Config) -> dict:
     """The chosen objective's keys with their values (the config's, else the objective's defaults);
     refuses an unknown objective, another objective's key and a value out of range (exit 2)."""
-    given = {f.name: getattr(config.objective, f.name) for f in dataclasses.fields(config.objective)
-             if f.name != "name"}
-    return objectives.resolved_options(config.objective.name, given)
+    return objectives.resolved_options(config.objective.name, objective_keys_set(config))
 
 
 MAX_SEED = 2**63 - 1  # torch and numpy both take any seed in [0, 2**63)

@@ -3,12 +3,11 @@ the config with what it needs to know of the run, and restored from last.pt for 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 
-from vaekit.config import Config, objective_options
+from vaekit.config import Config, objective_keys_set, objective_options
 from vaekit.errors import VaekitUsageError
 from vaekit.objectives import OBJECTIVES, Objective, ObjectiveContext, check_model_takes, create_objective
 
@@ -27,7 +26,7 @@ def check_objective(config: Config, model_cls: type) -> None:
 def build_objective(config: Config, latent_dim: int, dataset_size: int, shard_size: int | None = None) -> Objective:
     """The configured objective for a model of ``latent_dim`` trained on ``dataset_size`` items, of which
     this worker's share is ``shard_size`` (all of them by default)."""
-    given = {f.name: getattr(config.objective, f.name) for f in dataclasses.fields(config.objective) if f.name != "name"}
+    given = objective_keys_set(config)
     steps = math.ceil((shard_size or dataset_size) / config.train.batch_size)
     context = ObjectiveContext(latent_dim=latent_dim, dataset_size=dataset_size, steps_per_epoch=steps,
                                epochs=config.train.epochs, batch_size=config.train.batch_size)
