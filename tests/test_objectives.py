@@ -256,3 +256,12 @@ def test_a_non_finite_discriminator_loss_stops_with_65(tmp_path, arc_corpus, mon
     result = train(arc_corpus, tmp_path / "runs", "nan", "--epochs", 1, "--objective", "factorvae", *SMALL_DISCRIMINATOR)
     assert result.exit_code == 65
     assert "auxiliary loss" in " ".join(result.output.split())
+
+
+def test_infovae_stays_finite_on_an_epochs_last_batch_of_one_item():
+    """An epoch's last batch can hold one item (n % batch_size == 1): the MMD has no pairs there."""
+    one = torch.randn(1, 4)
+    assert math.isfinite(float(mmd(one, torch.randn(1, 4))))
+    model = tiny_vectors_model().train()
+    objective = create_objective("infovae", {}, ObjectiveContext(latent_dim=2, dataset_size=9))
+    assert math.isfinite(float(objective(model, torch.randn(1, 5), torch.tensor(1.0), LossConfig()).total.detach()))

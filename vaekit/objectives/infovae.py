@@ -19,12 +19,13 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, scale: float) -
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scale: float = 1.0) -> torch.Tensor:
-    """The unbiased estimate of MMD² between the samples ``x`` and ``y`` (Gretton et al. 2012)."""
+    """The unbiased estimate of MMD² between the samples ``x`` and ``y`` (Gretton et al. 2012). A
+    sample of one item (an epoch's last batch can be one) has no pairs: its within-sample term is 0."""
     n, m = x.shape[0], y.shape[0]
     k_xx, k_yy, k_xy = kernel_matrix(x, x, kernel, scale), kernel_matrix(y, y, kernel, scale), kernel_matrix(
         x, y, kernel, scale)
-    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))
-    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / max(n * (n - 1), 1)
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / max(m * (m - 1), 1)
     return within_x + within_y - 2 * k_xy.mean()
 
 
