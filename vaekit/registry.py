@@ -1,5 +1,7 @@
-"""A small name -> object registry, shared by models, domains and beta schedules."""
+"""A small name -> object registry, shared by models, domains, objectives and beta schedules."""
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -41,3 +43,12 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def import_submodules(package: str, path) -> None:
+    """Import every module of a package (``__name__``, ``__path__``) whose name does not start with
+    '_', so that each registers what it defines: adding a model, a domain or an objective is adding
+    one file (helper modules that register nothing are imported harmlessly)."""
+    for module in pkgutil.iter_modules(path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

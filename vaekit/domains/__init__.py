@@ -16,8 +16,6 @@ and provides that protocol (``Domain.model_problem``). Both are checked before a
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from vaekit.evaluation import SELECTION_METRICS
 from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
 from vaekit.models.protocols import VAEModel, missing_members
-from vaekit.registry import Registry
+from vaekit.registry import Registry, import_submodules
 from vaekit.targets import Target
 
 
@@ -288,12 +286,4 @@ def list_domains() -> list[str]:
     return DOMAINS.names()
 
 
-def _import_domain_modules() -> None:
-    """Import every module of this package, so that each registers its domain: adding a domain is
-    adding one file here (helper modules that register nothing are imported harmlessly)."""
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_domain_modules()
+import_submodules(__name__, __path__)  # each module registers its domain

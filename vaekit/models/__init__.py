@@ -14,9 +14,7 @@ differs: other ``default_options``, and where it needs one, another part (timm's
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 
 import torch
 from torch import nn
@@ -24,7 +22,7 @@ from torch import nn
 from vaekit.data_formats import DataFormat
 from vaekit.errors import VaekitUsageError, nearest
 from vaekit.models.protocols import VAEModel, missing_members
-from vaekit.registry import Registry
+from vaekit.registry import Registry, import_submodules
 
 
 def check_model_class(name: str, cls: type) -> None:
@@ -99,12 +97,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _import_model_modules() -> None:
-    """Import every module of this package, so that each registers its families and variants:
-    adding a model is adding one file here (helper modules that register nothing import harmlessly)."""
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_model_modules()
+import_submodules(__name__, __path__)  # each module registers its families and variants

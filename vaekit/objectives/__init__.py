@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from vaekit.errors import VaekitUsageError
 from vaekit.objectives.base import Key, Loss, Objective, ObjectiveContext
-from vaekit.registry import Registry
+from vaekit.registry import Registry, import_submodules
 
 
 def check_objective_class(name: str, cls: type) -> None:
@@ -94,8 +94,7 @@ def describe(name: str) -> str:
     return (OBJECTIVES.get(name).__doc__ or "").strip().splitlines()[0]
 
 
-# Importing the objectives registers them.
-from vaekit.objectives import annealed, btcvae, dipvae, elbo, factorvae, infovae, iwae  # noqa: E402,F401
+import_submodules(__name__, __path__)  # each module but base registers one objective
 
 __all__ = ["OBJECTIVES", "DEFAULT_OBJECTIVE", "Key", "Loss", "Objective", "ObjectiveContext", "create_objective",
            "register_objective", "resolved_options", "check_model_takes", "objective_key_names", "key_declarations"]
