@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from vaekit.objectives import register_objective
-from vaekit.objectives.base import Key, Loss, Objective, non_negative, positive, reconstruction_to_minimise
+from vaekit.objectives.base import (Key, Loss, Objective, integer_from, non_negative, positive,
+                                    reconstruction_to_minimise)
 
 
 @register_objective("annealed")
@@ -24,8 +25,7 @@ class AnnealedCapacity(Objective):
                      "non-negative", non_negative),
         "capacity_steps": Key(0, "Annealed capacity: optimizer steps over which C rises from 0 to c_max; 0 takes "
                                  "the first third of the run's steps (disentanglement_lib: 100,000 of 300,000).",
-                              "0 or a positive number of steps",
-                              lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+                              "0 or a positive number of steps", integer_from(0)),
     }
 
     def __init__(self, options, context):

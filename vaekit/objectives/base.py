@@ -42,16 +42,21 @@ class Key:
         return self.check is None or bool(self.check(value))
 
 
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return finite(value) and value > 0
 
 
 def non_negative(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return finite(value) and value >= 0
 
 
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def integer_from(lowest: int):
+    """A check: an integer (not a bool) of at least ``lowest``."""
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= lowest
 
 
 @dataclass(frozen=True)

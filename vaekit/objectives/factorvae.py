@@ -8,7 +8,8 @@ from torch import nn
 from torch.func import functional_call
 
 from vaekit.objectives import register_objective
-from vaekit.objectives.base import Key, Loss, Objective, non_negative, positive, reconstruction_to_minimise
+from vaekit.objectives.base import (Key, Loss, Objective, integer_from, non_negative, positive,
+                                    reconstruction_to_minimise)
 
 
 def permute_dims(z: torch.Tensor) -> torch.Tensor:
@@ -43,9 +44,9 @@ class FactorVAE(Objective):
                      "non-negative", non_negative),
         "disc_lr": Key(1e-4, "FactorVAE: learning rate of the discriminator's Adam.", "positive", positive),
         "disc_hidden": Key(1000, "FactorVAE: width of the discriminator's hidden layers.", "a positive integer",
-                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                           integer_from(1)),
         "disc_layers": Key(6, "FactorVAE: hidden layers of the discriminator.", "a positive integer",
-                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                           integer_from(1)),
     }
     min_batch_size = 2
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from vaekit.objectives import register_objective
-from vaekit.objectives.base import Key, Loss, Objective, gaussian_log_density
+from vaekit.objectives.base import Key, Loss, Objective, gaussian_log_density, integer_from
 
 
 def log_importance_weights(model, batch: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
@@ -40,7 +40,7 @@ class IWAE(Objective):
 
     keys = {
         "samples": Key(5, "IWAE: importance samples K per item (K decoder passes; K = 1 is the ELBO).",
-                       "an integer of at least 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                       "an integer of at least 1", integer_from(1)),
     }
 
     def forward(self, model, batch, beta, loss_cfg) -> Loss:

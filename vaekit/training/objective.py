@@ -7,15 +7,14 @@ import math
 
 import torch
 
-from vaekit.config import Config, objective_keys_set, objective_options
+from vaekit.config import Config, objective_keys_set
 from vaekit.errors import VaekitUsageError
 from vaekit.objectives import OBJECTIVES, Objective, ObjectiveContext, check_model_takes, create_objective
 
 
 def check_objective(config: Config, model_cls: type) -> None:
     """The model takes the objective, and the batch is as large as its estimates need (exit 2)."""
-    name = config.objective.name
-    objective_options(config)
+    name = config.objective.name  # its keys were checked by vaekit.config.validate as the layers applied
     check_model_takes(name, config.model.name, model_cls)
     smallest = OBJECTIVES.get(name).min_batch_size
     if config.train.batch_size < smallest:
