@@ -61,14 +61,13 @@ def _option_row(param, context) -> str:
 def cli_markdown() -> str:
     """The whole reference page."""
     from vaekit.cli import app
-    from vaekit.cli.help_text import reflow
 
     root = typer.main.get_command(app)
     parts = [HEADER]
     for path, command in _commands(root, []):
         arguments = " ".join(p.name.upper() for p in command.params if p.param_type_name == "argument")
         parts.append(f"## `vaekit {' '.join(path)}{' ' + arguments if arguments else ''}`\n")
-        parts.append(_markdown(reflow(command.help) or "") + "\n")
+        parts.append(_markdown(command.help or "") + "\n")  # already reflowed (vaekit.cli.help_text)
         options = [p for p in command.params if p.param_type_name == "option" and not p.hidden]
         if options:
             context = typer.Context(command)

@@ -27,8 +27,8 @@ class WorkflowGroup(TyperGroup):
 
 
 def reflow(doc: str | None) -> str | None:
-    """A docstring with each prose paragraph on one line (the terminal wraps it); paragraphs whose
-    lines are indented, and a heading line ending in ':' with the lines under it, keep their breaks."""
+    """A docstring with each prose paragraph on one line (the terminal wraps it); a paragraph with an
+    indented line after its first (an 'Examples:' block) keeps its breaks."""
     if not doc:
         return doc
     paragraphs = []
