@@ -177,8 +177,8 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     console.print(f"[bold]{run.run_id}[/bold]: {config.model.name} (d={config.model.latent_dim}, "
                   f"{count_parameters(model):,} parameters) on {domain_name}, "
                   f"{tensors['train'].shape[0]:,} training samples, device {device}{on_workers}")
-    state = fit(run, config, model, domain, tensors, device, console, resume, show_progress, workers,
-                extra_callbacks)
+    state = fit(run, config, model, domain, tensors, device, resume=resume, workers=workers, console=console,
+                show_progress=show_progress, extra_callbacks=extra_callbacks)
     if not workers.is_main:
         return run
     run.load_weights(model, "vae_best.pth", device)
