@@ -8,23 +8,20 @@ statistics from the training split. Models train on the normalised parameters; Î
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
-import typer
 
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import Collected, CollectOption, progress_task
 from vaekit.corpus import Corpus, load_corpus, save_corpus
 from vaekit.data_formats import SPLAT_PARAMS, SPLAT_SEQUENCE
 from vaekit.domains import DOMAINS, Domain, get_domain, register_domain
 from vaekit.domains.splats import GROUPS, fit_splats, psnr, render
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
-from vaekit.option_parsers import integer, number
 from vaekit.models.protocols import SplatModel
 from vaekit.targets import Target
 
@@ -101,15 +98,18 @@ def _split_variance(metrics: dict, prefix: str) -> float | None:
     return None if m1 is None else max(m2 - m1 * m1, 0.0)
 
 
-def collect_gaussians_command(
-    from_: Annotated[Path, typer.Option("--from", help="Source corpus of pictures (a domain that draws its items as images, e.g. atari or arc).")] = Path("data/atari_breakout.npz"),
-    count: Annotated[int, typer.Option(parser=integer(), help="Images to fit, spread over the source's splits.")] = 2000,
-    splats: Annotated[int, typer.Option(parser=integer(), help="Gaussians per image.")] = 512,
-    steps: Annotated[int, typer.Option(parser=integer(), help="Adam steps per batch of images.")] = 100,
-    lr: Annotated[float, typer.Option(parser=number, help="Adam learning rate of the fit.")] = 0.01,
-    batch_size: Annotated[int, typer.Option(parser=integer(), help="Images fitted together.")] = 32,
-    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/gaussians.npz"),
-):
+GAUSSIANS_COLLECT_OPTIONS = (
+    CollectOption("from_", Path, Path("data/atari_breakout.npz"), "Source corpus of pictures (a domain that draws its items as images, e.g. atari or arc)."),
+    CollectOption("count", int, 2000, "Images to fit, spread over the source's splits.", minimum=1),
+    CollectOption("splats", int, 512, "Gaussians per image.", minimum=1),
+    CollectOption("steps", int, 100, "Adam steps per batch of images.", minimum=1),
+    CollectOption("lr", float, 0.01, "Adam learning rate of the fit."),
+    CollectOption("batch_size", int, 32, "Images fitted together.", minimum=1),
+    CollectOption("out", Path, Path("data/gaussians.npz"), "Output .npz file."),
+)
+
+
+def collect_gaussians_command(from_, count, splats, steps, lr, batch_size, out):
     """Fit 2D Gaussian splats to the images of another corpus (Atari frames or ARC grids).
 
     Each image gets --splats anisotropic Gaussians (position, scale, rotation, colour), one per cell
@@ -137,7 +137,8 @@ class GaussiansDomain(Domain):
     name = "gaussians"
     default_corpus = "data/gaussians.npz"
     collect_command = "vaekit collect gaussians --from data/atari_breakout.npz"
-    collect_cli = staticmethod(collect_gaussians_command)
+    collect_options = GAUSSIANS_COLLECT_OPTIONS
+    collector = staticmethod(collect_gaussians_command)
     data_format = SPLAT_SEQUENCE
     model_protocol = SplatModel
     metrics = (
