@@ -33,7 +33,7 @@ from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
 from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry, import_submodules
-from vaekit.targets import Target
+from vaekit.targets import TargetCheck
 
 
 class Domain:
@@ -56,11 +56,10 @@ class Domain:
     model_protocol: type = VAEModel
     # The domain's own metrics, declared once each (vaekit.metrics.Metric): key, label, format,
     # direction, and whether train.selection_metric may name it, `eval`/`report` show it, the training
-    # curves draw it. The common metrics every VAE has (loss, KL, ELBO, ...) follow them.
+    # curves draw it, and its target (a line of the evaluation block, in this order, with a pass mark
+    # where a specification states one). The common metrics every VAE has (loss, KL, ELBO, ...)
+    # follow them.
     metrics: tuple[Metric, ...] = ()
-    # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
-    # specification states one.
-    targets: list[Target] = []
     # The metric `vaekit sweep run` optimises unless --metric says otherwise, in its declared
     # direction; empty takes the first headline metric.
     sweep_metric: str = ""
@@ -145,6 +144,11 @@ class Domain:
     def headline_metrics(self) -> list[tuple[str, str, str]]:
         """(key, label, format) of the domain's rows in `eval` and `report`, in order."""
         return [(m.key, m.label, m.fmt) for m in self.metrics if m.headline]
+
+    @property
+    def targets(self) -> list[TargetCheck]:
+        """The lines of the evaluation block (`vaekit eval`): the metrics that declare a target."""
+        return [m.target_check() for m in self.metrics if m.target is not None]
 
     @property
     def curve_metrics(self) -> list[str]:

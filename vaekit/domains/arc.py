@@ -205,17 +205,15 @@ class ArcDomain(Domain):
     collector = staticmethod(collect_arc_command)
     data_format = ARC_GRID
     metrics = (
-        Metric("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}", curve=True),
+        Metric("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}", curve=True, target=Target(
+            0.90, fmt="{:.1%}",  # the block as the specification lays it out: "Pixel-wise Accuracy:  92.3%"
+            source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
+            fallbacks=((0.85, lambda metrics: near_target_advice(metrics.get("latent_dim"))),
+                       (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
+                       (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")))),
         Metric("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}", curve=True),
         Metric("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
     )
-    targets = [Target(
-        "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
-        source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
-        fallbacks=((0.85, lambda metrics: near_target_advice(metrics.get("latent_dim"))),
-                   (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
-                   (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")),
-    )]
     item_noun = "images"
     item_identifiers = ("task", "height", "width")
 

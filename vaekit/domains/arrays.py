@@ -28,7 +28,6 @@ from vaekit.data_formats import VECTORS
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
-from vaekit.models.protocols import VAEModel
 from vaekit.targets import Target
 
 
@@ -166,13 +165,11 @@ class ArraysDomain(Domain):
     collect_options = ARRAYS_COLLECT_OPTIONS
     collector = staticmethod(collect_arrays_command)
     data_format = VECTORS
-    model_protocol = VAEModel
     metrics = (
-        Metric("r2", "R² (mean over features)", "{:.4f}", curve=True),
+        Metric("r2", "R² (mean over features)", "{:.4f}", curve=True, target=Target()),
         Metric("r2_min", "R², weakest feature", "{:.4f}", selectable=False),
         Metric("mse", "MSE (standardised)", "{:.4f}", higher_is_better=False, selectable=False),
     )
-    targets = [Target("r2", "R² (mean over features)", "{:.4f}")]
     item_noun = "vectors"
     item_identifiers = ("index",)
 

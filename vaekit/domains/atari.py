@@ -115,12 +115,11 @@ class AtariDomain(Domain):
     data_format = FRAMES
     model_protocol = FrameModel
     metrics = (
-        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target(
+            33.0, source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
         Metric("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
     )
-    targets = [Target("psnr", "PSNR", "{:.2f} dB", threshold=33.0,
-                      source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")]
     item_noun = "frames"
     item_identifiers = ("episode", "step")
 

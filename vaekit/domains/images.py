@@ -486,11 +486,10 @@ class ImagesDomain(Domain):
     data_format = FRAMES
     model_protocol = FrameModel
     metrics = (
-        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
-        Metric("ssim", "SSIM", "{:.4f}", curve=True),
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target()),
+        Metric("ssim", "SSIM", "{:.4f}", curve=True, target=Target()),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
     )
-    targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}")]
     item_noun = "images"
     item_identifiers = ("index", "path", "label")
 

@@ -151,21 +151,20 @@ class TernaryDomain(Domain):
     # Per-pathway coverages (reconstruction_coverage_A, ...) take their metric's declaration (see ``metric``);
     # multi-pathway models may select by them (``selection_metric_names``).
     metrics = (
+        # the report (specification 003) states results (98.85 % coverage), not targets: no pass marks
         Metric("reconstruction_coverage", "Reconstruction coverage (all 19,683; weakest pathway)", "{:.2%}",
-               curve=True),
+               curve=True, target=Target(fmt="{:.1%}", label="Reconstruction coverage")),
         Metric("reconstruction_coverage_A", "Reconstruction coverage, pathway A", "{:.2%}", selectable=False),
         Metric("reconstruction_coverage_B", "Reconstruction coverage, pathway B", "{:.2%}", selectable=False),
         Metric("heldout_coverage", "Held-out coverage (val + test; weakest pathway)", "{:.2%}", curve=True),
-        Metric("prior_coverage", "Prior coverage (distinct / 19,683)", "{:.2%}", curve=True),
+        Metric("prior_coverage", "Prior coverage (distinct / 19,683)", "{:.2%}", curve=True,
+               target=Target(fmt="{:.1%}", label="Prior coverage")),
         Metric("prior_coverage_A", "Prior coverage, pathway A", "{:.2%}", selectable=False),
         Metric("prior_coverage_B", "Prior coverage, pathway B", "{:.2%}", selectable=False),
         Metric("prior_samples", "Prior samples N", "{:,}", selectable=False),
         Metric("position_accuracy", "Position accuracy", "{:.2%}"),
     )
     sweep_metric = "reconstruction_coverage"
-    # The seed report (003) states results (98.85 % coverage), not a target: shown without a mark.
-    targets = [Target("reconstruction_coverage", "Reconstruction coverage", "{:.1%}"),
-               Target("prior_coverage", "Prior coverage", "{:.1%}")]
     item_noun = "operations"
     item_identifiers = ("index",)
     # An operation is its nine trits: each position of the 3×3 table is a factor with 3 values.
