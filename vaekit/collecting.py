@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol
+
+import typer
 
 
 @dataclass
@@ -79,3 +81,19 @@ def reporting_to(reporter: ProgressReporter) -> Iterator[None]:
         yield
     finally:
         _REPORTER.reset(token)
+
+
+# The options every collect command that can write a sharded corpus takes (one declaration).
+ShardsOption = Annotated[bool, typer.Option(
+    "--shards", help="Write a sharded corpus folder (--out's .npz becomes .shards): .npy shards and an index, "
+                     "memory-mapped by training, for corpora larger than memory.")]
+ShardMibOption = Annotated[float, typer.Option(
+    "--shard-mib", help="With --shards: the size of one shard in MiB (the memory a collect holds per array).")]
+DEFAULT_SHARD_MIB = 256.0
+
+
+def shard_bytes(shards: bool, shard_mib: float) -> int | None:
+    """The shard size of ``--shards --shard-mib``, or None for an .npz corpus."""
+    from vaekit.shards import shard_bytes_from_mib
+
+    return shard_bytes_from_mib(shard_mib) if shards else None

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import typer
 
-from vaekit.collecting import Collected
+from vaekit.collecting import DEFAULT_SHARD_MIB, Collected, ShardMibOption, ShardsOption, shard_bytes
 from vaekit.corpus import (
     SPLITS,
     Corpus,
@@ -112,7 +112,7 @@ def check_vectors(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
-                   feature_names: list[str] | None = None) -> tuple[Path, dict]:
+                   feature_names: list[str] | None = None, shard_bytes: int | None = None) -> tuple[Path, dict]:
     """Split ``values`` (N, D) 80/10/10 and store them with the training split's mean and std."""
     values = check_vectors(values, source)
     rows = seeded_split(len(values), seed)
@@ -130,13 +130,15 @@ def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
              f"{', '.join(names[j] for j in constant[:5])}"] if len(constant) else []
     metadata = {"domain": "arrays", "source": source, "seed": seed, "features": int(values.shape[1]),
                 "feature_names": names, "notes": notes}
-    return save_corpus(out, arrays, metadata)
+    return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 
 
 def collect_arrays_command(
     from_: Annotated[Path, typer.Option("--from", help="An .npy or .npz array (N, D), or a .csv of numbers (a header row is optional).")],
     out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arrays.npz"),
     seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the 80/10/10 split.")] = 0,
+    shards: ShardsOption = False,
+    shard_mib: ShardMibOption = DEFAULT_SHARD_MIB,
 ):
     """Store vectors (N, D) as an arrays corpus: split 80/10/10, with each feature's mean and std.
 
@@ -145,7 +147,7 @@ def collect_arrays_command(
     Example: vaekit collect arrays --from measurements.csv --out data/measurements.npz
     """
     values, names = read_vectors(from_)
-    path, metadata = collect_arrays(values, out, str(from_), seed, names)
+    path, metadata = collect_arrays(values, out, str(from_), seed, names, shard_bytes(shards, shard_mib))
     return Collected(path, metadata, {"features": metadata["features"]}, metadata["notes"])
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import typer
 
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import DEFAULT_SHARD_MIB, Collected, ShardMibOption, ShardsOption, progress_task, shard_bytes
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
@@ -39,7 +39,8 @@ def split_episodes(num_episodes: int, seed: int) -> dict[str, np.ndarray]:
             "test": np.sort(order[n_train + n_val:])}
 
 
-def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[Path, dict]:
+def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_bytes: int | None = None
+                  ) -> tuple[Path, dict]:
     import ale_py
 
     data = collect_episodes(settings, on_step)
@@ -62,7 +63,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
         "mean_episode_length": float(lengths.mean()),
         "mean_return": float(data["returns"].mean()),
     }
-    return save_corpus(out, arrays, metadata)
+    return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 
 
 def collect_atari_command(
@@ -76,6 +77,8 @@ def collect_atari_command(
     num_envs: Annotated[int, typer.Option(parser=integer(), help="Environments stepped together (C++ threads).")] = 4,
     seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the environments, the policy and the split.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
+    shards: ShardsOption = False,
+    shard_mib: ShardMibOption = DEFAULT_SHARD_MIB,
 ):
     """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
 
@@ -97,7 +100,8 @@ def collect_atari_command(
     started = time.perf_counter()
     with progress_task(f"playing {game}", total=episodes) as task:
         path, metadata = collect_atari(settings, out,
-                                       lambda frames, done: task.update(completed=done, detail=f"{frames:,} frames"))
+                                       lambda frames, done: task.update(completed=done, detail=f"{frames:,} frames"),
+                                       shard_bytes(shards, shard_mib))
     seconds = time.perf_counter() - started
     return Collected(path, metadata, {
         "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import typer
 
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import (DEFAULT_SHARD_MIB, Collected, ShardMibOption, ShardsOption, progress_task,
+                               shard_bytes)
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
@@ -66,6 +67,8 @@ class ImageSettings:
             (flat or dark images: much smaller, and fast to compress), else stores it as it is (on
             photo-like or noisy images zlib saves little and takes longer than decoding them);
             ``always`` or ``never``.
+        shard_bytes: write a sharded corpus (``vaekit.shards``) of shards this size instead of an
+            .npz, holding one shard in memory instead of every image; None: the .npz.
     """
 
     size: tuple[int, int] | None = None
@@ -77,6 +80,7 @@ class ImageSettings:
     seed: int = 0
     strict: bool = False
     compress: str = "auto"
+    shard_bytes: int | None = None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -363,7 +367,26 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
     labels = [source.labels[i] for i in chosen] if source.labels else None
     held = np.array([label in settings.hold_out for label in labels], bool) if labels else None
     rows = seeded_split(len(chosen), settings.seed, held)
-    images = np.empty((len(chosen), *size, channels), np.uint8)
+    store = (_ShardStore(out, settings.shard_bytes) if settings.shard_bytes
+             else _MemoryStore(np.empty((len(chosen), *size, channels), np.uint8)))
+    try:
+        kept, conversions, broken, done = _convert(store, source, chosen, rows, size, channels, settings, on_progress)
+        if broken:
+            notes.append(f"skipped {len(broken):,} corrupt file(s): "
+                         + "; ".join(f"{f} ({r})" for f, r in broken[:NAMED_FILES]))
+        if min(len(kept[s]) for s in SPLITS) == 0:
+            raise VaekitUsageError(f"{source.description}: {done} readable image(s) left; need at least 3 (one per "
+                                   "split)")
+        return _save(store, out, source, settings, kept, size, channels, conversions, notes)
+    except Exception:
+        store.discard()  # nothing of a refused collect stays behind
+        raise
+
+
+def _convert(store, source: ImageSource, chosen: np.ndarray, rows: dict, size, channels: int, settings: ImageSettings,
+             on_progress) -> tuple[dict[str, list[int]], Counter, list[tuple[str, str]], int]:
+    """Decode the chosen items split by split into ``store``; returns the items kept per split, the
+    conversions made, the corrupt files and how many images were stored."""
     kept: dict[str, list[int]] = {}
     conversions: Counter = Counter()
     broken: list[tuple[str, str]] = []
@@ -375,6 +398,7 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
             for start in range(0, len(items), DECODE_CHUNK):
                 chunk = items[start:start + DECODE_CHUNK]
                 decoded = pool.map(lambda i: _decoded(source, i, size, channels, settings.resize), chunk)
+                good = []
                 for item, (image, outcome) in zip(chunk, decoded):
                     if image is None:  # a header that read but a body that does not
                         broken.append((source.paths[item] if source.paths else str(item), outcome))
@@ -382,31 +406,71 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
                             raise VaekitUsageError(f"corrupt image {broken[0][0]} ({broken[0][1]}); expected a "
                                                    "decodable image (--strict refuses any)")
                         continue
-                    images[done] = image
+                    good.append(image)
                     conversions.update(outcome)
                     kept[split].append(item)
                     done += 1
+                if good:
+                    store.add(split, np.stack(good))
                 if on_progress:
                     on_progress(done, len(chosen))
-    if broken:
-        notes.append(f"skipped {len(broken):,} corrupt file(s): " + "; ".join(f"{f} ({r})" for f, r in broken[:NAMED_FILES]))
-    if min(len(kept[s]) for s in SPLITS) == 0:
-        raise VaekitUsageError(f"{source.description}: {done} readable image(s) left; need at least 3 (one per split)")
-    return _save(out, source, settings, images, kept, size, channels, conversions, notes)
+    return kept, conversions, broken, done
 
 
-def _save(out, source, settings, images, kept, size, channels, conversions, notes) -> tuple[Path, dict]:
-    arrays, start = {}, 0
+class _MemoryStore:
+    """The decoded images of every split in one array, written as an .npz at the end."""
+
+    def __init__(self, images: np.ndarray):
+        self.images, self.done = images, 0
+
+    def add(self, split: str, images: np.ndarray) -> None:
+        self.images[self.done:self.done + len(images)] = images
+        self.done += len(images)
+
+    def discard(self) -> None:
+        pass
+
+    def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
+        start = 0
+        for split in SPLITS:
+            count = len(arrays[f"{split}_index"])
+            arrays[split], start = self.images[start:start + count], start + count
+        compress = _worth_compressing(self.images) if settings.compress == "auto" else settings.compress == "always"
+        metadata["compressed"] = compress
+        return save_corpus(out, arrays, metadata, compress=compress)
+
+
+class _ShardStore:
+    """The decoded images go to disk shard by shard (``vaekit.shards``): bounded memory."""
+
+    def __init__(self, out: Path, shard_bytes: int):
+        from vaekit.shards import ShardWriter, folder_for
+
+        self.writer = ShardWriter(folder_for(out), shard_bytes).open()
+
+    def add(self, split: str, images: np.ndarray) -> None:
+        self.writer.append(split, images)
+
+    def discard(self) -> None:
+        self.writer.discard()
+
+    def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
+        for name, array in arrays.items():
+            self.writer.append(name, array)
+        metadata["compressed"] = False
+        return self.writer.finish(metadata)
+
+
+def _save(store, out, source, settings, kept, size, channels, conversions, notes) -> tuple[Path, dict]:
+    arrays = {}
     names = sorted(set(source.labels)) if source.labels else []
     for split in SPLITS:
         items = np.array(kept[split], dtype=np.int64)
-        arrays[split] = images[start:start + len(items)]
         arrays[f"{split}_index"] = items
         if source.paths:
             arrays[f"{split}_path"] = np.array([source.paths[i] for i in items], dtype=str)
         if source.labels:
             arrays[f"{split}_label"] = np.array([names.index(source.labels[i]) for i in items], dtype=np.int32)
-        start += len(items)
     resized = sum(1 for i in (j for s in SPLITS for j in kept[s]) if source.sizes[i] != size)
     if resized:
         notes.append(f"resized {resized:,} image(s) to {size[1]}×{size[0]} (--resize {settings.resize})")
@@ -419,9 +483,7 @@ def _save(out, source, settings, images, kept, size, channels, conversions, note
         "label_names": names, "held_out_labels": list(settings.hold_out), "skipped_files": len(source.unreadable),
         "notes": notes,
     }
-    compress = _worth_compressing(images) if settings.compress == "auto" else settings.compress == "always"
-    metadata["compressed"] = compress
-    return save_corpus(out, arrays, metadata, compress=compress)
+    return store.save(out, arrays, metadata, settings)
 
 
 def _worth_compressing(images: np.ndarray) -> bool:
@@ -450,6 +512,8 @@ def collect_images_command(
     seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the subset and the 80/10/10 split.")] = 0,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable or corrupt files instead of skipping them.")] = False,
     compress: Annotated[str, typer.Option(help="auto (zlib when a sample shrinks below 70 %), always or never.")] = "auto",
+    shards: ShardsOption = False,
+    shard_mib: ShardMibOption = DEFAULT_SHARD_MIB,
 ):
     """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
 
@@ -462,7 +526,7 @@ def collect_images_command(
     if labels not in (None, "folders"):
         raise VaekitUsageError(f"--labels {labels}: expected folders")
     settings = ImageSettings(parse_size(size) if size else None, channels, resize, labels, tuple(hold_out or ()),
-                             count, seed, strict, compress)
+                             count, seed, strict, compress, shard_bytes(shards, shard_mib))
     started = time.perf_counter()
     with progress_task("reading image headers") as task:
         source = open_source(from_, labels)

@@ -85,6 +85,8 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
     """
     cfg, workers, state = config.train, ctx.workers, ctx.state
     started = time.perf_counter()
+    if hasattr(data, "check_unchanged"):  # a sharded corpus: refuse one rewritten under the run
+        data.check_unchanged()
     if position is None:
         order = torch.randperm(data.shape[0], generator=ctx.generator, device=ctx.generator.device).to(data.device)
         position = EpochPosition(epoch, order, batch_size=cfg.batch_size, world_size=workers.world_size)
