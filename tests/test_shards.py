@@ -95,7 +95,7 @@ def test_training_on_the_shards_equals_training_on_the_npz(tmp_path, image_array
     drop = {"seconds"}
     assert ([{k: v for k, v in r.items() if k not in drop} for r in records["sharded"]]
             == [{k: v for k, v in r.items() if k not in drop} for r in records["whole"]])
-    for command in ("eval", "sample", "report"):  # the run dir names the sharded corpus; the others read it
+    for command in ("eval", "sample", "report", "encode"):  # the run dir names the sharded corpus; these read it
         assert runner.invoke(app, [command, "sharded", "--runs-dir", str(runs)]).exit_code == 0, command
 
 
