@@ -84,8 +84,11 @@ def child(args: argparse.Namespace) -> None:
 
     def run(first: int, steps: int) -> None:
         for index in range(first, first + steps):
-            start = index * batch_size % (data.shape[0] - batch_size)
-            step(data[order[start:start + batch_size]], 1.0)  # the epoch's indexing: a batch of shuffled rows
+            start = index * batch_size % (data.shape[0] - 2 * batch_size)
+            batch = data[order[start:start + batch_size]]  # the epoch's indexing: a batch of shuffled rows
+            if hasattr(data, "prefetch"):  # and its read-ahead of the next batch
+                data.prefetch(order[start + batch_size:start + 2 * batch_size])
+            step(batch, 1.0)
 
     run(0, 3)  # warm-up
     started = time.perf_counter()

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from conftest import TINY_ATARI_COLLECT, collect
@@ -160,9 +161,13 @@ def test_a_refused_collect_leaves_no_folder_and_a_foreign_folder_is_left_alone(t
     assert result.exit_code == 2 and "--shard-mib 0.0: expected a positive size" in result.stderr
 
 
-def test_a_corpus_changed_under_a_running_training_is_refused_naming_the_shard(sharded):
+def test_batches_read_ahead_or_not_are_the_rows_and_a_corpus_changed_under_training_is_refused(sharded):
     split = to_device(load_corpus(sharded).arrays["train"], "cpu")
-    assert split[np.array([0, 239, 70])].shape == (3, 16, 16, 3)
+    whole = np.concatenate([np.load(sharded / f"train-{k:05d}.npy") for k in range(4)])
+    rows = torch.tensor([0, 239, 70, 71])  # across three shards, out of order
+    split.prefetch(rows)  # read ahead, as the epoch does for its next batch
+    assert torch.equal(split[rows], torch.from_numpy(whole[rows.numpy()]))
+    assert torch.equal(split[10:13], torch.from_numpy(whole[10:13]))
     split.check_unchanged()
     shard = sharded / "train-00003.npy"
     os.utime(shard, ns=(0, shard.stat().st_mtime_ns + 10**9))

@@ -106,6 +106,8 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
         state.global_step += 1
         start = (index - 1) * cfg.batch_size
         batch = data[mine[start : start + cfg.batch_size]]
+        if hasattr(data, "prefetch") and index < steps_per_epoch:  # a sharded corpus: read the next batch ahead
+            data.prefetch(mine[start + cfg.batch_size : start + 2 * cfg.batch_size])
         if config.data.augment:
             batch = domain.augment(batch, ctx.augment_generator)
         try:
