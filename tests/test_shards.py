@@ -173,3 +173,45 @@ def test_batches_read_ahead_or_not_are_the_rows_and_a_corpus_changed_under_train
     os.utime(shard, ns=(0, shard.stat().st_mtime_ns + 10**9))
     with pytest.raises(VaekitUsageError, match="train-00003.npy: the corpus changed while training read it"):
         split.check_unchanged()
+
+
+class ChannelFirstImages(torch.utils.data.Dataset):
+    """(image, label) items as torchvision gives them: float (C, H, W) tensors in [0, 1]."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.images[i]).permute(2, 0, 1).float() / 255, 0
+
+
+def test_a_large_dataset_given_to_train_streams_into_shards_and_trains_like_the_array(tmp_path, image_array,
+                                                                                    monkeypatch):
+    import vaekit
+    import vaekit.domains.images as images_module
+
+    images = np.load(image_array)
+    options = dict(epochs=1, threads=1, quiet=True, runs_dir=tmp_path / "runs",
+                   overrides={"model.options": {"channels": [8, 8], "decoder_channels": [8, 8], "hidden": 16}})
+    whole = vaekit.train("images", data=images, run_id="whole", **options)
+    monkeypatch.setattr(images_module, "STREAM_DATASETS_FROM", 0)  # every Dataset counts as large
+
+    def no_stacking(data):
+        raise AssertionError("a large Dataset was stacked in memory")
+
+    monkeypatch.setattr(images_module, "python_items", no_stacking)
+    streamed = vaekit.train("images", data=ChannelFirstImages(images), run_id="streamed", **options)
+    corpus = streamed.config.data.path
+    assert corpus.endswith(".shards") and index_of(tmp_path / "runs" / "corpora" / corpus.split("/")[-1])["complete"]
+    assert np.array_equal(np.asarray(load_corpus(corpus).arrays["train"]),
+                          load_corpus(whole.config.data.path).arrays["train"])
+    records = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in (run.path / "metrics.jsonl").read_text().splitlines()] for run in (whole, streamed)]
+    assert records[0] == records[1]
+    again = vaekit.train("images", data=ChannelFirstImages(images), run_id="again", **options)
+    assert again.config.data.path == corpus  # the same data, the same corpus
+    assert sorted(p.name for p in (tmp_path / "runs" / "corpora").iterdir() if p.suffix == ".shards") == [
+        corpus.split("/")[-1]]

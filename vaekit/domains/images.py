@@ -44,6 +44,8 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 COMPRESS_CHOICES = ("auto", "always", "never")
 COMPRESS_BELOW = 0.7  # --compress auto: deflate only where it saves 30 % or more
 DECODE_CHUNK = 512  # images decoded ahead of the copy into the corpus array: bounds the memory in flight
+STREAM_DATASETS_FROM = 2 * 2**30  # vaekit.train(data=Dataset): images beyond this many bytes stream into shards
+STREAM_SHARD_BYTES = 256 * 2**20
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
@@ -247,6 +249,35 @@ def array_source(array, description: str) -> ImageSource:
     n, height, width, channels = array.shape
     return ImageSource(description, "array", [(height, width)] * n, ["L" if channels == 1 else "RGB"] * n,
                        lambda i: as_uint8(array[i]))
+
+
+def _dataset_image(dataset, i: int) -> np.ndarray:
+    """Item ``i`` of a Dataset as (H, W, C): its first element for an (image, label) item, channel-first
+    (C, H, W) as torchvision gives them, or (H, W)."""
+    item = dataset[i]
+    item = item[0] if isinstance(item, (tuple, list)) else item
+    array = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+    return array[..., None] if array.ndim == 2 else np.moveaxis(array, 0, -1) if array.ndim == 3 else array
+
+
+def dataset_source(dataset, description: str) -> ImageSource:
+    """Items of a ``torch.utils.data.Dataset`` read one at a time when converted (never stacked), each
+    checked like an image array's items and of item 0's shape."""
+    if len(dataset) == 0:
+        raise VaekitUsageError("the dataset is empty; expected at least 3 items")
+    first = check_image_array(_dataset_image(dataset, 0)[None], f"{description}, item 0")[0]
+
+    def read(i: int) -> np.ndarray:
+        image = _dataset_image(dataset, i)
+        if image.shape != first.shape:
+            raise VaekitUsageError(f"{description}: item {i} has shape {image.shape}, item 0 has {first.shape}; "
+                                   "expected items of one shape")
+        image = check_image_array(image[None], f"{description}, item {i}")[0]
+        return image if image.dtype == np.uint8 else np.rint(image.astype(np.float32) * 255).astype(np.uint8)
+
+    height, width, channels = first.shape
+    return ImageSource(description, "dataset", [(height, width)] * len(dataset),
+                       ["L" if channels == 1 else "RGB"] * len(dataset), read)
 
 
 def open_source(source: str, labels: str | None) -> ImageSource:
@@ -492,6 +523,24 @@ def _worth_compressing(images: np.ndarray) -> bool:
     return len(zlib.compress(sample, 1)) < COMPRESS_BELOW * len(sample)
 
 
+def _streamed_corpus(domain: str, source: ImageSource, folder: Path) -> Path:
+    """Collect ``source`` item by item into a sharded corpus under ``folder`` named by its content
+    (``<domain>_<digest>.shards``; the same data, the same folder), holding one shard in memory."""
+    import shutil
+
+    from vaekit.shards import INDEX, content_digest
+
+    partial, _ = collect_images(source, folder / f".{domain}_partial_{os.getpid()}.npz",
+                                ImageSettings(shard_bytes=STREAM_SHARD_BYTES))
+    final = folder / f"{domain}_{content_digest(partial)}.shards"
+    if (final / INDEX).is_file():
+        shutil.rmtree(partial)  # collected before: the same corpus
+    else:
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete one of an earlier, killed call
+        os.replace(partial, final)
+    return final
+
+
 def structural_similarity(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """SSIM per image of (N, C, H, W) batches in [0, 1] (torchmetrics; the Gaussian window of Wang
     et al. 2004, σ = 1.5, 11 taps, channels averaged)."""
@@ -568,7 +617,14 @@ class ImagesDomain(Domain):
 
     def corpus_from_data(self, data, folder: Path) -> Path:
         """Images from Python: numpy arrays channel-last (N, H, W[, C]); tensors and Dataset items
-        channel-first (N, C, H, W) as torchvision gives them; uint8 or floats in [0, 1]."""
+        channel-first (N, C, H, W) as torchvision gives them; uint8 or floats in [0, 1]. A Dataset
+        whose images take more than ``STREAM_DATASETS_FROM`` bytes is streamed into a sharded corpus."""
+        if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__") and len(data):
+            source = dataset_source(data, f"Python dataset of {len(data):,} items")
+            height, width = source.sizes[0]
+            channels = 1 if source.modes[0] == "L" else 3
+            if len(source) * height * width * channels > STREAM_DATASETS_FROM:
+                return _streamed_corpus(self.name, source, folder)
         array, from_torch = python_items(data)
         if from_torch and array.ndim == 4:
             array = np.moveaxis(array, 1, -1)
