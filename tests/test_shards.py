@@ -155,7 +155,10 @@ def test_a_refused_collect_leaves_no_folder_and_a_foreign_folder_is_left_alone(t
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     result = collect("images", "--from", image_array, "--out", tmp_path / "mine", "--shards")
-    assert result.exit_code == 2 and "holds no index.json" in result.stderr
+    assert result.exit_code == 2 and "holds no index.json of a vaekit sharded corpus" in result.stderr
+    (tmp_path / "mine" / "index.json").write_text('{"name": "my web app"}')
+    result = collect("images", "--from", image_array, "--out", tmp_path / "mine", "--shards")
+    assert result.exit_code == 2 and (tmp_path / "mine" / "index.json").read_text() == '{"name": "my web app"}'
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     result = collect("images", "--from", image_array, "--out", tmp_path / "x.npz", "--shards", "--shard-mib", "0")
     assert result.exit_code == 2 and "--shard-mib 0.0: expected a positive size" in result.stderr

@@ -74,9 +74,9 @@ class ShardWriter:
         """Replace an earlier corpus at the folder (never a folder that is not one) and mark it incomplete."""
         if self.folder.exists() and not self.folder.is_dir():
             raise VaekitUsageError(f"{self.folder} is a file; a sharded corpus is a folder: pass another --out")
-        if self.folder.is_dir() and any(self.folder.iterdir()) and not (self.folder / INDEX).is_file():
-            raise VaekitUsageError(f"{self.folder} is a folder that holds no {INDEX}; it is not a sharded corpus, so "
-                                   "it is left alone: pass another --out")
+        if self.folder.is_dir() and any(self.folder.iterdir()) and not _ours(self.folder):
+            raise VaekitUsageError(f"{self.folder} is a folder that holds no {INDEX} of a vaekit sharded corpus; it "
+                                   "is left alone: pass another --out")
         if self.folder.is_dir():  # an earlier corpus (or a killed collect's part of one) is replaced
             shutil.rmtree(self.folder)
         self._write_index({}, complete=False)
@@ -144,6 +144,14 @@ class ShardWriter:
                  "complete": complete}  # last: a reader that sees it true sees a finished corpus
         remove_stale_temp_files(self.folder, INDEX)
         atomic_write_bytes(self.folder / INDEX, lambda handle: handle.write(json.dumps(index, indent=1).encode()))
+
+
+def _ours(folder: Path) -> bool:
+    """True when ``folder`` holds a vaekit sharded-corpus index (complete or not): safe to replace."""
+    try:
+        return json.loads((folder / INDEX).read_text()).get("format") == FORMAT
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def write_sharded(folder: Path, arrays: dict[str, np.ndarray], metadata: dict,
