@@ -2,7 +2,7 @@
 PYTHON ?= python3
 QUICK_DIR ?= quickstart
 
-.PHONY: install install-test quickstart test test-all benchmark
+.PHONY: install install-test quickstart test test-all benchmark gpu-check
 
 install:
 	PYTHON=$(PYTHON) bash scripts/install.sh
@@ -28,3 +28,7 @@ test-all: install-test
 benchmark: install
 	$(PYTHON) benchmarks/train_throughput.py
 	$(PYTHON) benchmarks/eval_throughput.py
+
+# The CUDA-marked tests and the training benchmark on the GPU; exits 1, saying so, without a CUDA device.
+gpu-check: install-test
+	PYTHON=$(PYTHON) bash scripts/gpu_check.sh

@@ -188,7 +188,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) -> dict[str, list[float]]:
+def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device,
+                       peak_seconds: float = 0.5) -> dict[str, list[float]]:
     """Time every entry once per round, rounds one after another, so that a change in the machine's
     load hits all settings alike; the order rotates each round so no entry always runs first.
 
@@ -198,7 +199,7 @@ def interleaved_rounds(entries: list[Entry], rounds: int, device: torch.device) 
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for r in range(rounds):
         for precision in peaks:
-            peaks[precision].append(compute_peak(DTYPES[precision], device))
+            peaks[precision].append(compute_peak(DTYPES[precision], device, peak_seconds))
         shift = r % len(entries)
         for entry in entries[shift:] + entries[:shift]:
             synchronize(device)
@@ -301,7 +302,25 @@ def parser_with_common_options(doc: str, settings: list[str], batch_sizes: list[
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", help="also write the rows (every round) to this JSON file")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: one tiny round of " + ", ".join(SMOKE["settings"]) + " on "
+                        + SMOKE["models"][0] + " (the test suite runs this)")
     return parser
+
+
+# --smoke: the same code path (twins, entries, rounds, peak, table) at sizes that take seconds.
+# torch.compile is left out: compiling takes longer than the whole smoke run should.
+SMOKE = dict(models=["conv2d"], settings=["plain", "fp32", "bf16+cl"], batch_sizes=[8], reference_batch=8,
+             rounds=1, samples=16)
+SMOKE_PEAK_SECONDS = 0.02
+
+
+def apply_smoke(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the --smoke sizes in place of the command line's, when --smoke is given."""
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    return args
 
 
 EntryMaker = Callable[[str, torch.Tensor, int, Setting], Entry]
@@ -311,6 +330,7 @@ def run_benchmark(args: argparse.Namespace, make_plain: EntryMaker, make_vaekit:
                   plain_work: Callable[[PlainConvVAE, torch.Tensor], object]) -> None:
     """Build every entry (model × batch size × setting; the plain loop also at the reference batch),
     count the FLOPs of ``plain_work`` on a batch once per model, time the rounds, print the table."""
+    args = apply_smoke(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch._dynamo.config.cache_size_limit = 256  # one compiled step per compiled entry, all in one process
@@ -333,5 +353,5 @@ def run_benchmark(args: argparse.Namespace, make_plain: EntryMaker, make_vaekit:
                 entries.append(entry)
     print(f"{len(entries)} entries built; timing {args.rounds} interleaved rounds of {args.samples} samples each",
           flush=True)
-    peaks = interleaved_rounds(entries, args.rounds, device)
+    peaks = interleaved_rounds(entries, args.rounds, device, SMOKE_PEAK_SECONDS if args.smoke else 0.5)
     report(entries, peaks, "samples/s", args.json)

@@ -2,6 +2,7 @@
 
     python benchmarks/collect_images.py                  # 4,000 PNGs of each kind, 3 rounds
     python benchmarks/collect_images.py --images 1000 --rounds 2
+    python benchmarks/collect_images.py --smoke          # seconds: 16 PNGs of each kind, one round
 
 Writes two folders of 64×64 RGB PNGs to a temporary directory: ``smooth`` (random 8×8 colour
 fields upsampled, the texture of photos and game frames: small files) and ``noise`` (independent
@@ -29,6 +30,8 @@ from PIL import Image
 
 from vaekit.domains.images import ImageSettings, collect_images, open_source
 
+SMOKE_FIGURE = r"noise\s+--compress never\s+[\d,]+ \([\d,]+–[\d,]+\)"  # what tests/test_benchmarks.py reads
+
 
 def write_folder(folder: Path, count: int, kind: str, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
@@ -46,7 +49,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="seconds: 16 PNGs of each kind, one round")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.rounds = 16, 1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         kinds = ("smooth", "noise")

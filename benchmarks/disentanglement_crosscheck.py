@@ -5,6 +5,7 @@ disent is not a vaekit dependency: run this with a scratch environment that has 
     python -m venv --system-site-packages /tmp/disent-venv
     /tmp/disent-venv/bin/pip install --no-deps disent==0.8.0 && /tmp/disent-venv/bin/pip install h5py
     PYTHONPATH=$PWD /tmp/disent-venv/bin/python benchmarks/disentanglement_crosscheck.py
+    PYTHONPATH=$PWD /tmp/disent-venv/bin/python benchmarks/disentanglement_crosscheck.py --smoke  # 300 codes
 
 disent's array-level functions (_compute_mig, _compute_dci, _compute_sap) are loaded by file with
 stubs for its dataset and model stack (torchvision, lightning), which they do not use. Both sides get
@@ -14,6 +15,7 @@ choice); vaekit's is shown with its default forest and with GBT.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib.util
 import os
@@ -25,6 +27,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from vaekit.disentanglement import check_inputs, dci, mig, sap, train_test_split  # noqa: E402
+
+SMOKE_FIGURE = r"faithful\s+MIG\s+[\d.]+\s+[\d.]+"  # what tests/test_benchmarks.py reads
+SMOKE_REQUIRES = ["disent"]  # not a vaekit dependency: the smoke test skips without it
 
 
 def load_disent():
@@ -48,10 +53,9 @@ def load_disent():
     return loaded
 
 
-def cases(seed: int = 0):
+def cases(seed: int = 0, n: int = 3000):
     sizes = (3, 6, 10, 8)  # small enough that disent's GBT DCI runs in a minute
     rng = np.random.default_rng(seed)
-    n = 3000
     factors = np.stack([rng.integers(0, s, n) for s in sizes], axis=1)
     faithful = np.concatenate([factors / np.array(sizes) + rng.normal(0, 0.02, factors.shape),
                                rng.normal(size=(n, 2))], axis=1)
@@ -63,8 +67,11 @@ def cases(seed: int = 0):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="seconds: 300 codes instead of 3,000")
+    args = parser.parse_args()
     theirs = load_disent()
-    factors, codes_by_case = cases()
+    factors, codes_by_case = cases(n=300 if args.smoke else 3000)
     print(f"{'codes':<14}{'metric':<18}{'vaekit':>9}{'vaekit gbt':>12}{'disent':>9}")
     for case, codes in codes_by_case.items():
         codes, labels = check_inputs(codes, factors)

@@ -5,6 +5,7 @@ noisy copy of the factors and five noise, so that the classifiers see both signa
 metric runs ``--rounds`` times interleaved with the others; the median is printed.
 
     python benchmarks/disentanglement_speed.py [--n 10000] [--rounds 3] [--gbt]
+    python benchmarks/disentanglement_speed.py --smoke     # seconds: 500 codes, one round
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 from vaekit.disentanglement import dci, mig, sap  # noqa: E402
 
 SIZES = (3, 6, 40, 32, 32)
+SMOKE_FIGURE = r"mig\s+median\s+[\d.]+ s over 1 round"  # what tests/test_benchmarks.py reads
 
 
 def dsprites_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +37,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gbt", action="store_true", help="also time DCI with disentanglement_lib's GBT (minutes)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 500 codes, one round")
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.rounds = 500, 1
     codes, factors = dsprites_like(args.n)
     metrics = {"mig": lambda: mig(codes, factors), "dci (forest)": lambda: dci(codes, factors),
                "sap": lambda: sap(codes, factors)}

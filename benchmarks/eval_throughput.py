@@ -2,6 +2,7 @@
 
     python benchmarks/eval_throughput.py                        # the full table
     python benchmarks/eval_throughput.py --models conv2d --settings plain fp32 bf16+cl --rounds 2 --samples 2048
+    python benchmarks/eval_throughput.py --smoke                # seconds: one tiny round (the test suite)
 
 Rows are model × evaluation batch size × setting. 'plain' is the reference: the same layers in plain
 PyTorch (bench_common.py) under torch.no_grad in fp32, computing the loss from a sampled z and the
@@ -25,6 +26,7 @@ from vaekit.evaluation import evaluate
 from vaekit.training.precision import resolve_precision
 
 DEFAULT_SETTINGS = ["plain", "fp32", "fp32+cl", "bf16", "bf16+cl"]
+SMOKE_FIGURE = r"conv2d\s+8\s+bf16\+cl\s+[\d,]+ \("  # what tests/test_benchmarks.py reads
 
 
 def plain_entry(name: str, data: torch.Tensor, batch_size: int, setting: Setting) -> Entry:

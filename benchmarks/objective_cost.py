@@ -26,6 +26,7 @@ from vaekit.training.loop import make_optimizer
 from vaekit.training.step import TrainStep
 
 SMOKE_OPTIONS = {"factorvae": {"disc_hidden": 8, "disc_layers": 1}}
+SMOKE_FIGURE = r"elbo\s+[\d.]+ ms/step\s+1\.00× elbo"  # what tests/test_benchmarks.py reads
 
 
 def make_step(name: str, batch_size: int, precision: str, smoke: bool) -> TrainStep:

@@ -2,6 +2,7 @@
 step adds (the loss terms and three votes: SIGTERM, SIGINT, checkpoint due), beside the step itself.
 
     python benchmarks/step_decisions.py [--model conv2d] [--batch-size 128] [--rounds 5] [--steps 20]
+    python benchmarks/step_decisions.py --smoke        # seconds: batch 8, one round of 2 steps
 
 Starts two CPU workers (gloo, one thread each), and in interleaved rounds times a full training step
 of the model at its defaults (DistributedDataParallel, which already all-reduces the gradients) and
@@ -23,6 +24,8 @@ from vaekit.config import LossConfig
 from vaekit.models import create_model
 from vaekit.training.distributed import join, leave, workers_from_environment
 from vaekit.training.step import TrainStep
+
+SMOKE_FIGURE = r"the agreement's all-reduce alone\s+[\d.]+ ms"  # what tests/test_benchmarks.py reads
 
 
 def _worker(rank: int, port: int, args: argparse.Namespace, out: dict) -> None:
@@ -59,7 +62,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="seconds: batch 8, one round of 2 steps")
     args = parser.parse_args()
+    if args.smoke:
+        args.batch_size, args.rounds, args.steps = 8, 1, 2
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

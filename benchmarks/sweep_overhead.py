@@ -9,6 +9,7 @@
    one trial C threads and --workers 2 gives each of two trials C // 2.
 
     PYTHONPATH=$PWD python benchmarks/sweep_overhead.py [--trials 6] [--rounds 1] [--epochs 2]
+    PYTHONPATH=$PWD python benchmarks/sweep_overhead.py --smoke   # seconds: 1 trial, 2-trial sweeps, 1 epoch
 
 Tiny ARC runs (300 grids, a small conv2d): the runs are short, so the overhead is a large share.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_OPTIONS = {"channels": [8, 8, 8], "hidden": 16, "decoder_channels": [8, 8]}
+SMOKE_FIGURE = r"speed-up [\d.]+x"  # what tests/test_benchmarks.py reads
 
 
 def tiny_sets(epochs: int) -> list[str]:
@@ -66,10 +68,10 @@ def overhead_per_trial(corpus: Path, trials: int, epochs: int) -> tuple[float, f
     return wall, setup, sum(inside), (wall - setup - sum(inside)) / trials
 
 
-def command_seconds(corpus: Path, workers: int, epochs: int) -> float:
+def command_seconds(corpus: Path, workers: int, epochs: int, latent_dims: list[int]) -> float:
     with tempfile.TemporaryDirectory() as folder:
-        space = Path(folder) / "four.yaml"
-        space.write_text("model.latent_dim: [2, 3, 4, 5]\n")
+        space = Path(folder) / "grid.yaml"
+        space.write_text(f"model.latent_dim: {latent_dims}\n")
         command = [sys.executable, "-m", "vaekit", "sweep", "run", "arc", "--space", str(space), "--data", str(corpus),
                    "--runs-dir", str(Path(folder) / "runs"), "--workers", str(workers)]
         for item in tiny_sets(epochs):
@@ -85,7 +87,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6, help="trials of the overhead sweep")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of --workers 1 and 2")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each trial")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 1 trial, 2-trial sweeps of 1 epoch")
     args = parser.parse_args()
+    latent_dims = [2, 3, 4, 5]
+    if args.smoke:
+        args.trials, args.rounds, args.epochs, latent_dims = 1, 1, 1, [2, 3]
 
     from vaekit.domains.arc import collect_arc
     from vaekit.sweeps.plan import available_cores
@@ -100,9 +106,9 @@ def main() -> None:
         times: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(args.rounds):
             for workers in (1, 2):
-                times[workers].append(command_seconds(corpus, workers, args.epochs))
+                times[workers].append(command_seconds(corpus, workers, args.epochs, latent_dims))
         one, two = statistics.median(times[1]), statistics.median(times[2])
-        print(f"4-trial sweep on {available_cores()} cores, {args.rounds} round(s), medians: --workers 1 {one:.1f} s, "
+        print(f"{len(latent_dims)}-trial sweep on {available_cores()} cores, {args.rounds} round(s), medians: --workers 1 {one:.1f} s, "
               f"--workers 2 {two:.1f} s; speed-up {one / two:.2f}x "
               f"(rounds: {[round(t, 1) for t in times[1]]} / {[round(t, 1) for t in times[2]]})")
 

@@ -5,6 +5,7 @@
                                                                 # the images domain's model at 64×64×3
     python benchmarks/train_throughput.py --models conv2d --batch-sizes 128 \\
         --settings plain fp32 bf16+cl --rounds 2 --samples 1024  # a quick look
+    python benchmarks/train_throughput.py --smoke                # seconds: one tiny round (the test suite)
 
 Rows are model × batch size × setting. A setting is 'plain' (the reference: the same layers written
 out in plain PyTorch in bench_common.py, fp32, eager, one-hot → forward → cross-entropy + KL →
@@ -30,11 +31,13 @@ from bench_common import (DOMAIN_OF_KIND, TWINS, Entry, Setting, memory_format, 
                           plain_twin, run_benchmark, vaekit_model)
 from vaekit.config import Config
 from vaekit.domains import get_domain
-from vaekit.training.loop import make_optimizer, train_one_epoch
+from vaekit.training.epoch import StepContext, train_one_epoch
+from vaekit.training.loop import make_optimizer
 from vaekit.training.precision import resolve_precision
 from vaekit.training.step import TrainStep, epoch_batch_sizes
 
 DEFAULT_SETTINGS = ["plain", "fp32", "fp32+cl", "bf16", "bf16+cl", "fp32+compile", "bf16+cl+compile"]
+SMOKE_FIGURE = r"conv2d\s+8\s+bf16\+cl\s+[\d,]+ \("  # what tests/test_benchmarks.py reads
 
 
 def plain_entry(name: str, data: torch.Tensor, batch_size: int, setting: Setting) -> Entry:
@@ -68,7 +71,8 @@ def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Settin
     model.train()
     optimizer = make_optimizer(model, config.train)
     step = TrainStep(model, optimizer, resolve_precision(setting.precision, device), device, config.loss)
-    generator = torch.Generator(device=device).manual_seed(0)
+    # the shuffling and augmentation generators of fit(), without the checkpoints, signals and step log
+    ctx = StepContext(torch.Generator(device=device).manual_seed(0), torch.Generator(device=device).manual_seed(1))
     extra = {}
     if setting.compile:
         examples = [data[:size] for size in epoch_batch_sizes(data.shape[0], batch_size)]
@@ -79,10 +83,10 @@ def vaekit_entry(name: str, data: torch.Tensor, batch_size: int, setting: Settin
               flush=True)
 
     def run() -> int:
-        train_one_epoch(step, data, domain, config, 1.0, generator, None, None)
+        train_one_epoch(step, data, domain, config, 1.0, ctx)
         return data.shape[0]
 
-    train_one_epoch(step, data[: batch_size * 2], domain, config, 1.0, generator, None, None)  # warm-up
+    train_one_epoch(step, data[: batch_size * 2], domain, config, 1.0, ctx)  # warm-up
     return Entry(name, batch_size, setting, run, extra=extra)
 
 

@@ -138,3 +138,20 @@ def reporting_to(reporter: ProgressReporter) -> Iterator[None]:
         yield
     finally:
         _REPORTER.reset(token)
+
+
+DEFAULT_SHARD_MIB = 256.0
+# The options every collect that can write a sharded corpus takes, after its own (one declaration).
+SHARD_OPTIONS = (
+    CollectOption("shards", bool, False, "Write a sharded corpus folder (--out's .npz becomes .shards): .npy "
+                  "shards and an index, memory-mapped by training, for corpora larger than memory."),
+    CollectOption("shard_mib", float, DEFAULT_SHARD_MIB, "With --shards: the size of one shard in MiB (the "
+                  "memory a collect holds per array)."),
+)
+
+
+def shard_bytes(shards: bool, shard_mib: float) -> int | None:
+    """The shard size of ``--shards --shard-mib``, or None for an .npz corpus."""
+    from vaekit.shards import shard_bytes_from_mib
+
+    return shard_bytes_from_mib(shard_mib) if shards else None

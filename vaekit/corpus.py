@@ -1,4 +1,5 @@
-"""Corpus files: one ``.npz`` per collected dataset, readable with ``allow_pickle=False``.
+"""Corpus files: one ``.npz`` per collected dataset, readable with ``allow_pickle=False``, or for
+corpora larger than memory a folder of ``.npy`` shards (``vaekit.shards``, written with ``--shards``).
 
 Every corpus holds the arrays ``train``, ``val`` and ``test`` (the samples of each split), any
 per-sample side arrays a domain adds (e.g. ``train_task``), and ``metadata``: a JSON string with the
@@ -34,8 +35,10 @@ class Corpus:
         return {name: self.arrays[name] for name in SPLITS}
 
 
-def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict, compress: bool = True) -> tuple[Path, dict]:
-    """Write a corpus atomically (temp file in the same folder, then rename).
+def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict, compress: bool = True,
+                shard_bytes: int | None = None) -> tuple[Path, dict]:
+    """Write a corpus atomically (temp file in the same folder, then rename); with ``shard_bytes``,
+    a sharded corpus folder instead (``vaekit.shards.folder_for(path)``, shards of that size).
 
     Temp files of the same corpus that a killed collect left behind are deleted first. The split
     sizes (``counts``) and the vaekit version are added to ``metadata``; returns the path and the
@@ -47,6 +50,10 @@ def save_corpus(path: Path, arrays: dict[str, np.ndarray], metadata: dict, compr
     missing = [s for s in SPLITS if s not in arrays]
     if missing:
         raise ValueError(f"corpus is missing splits {missing}")
+    if shard_bytes is not None:
+        from vaekit.shards import folder_for, write_sharded
+
+        return write_sharded(folder_for(path), arrays, metadata, shard_bytes)
     path = Path(path)
     metadata = {**metadata, "counts": {s: int(arrays[s].shape[0]) for s in SPLITS}, "vaekit_version": __version__}
     payload = dict(arrays, metadata=np.array(json.dumps(metadata)))
@@ -60,10 +67,16 @@ def load_corpus(path: str | Path, collect_hint: str | None = None) -> Corpus:
     """Load a corpus written by ``vaekit collect``.
 
     Args:
-        path: the ``.npz`` file.
+        path: the ``.npz`` file, or a sharded corpus folder (its arrays are then memory-mapped
+            ``vaekit.shards.ShardedArray``s).
         collect_hint: the command that makes this corpus, named in the error when it is missing.
     """
+    from vaekit.shards import is_sharded, open_sharded
+
     path = Path(path)
+    if is_sharded(path):
+        arrays, metadata = open_sharded(path, collect_hint)
+        return Corpus(path=path, arrays=arrays, metadata=metadata)
     if not path.is_file():
         hint = f"; make it with `{collect_hint}`" if collect_hint else ""
         raise VaekitUsageError(f"corpus not found: {path}{hint}")

@@ -56,13 +56,14 @@ class DataFormat:
             return problem
         if array.shape[0] == 0:
             return "is empty"
+        parts = list(array.chunks()) if hasattr(array, "chunks") else [array]  # a sharded array: shard by shard
         if self.finite and array.dtype.kind == "f":
-            bad = ~np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
+            bad = np.concatenate([~np.isfinite(np.asarray(p).reshape(p.shape[0], -1)).all(axis=1) for p in parts])
             if bad.any():
                 return (f"has NaN or infinite values (in {int(bad.sum()):,} of {len(bad):,} items; "
                         f"the first is item {int(bad.argmax())})")
         if self.value_range is not None and not self._dtype_within_range(array.dtype):
-            low, high = array.min(), array.max()
+            low, high = min(p.min() for p in parts), max(p.max() for p in parts)
             if low < self.value_range[0] or high > self.value_range[1]:
                 return f"has values from {low} to {high}"
         return None

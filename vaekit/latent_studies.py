@@ -21,6 +21,7 @@ from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.errors import VaekitUsageError
 from vaekit.trained_runs import LoadedRun
 from vaekit.files import atomic_write_bytes
+from vaekit.training.device import to_device
 
 ProgressCallback = Callable[[int, int], None]
 ALL_SPLITS = "all"
@@ -52,7 +53,8 @@ def _encode_checked(loaded: LoadedRun, items: np.ndarray, source: Path, batch_si
                     on_progress: ProgressCallback | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode, turning a shape mismatch between corpus and model into a usage error."""
     try:
-        return latent.encode(loaded.model, torch.as_tensor(items), batch_size, on_progress)
+        # a sharded corpus's split is read batch by batch (to_device gives a ShardedSplit)
+        return latent.encode(loaded.model, to_device(items, torch.device("cpu")), batch_size, on_progress)
     except RuntimeError as error:
         raise VaekitUsageError(
             f"{source}: items of shape {tuple(items.shape[1:])} do not fit run '{loaded.run.run_id}' "

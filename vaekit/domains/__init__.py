@@ -274,9 +274,9 @@ class PictureItems:
 
 def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
     """The items of one split of corpus ``arrays`` and their side arrays, for ``save_pictures``."""
-    prefix = f"{split}_"
-    side = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
-    return PictureItems(split, arrays[split], side, arrays)
+    prefix = f"{split}_"  # np.asarray: a sharded corpus's split is read here whole (val or test: a tenth)
+    side = {key[len(prefix):]: np.asarray(value) for key, value in arrays.items() if key.startswith(prefix)}
+    return PictureItems(split, np.asarray(arrays[split]), side, arrays)
 
 
 def check_domain_class(name: str, cls: type) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.collecting import REQUIRED, Collected, CollectOption
+from vaekit.collecting import REQUIRED, SHARD_OPTIONS, Collected, CollectOption, shard_bytes
 from vaekit.corpus import (
     SPLITS,
     Corpus,
@@ -108,7 +108,7 @@ def check_vectors(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
-                   feature_names: list[str] | None = None) -> tuple[Path, dict]:
+                   feature_names: list[str] | None = None, shard_bytes: int | None = None) -> tuple[Path, dict]:
     """Split ``values`` (N, D) 80/10/10 and store them with the training split's mean and std."""
     values = check_vectors(values, source)
     rows = seeded_split(len(values), seed)
@@ -126,17 +126,18 @@ def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
              f"{', '.join(names[j] for j in constant[:5])}"] if len(constant) else []
     metadata = {"domain": "arrays", "source": source, "seed": seed, "features": int(values.shape[1]),
                 "feature_names": names, "notes": notes}
-    return save_corpus(out, arrays, metadata)
+    return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 
 
 ARRAYS_COLLECT_OPTIONS = (
     CollectOption("from_", Path, REQUIRED, "An .npy or .npz array (N, D), or a .csv of numbers (a header row is optional)."),
     CollectOption("out", Path, Path("data/arrays.npz"), "Output .npz file."),
     CollectOption("seed", int, 0, "Seed of the 80/10/10 split.", minimum=0),
+    *SHARD_OPTIONS,
 )
 
 
-def collect_arrays_command(from_, out, seed):
+def collect_arrays_command(from_, out, seed, shards, shard_mib):
     """Store vectors (N, D) as an arrays corpus: split 80/10/10, with each feature's mean and std.
 
     Models train on standardised features; samples are written back in the data's own units.
@@ -144,7 +145,7 @@ def collect_arrays_command(from_, out, seed):
     Example: vaekit collect arrays --from measurements.csv --out data/measurements.npz
     """
     values, names = read_vectors(from_)
-    path, metadata = collect_arrays(values, out, str(from_), seed, names)
+    path, metadata = collect_arrays(values, out, str(from_), seed, names, shard_bytes(shards, shard_mib))
     return Collected(path, metadata, {"features": metadata["features"]}, metadata["notes"])
 
 

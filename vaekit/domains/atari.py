@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.collecting import Collected, CollectOption, progress_task
+from vaekit.collecting import SHARD_OPTIONS, Collected, CollectOption, progress_task, shard_bytes
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
@@ -36,7 +36,8 @@ def split_episodes(num_episodes: int, seed: int) -> dict[str, np.ndarray]:
             "test": np.sort(order[n_train + n_val:])}
 
 
-def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[Path, dict]:
+def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_bytes: int | None = None
+                  ) -> tuple[Path, dict]:
     import ale_py
 
     data = collect_episodes(settings, on_step)
@@ -59,7 +60,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
         "mean_episode_length": float(lengths.mean()),
         "mean_return": float(data["returns"].mean()),
     }
-    return save_corpus(out, arrays, metadata)
+    return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 
 
 ATARI_COLLECT_OPTIONS = (
@@ -73,10 +74,11 @@ ATARI_COLLECT_OPTIONS = (
     CollectOption("num_envs", int, 4, "Environments stepped together (C++ threads).", minimum=1),
     CollectOption("seed", int, 0, "Seed of the environments, the policy and the split.", minimum=0),
     CollectOption("out", Path, None, "Output .npz (default data/atari_<game>.npz)."),
+    *SHARD_OPTIONS,
 )
 
 
-def collect_atari_command(env, episodes, policy, frame_size, grayscale, frameskip, max_steps_per_episode, num_envs, seed, out):
+def collect_atari_command(env, episodes, policy, frame_size, grayscale, frameskip, max_steps_per_episode, num_envs, seed, out, shards, shard_mib):
     """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
 
     Splits are by episode (80/10/10), so no frames of one episode are in two splits. Deterministic
@@ -97,7 +99,8 @@ def collect_atari_command(env, episodes, policy, frame_size, grayscale, frameski
     started = time.perf_counter()
     with progress_task(f"playing {game}", total=episodes) as task:
         path, metadata = collect_atari(settings, out,
-                                       lambda frames, done: task.update(completed=done, detail=f"{frames:,} frames"))
+                                       lambda frames, done: task.update(completed=done, detail=f"{frames:,} frames"),
+                                       shard_bytes(shards, shard_mib))
     seconds = time.perf_counter() - started
     return Collected(path, metadata, {
         "env": metadata["env_id"], "episodes": metadata["episodes"], "frames": f"{metadata['frames']:,}",

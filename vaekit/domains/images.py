@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.collecting import REQUIRED, Collected, CollectOption, progress_task
+from vaekit.collecting import REQUIRED, SHARD_OPTIONS, Collected, CollectOption, progress_task, shard_bytes
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
@@ -40,6 +40,8 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 COMPRESS_CHOICES = ("auto", "always", "never")
 COMPRESS_BELOW = 0.7  # --compress auto: deflate only where it saves 30 % or more
 DECODE_CHUNK = 512  # images decoded ahead of the copy into the corpus array: bounds the memory in flight
+STREAM_DATASETS_FROM = 2 * 2**30  # vaekit.train(data=Dataset): images beyond this many bytes stream into shards
+STREAM_SHARD_BYTES = 256 * 2**20
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
@@ -63,6 +65,8 @@ class ImageSettings:
             (flat or dark images: much smaller, and fast to compress), else stores it as it is (on
             photo-like or noisy images zlib saves little and takes longer than decoding them);
             ``always`` or ``never``.
+        shard_bytes: write a sharded corpus (``vaekit.shards``) of shards this size instead of an
+            .npz, holding one shard in memory instead of every image; None: the .npz.
     """
 
     size: tuple[int, int] | None = None
@@ -74,6 +78,7 @@ class ImageSettings:
     seed: int = 0
     strict: bool = False
     compress: str = "auto"
+    shard_bytes: int | None = None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -242,6 +247,35 @@ def array_source(array, description: str) -> ImageSource:
                        lambda i: as_uint8(array[i]))
 
 
+def _dataset_image(dataset, i: int) -> np.ndarray:
+    """Item ``i`` of a Dataset as (H, W, C): its first element for an (image, label) item, channel-first
+    (C, H, W) as torchvision gives them, or (H, W)."""
+    item = dataset[i]
+    item = item[0] if isinstance(item, (tuple, list)) else item
+    array = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+    return array[..., None] if array.ndim == 2 else np.moveaxis(array, 0, -1) if array.ndim == 3 else array
+
+
+def dataset_source(dataset, description: str) -> ImageSource:
+    """Items of a ``torch.utils.data.Dataset`` read one at a time when converted (never stacked), each
+    checked like an image array's items and of item 0's shape."""
+    if len(dataset) == 0:
+        raise VaekitUsageError("the dataset is empty; expected at least 3 items")
+    first = check_image_array(_dataset_image(dataset, 0)[None], f"{description}, item 0")[0]
+
+    def read(i: int) -> np.ndarray:
+        image = _dataset_image(dataset, i)
+        if image.shape != first.shape:
+            raise VaekitUsageError(f"{description}: item {i} has shape {image.shape}, item 0 has {first.shape}; "
+                                   "expected items of one shape")
+        image = check_image_array(image[None], f"{description}, item {i}")[0]
+        return image if image.dtype == np.uint8 else np.rint(image.astype(np.float32) * 255).astype(np.uint8)
+
+    height, width, channels = first.shape
+    return ImageSource(description, "dataset", [(height, width)] * len(dataset),
+                       ["L" if channels == 1 else "RGB"] * len(dataset), read)
+
+
 def open_source(source: str, labels: str | None) -> ImageSource:
     path = Path(source)
     if path.suffix in (".npy", ".npz") and path.is_file():
@@ -360,7 +394,26 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
     labels = [source.labels[i] for i in chosen] if source.labels else None
     held = np.array([label in settings.hold_out for label in labels], bool) if labels else None
     rows = seeded_split(len(chosen), settings.seed, held)
-    images = np.empty((len(chosen), *size, channels), np.uint8)
+    store = (_ShardStore(out, settings.shard_bytes) if settings.shard_bytes
+             else _MemoryStore(np.empty((len(chosen), *size, channels), np.uint8)))
+    try:
+        kept, conversions, broken, done = _convert(store, source, chosen, rows, size, channels, settings, on_progress)
+        if broken:
+            notes.append(f"skipped {len(broken):,} corrupt file(s): "
+                         + "; ".join(f"{f} ({r})" for f, r in broken[:NAMED_FILES]))
+        if min(len(kept[s]) for s in SPLITS) == 0:
+            raise VaekitUsageError(f"{source.description}: {done} readable image(s) left; need at least 3 (one per "
+                                   "split)")
+        return _save(store, out, source, settings, kept, size, channels, conversions, notes)
+    except Exception:
+        store.discard()  # nothing of a refused collect stays behind
+        raise
+
+
+def _convert(store, source: ImageSource, chosen: np.ndarray, rows: dict, size, channels: int, settings: ImageSettings,
+             on_progress) -> tuple[dict[str, list[int]], Counter, list[tuple[str, str]], int]:
+    """Decode the chosen items split by split into ``store``; returns the items kept per split, the
+    conversions made, the corrupt files and how many images were stored."""
     kept: dict[str, list[int]] = {}
     conversions: Counter = Counter()
     broken: list[tuple[str, str]] = []
@@ -372,6 +425,7 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
             for start in range(0, len(items), DECODE_CHUNK):
                 chunk = items[start:start + DECODE_CHUNK]
                 decoded = pool.map(lambda i: _decoded(source, i, size, channels, settings.resize), chunk)
+                good = []
                 for item, (image, outcome) in zip(chunk, decoded):
                     if image is None:  # a header that read but a body that does not
                         broken.append((source.paths[item] if source.paths else str(item), outcome))
@@ -379,31 +433,71 @@ def collect_images(source: ImageSource, out: Path, settings: ImageSettings,
                             raise VaekitUsageError(f"corrupt image {broken[0][0]} ({broken[0][1]}); expected a "
                                                    "decodable image (--strict refuses any)")
                         continue
-                    images[done] = image
+                    good.append(image)
                     conversions.update(outcome)
                     kept[split].append(item)
                     done += 1
+                if good:
+                    store.add(split, np.stack(good))
                 if on_progress:
                     on_progress(done, len(chosen))
-    if broken:
-        notes.append(f"skipped {len(broken):,} corrupt file(s): " + "; ".join(f"{f} ({r})" for f, r in broken[:NAMED_FILES]))
-    if min(len(kept[s]) for s in SPLITS) == 0:
-        raise VaekitUsageError(f"{source.description}: {done} readable image(s) left; need at least 3 (one per split)")
-    return _save(out, source, settings, images, kept, size, channels, conversions, notes)
+    return kept, conversions, broken, done
 
 
-def _save(out, source, settings, images, kept, size, channels, conversions, notes) -> tuple[Path, dict]:
-    arrays, start = {}, 0
+class _MemoryStore:
+    """The decoded images of every split in one array, written as an .npz at the end."""
+
+    def __init__(self, images: np.ndarray):
+        self.images, self.done = images, 0
+
+    def add(self, split: str, images: np.ndarray) -> None:
+        self.images[self.done:self.done + len(images)] = images
+        self.done += len(images)
+
+    def discard(self) -> None:
+        pass
+
+    def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
+        start = 0
+        for split in SPLITS:
+            count = len(arrays[f"{split}_index"])
+            arrays[split], start = self.images[start:start + count], start + count
+        compress = _worth_compressing(self.images) if settings.compress == "auto" else settings.compress == "always"
+        metadata["compressed"] = compress
+        return save_corpus(out, arrays, metadata, compress=compress)
+
+
+class _ShardStore:
+    """The decoded images go to disk shard by shard (``vaekit.shards``): bounded memory."""
+
+    def __init__(self, out: Path, shard_bytes: int):
+        from vaekit.shards import ShardWriter, folder_for
+
+        self.writer = ShardWriter(folder_for(out), shard_bytes).open()
+
+    def add(self, split: str, images: np.ndarray) -> None:
+        self.writer.append(split, images)
+
+    def discard(self) -> None:
+        self.writer.discard()
+
+    def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
+        for name, array in arrays.items():
+            self.writer.append(name, array)
+        metadata["compressed"] = False
+        return self.writer.finish(metadata)
+
+
+def _save(store, out, source, settings, kept, size, channels, conversions, notes) -> tuple[Path, dict]:
+    arrays = {}
     names = sorted(set(source.labels)) if source.labels else []
     for split in SPLITS:
         items = np.array(kept[split], dtype=np.int64)
-        arrays[split] = images[start:start + len(items)]
         arrays[f"{split}_index"] = items
         if source.paths:
             arrays[f"{split}_path"] = np.array([source.paths[i] for i in items], dtype=str)
         if source.labels:
             arrays[f"{split}_label"] = np.array([names.index(source.labels[i]) for i in items], dtype=np.int32)
-        start += len(items)
     resized = sum(1 for i in (j for s in SPLITS for j in kept[s]) if source.sizes[i] != size)
     if resized:
         notes.append(f"resized {resized:,} image(s) to {size[1]}×{size[0]} (--resize {settings.resize})")
@@ -416,15 +510,31 @@ def _save(out, source, settings, images, kept, size, channels, conversions, note
         "label_names": names, "held_out_labels": list(settings.hold_out), "skipped_files": len(source.unreadable),
         "notes": notes,
     }
-    compress = _worth_compressing(images) if settings.compress == "auto" else settings.compress == "always"
-    metadata["compressed"] = compress
-    return save_corpus(out, arrays, metadata, compress=compress)
+    return store.save(out, arrays, metadata, settings)
 
 
 def _worth_compressing(images: np.ndarray) -> bool:
     """True when up to 256 images spread over the corpus deflate below ``COMPRESS_BELOW`` of their size."""
     sample = np.ascontiguousarray(images[:: max(1, len(images) // 256)][:256]).tobytes()
     return len(zlib.compress(sample, 1)) < COMPRESS_BELOW * len(sample)
+
+
+def _streamed_corpus(domain: str, source: ImageSource, folder: Path) -> Path:
+    """Collect ``source`` item by item into a sharded corpus under ``folder`` named by its content
+    (``<domain>_<digest>.shards``; the same data, the same folder), holding one shard in memory."""
+    import shutil
+
+    from vaekit.shards import INDEX, content_digest
+
+    partial, _ = collect_images(source, folder / f".{domain}_partial_{os.getpid()}.npz",
+                                ImageSettings(shard_bytes=STREAM_SHARD_BYTES))
+    final = folder / f"{domain}_{content_digest(partial)}.shards"
+    if (final / INDEX).is_file():
+        shutil.rmtree(partial)  # collected before: the same corpus
+    else:
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete one of an earlier, killed call
+        os.replace(partial, final)
+    return final
 
 
 def structural_similarity(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -447,10 +557,11 @@ IMAGES_COLLECT_OPTIONS = (
     CollectOption("seed", int, 0, "Seed of the subset and the 80/10/10 split.", minimum=0),
     CollectOption("strict", bool, False, "Refuse unreadable or corrupt files instead of skipping them."),
     CollectOption("compress", str, "auto", "auto (zlib when a sample shrinks below 70 %), always or never."),
+    *SHARD_OPTIONS,
 )
 
 
-def collect_images_command(from_, out, size, channels, resize, labels, hold_out, count, seed, strict, compress):
+def collect_images_command(from_, out, size, channels, resize, labels, hold_out, count, seed, strict, compress, shards, shard_mib):
     """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
 
     PNG, JPEG, BMP, GIF and WebP are read through Pillow; RGBA, palette and 16-bit images are
@@ -462,7 +573,7 @@ def collect_images_command(from_, out, size, channels, resize, labels, hold_out,
     if labels not in (None, "folders"):
         raise VaekitUsageError(f"--labels {labels}: expected folders")
     settings = ImageSettings(parse_size(size) if size else None, channels, resize, labels, tuple(hold_out or ()),
-                             count, seed, strict, compress)
+                             count, seed, strict, compress, shard_bytes(shards, shard_mib))
     started = time.perf_counter()
     with progress_task("reading image headers") as task:
         source = open_source(from_, labels)
@@ -504,7 +615,14 @@ class ImagesDomain(Domain):
 
     def corpus_from_data(self, data, folder: Path) -> Path:
         """Images from Python: numpy arrays channel-last (N, H, W[, C]); tensors and Dataset items
-        channel-first (N, C, H, W) as torchvision gives them; uint8 or floats in [0, 1]."""
+        channel-first (N, C, H, W) as torchvision gives them; uint8 or floats in [0, 1]. A Dataset
+        whose images take more than ``STREAM_DATASETS_FROM`` bytes is streamed into a sharded corpus."""
+        if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__") and len(data):
+            source = dataset_source(data, f"Python dataset of {len(data):,} items")
+            height, width = source.sizes[0]
+            channels = 1 if source.modes[0] == "L" else 3
+            if len(source) * height * width * channels > STREAM_DATASETS_FROM:
+                return _streamed_corpus(self.name, source, folder)
         array, from_torch = python_items(data)
         if from_torch and array.ndim == 4:
             array = np.moveaxis(array, 1, -1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.collecting import Collected, CollectOption
+from vaekit.collecting import SHARD_OPTIONS, Collected, CollectOption, shard_bytes
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
@@ -106,13 +106,17 @@ def split_indices(count: int, seed: int) -> dict[str, np.ndarray]:
     return {"train": chosen[:n_train], "val": chosen[n_train:n_train + n_val], "test": chosen[n_train + n_val:]}
 
 
-def collect_sprites(out: Path, count: int = NUM_IMAGES, seed: int = 0) -> tuple[Path, dict]:
-    """Draw ``count`` sprites (all combinations, or a seeded sample) and save them with their factors."""
+def collect_sprites(out: Path, count: int = NUM_IMAGES, seed: int = 0,
+                    shard_bytes: int | None = None) -> tuple[Path, dict]:
+    """Draw ``count`` sprites (all combinations, or a seeded sample) and save them with their factors;
+    with ``shard_bytes`` as a sharded corpus, drawn one shard at a time (bounded memory)."""
     shapes = templates()
     arrays: dict[str, np.ndarray] = {}
-    for split, index in split_indices(count, seed).items():
+    splits = split_indices(count, seed)
+    for split, index in splits.items():
         factors = factor_grid(index)
-        arrays[split] = draw(factors, shapes)
+        if shard_bytes is None:
+            arrays[split] = draw(factors, shapes)
         arrays[f"{split}_index"] = index.astype(np.int32)
         arrays[f"{split}_factors"] = factors
         arrays[f"{split}_factor_values"] = factor_values(factors)
@@ -123,17 +127,30 @@ def collect_sprites(out: Path, count: int = NUM_IMAGES, seed: int = 0) -> tuple[
         "factors": dict(zip(FACTOR_NAMES, FACTOR_SIZES)),
         "images": count,
     }
-    return save_corpus(out, arrays, metadata)
+    if shard_bytes is None:
+        return save_corpus(out, arrays, metadata)
+    from vaekit.shards import ShardWriter, folder_for
+
+    per_shard = max(1, shard_bytes // (IMAGE_SIZE * IMAGE_SIZE))
+    with ShardWriter(folder_for(out), shard_bytes) as writer:
+        for split in splits:
+            factors = arrays[f"{split}_factors"]
+            for start in range(0, len(factors), per_shard):
+                writer.append(split, draw(factors[start:start + per_shard], shapes))
+        for name, array in arrays.items():
+            writer.append(name, array)
+        return writer.finish(metadata)
 
 
 SPRITES_COLLECT_OPTIONS = (
     CollectOption("count", int, NUM_IMAGES, f"Images: all {NUM_IMAGES:,} combinations or a seeded sample.", minimum=1),
     CollectOption("seed", int, 0, "Seed of the sample and of the 80/10/10 split.", minimum=0),
     CollectOption("out", Path, Path("data/sprites.npz"), "Output .npz file."),
+    *SHARD_OPTIONS,
 )
 
 
-def collect_sprites_command(count, seed, out):
+def collect_sprites_command(count, seed, out, shards, shard_mib):
     """Draw 64×64 binary sprites (square, ellipse, heart) over dSprites' factor grid, with their factors.
 
     Shape 3 × scale 6 × orientation 40 × x 32 × y 32 = 737,280 combinations, all of them or a seeded
@@ -142,7 +159,7 @@ def collect_sprites_command(count, seed, out):
 
     Example: vaekit collect sprites --count 20000 --seed 0 --out data/sprites_20k.npz
     """
-    path, metadata = collect_sprites(out, count, seed)
+    path, metadata = collect_sprites(out, count, seed, shard_bytes(shards, shard_mib))
     return Collected(path, metadata, {"factors": ", ".join(f"{k} {v}" for k, v in metadata["factors"].items())})
 
 

@@ -47,7 +47,14 @@ def caller_settings(threads: int = 0):
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """An array as a tensor on ``device``; to a GPU through pinned memory with a non-blocking copy
-    (the host waits only when the tensor is first used), elsewhere a plain conversion."""
+    (the host waits only when the tensor is first used), elsewhere a plain conversion. An array of a
+    sharded corpus stays on disk: a ``ShardedSplit`` reads each batch's rows when indexed."""
+    from vaekit.shards import ShardedArray
+
+    if isinstance(array, ShardedArray):
+        from vaekit.training.sharded_split import ShardedSplit
+
+        return ShardedSplit(array, device)
     tensor = torch.as_tensor(array)
     if device.type != "cuda":
         return tensor.to(device)

@@ -56,6 +56,10 @@ class Workers:
         usable = order.shape[0] // self.world_size * self.world_size
         return order[self.rank : usable : self.world_size]
 
+    def share_size(self, n: int) -> int:
+        """How many of ``n`` items ``shard`` gives this worker (without indexing anything)."""
+        return n if not self.distributed else n // self.world_size
+
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise mean of a tensor over the workers."""
         if not self.distributed:

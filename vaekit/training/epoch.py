@@ -87,6 +87,8 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
     """
     cfg, workers, state = config.train, ctx.workers, ctx.state
     started = time.perf_counter()
+    if hasattr(data, "check_unchanged"):  # a sharded corpus: refuse one rewritten under the run
+        data.check_unchanged()
     if position is None:
         order = torch.randperm(data.shape[0], generator=ctx.generator, device=ctx.generator.device).to(data.device)
         position = EpochPosition(epoch, order, batch_size=cfg.batch_size, world_size=workers.world_size)
@@ -105,6 +107,8 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
         state.global_step += 1
         start = (index - 1) * cfg.batch_size
         batch = data[mine[start : start + cfg.batch_size]]
+        if hasattr(data, "prefetch") and index < steps_per_epoch:  # a sharded corpus: read the next batch ahead
+            data.prefetch(mine[start + cfg.batch_size : start + 2 * cfg.batch_size])
         if config.data.augment:
             batch = domain.augment(batch, ctx.augment_generator)
         try:

@@ -100,7 +100,7 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device, *, re
     augment_generator = torch.Generator(device=device).manual_seed(workers.augment_seed(config.seed))
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, model)
-    objective = build_objective(config, model.latent_dim, train_data.shape[0], workers.shard(train_data).shape[0])
+    objective = build_objective(config, model.latent_dim, train_data.shape[0], workers.share_size(train_data.shape[0]))
     step = TrainStep(model, optimizer, cfg.precision, device, config.loss, cfg.grad_clip, workers, objective)
     state, position, notes = TrainState(), None, []
     if resume:
@@ -116,8 +116,8 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device, *, re
         restore_rng(saved["rng"], generator, augment_generator, config, state.epoch, workers)
         notes = apply_changes(saved, config, optimizer, scheduler, workers.world_size)
         if not state.global_step:  # a last.pt from before vaekit counted steps: number them as it did then
-            state.global_step = state.epoch * math.ceil(workers.shard(train_data).shape[0] / (state.batch_size
-                                                                                             or cfg.batch_size))
+            state.global_step = state.epoch * math.ceil(workers.share_size(train_data.shape[0])
+                                                        / (state.batch_size or cfg.batch_size))
     state.batch_size = cfg.batch_size
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
                         resume, rng_state=lambda: rng_state(generator, augment_generator, workers),
@@ -154,7 +154,7 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
             beta = beta_at(epoch, config.beta)
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
-            events.epoch_start(epoch, workers.shard(train_data).shape[0])
+            events.epoch_start(epoch, workers.share_size(train_data.shape[0]))
             try:
                 train_stats = train_one_epoch(step, train_data, domain, config, beta, ctx, epoch, position)
             except NonFiniteError as error:
