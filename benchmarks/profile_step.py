@@ -3,6 +3,7 @@ machine's bf16 convolution peak, the top operators (torch.profiler), and which o
 
     python benchmarks/profile_step.py                           # sprites' conv2d_frames, batch 64
     python benchmarks/profile_step.py --domain atari --batch-size 128 --steps 30
+    python benchmarks/profile_step.py --domain arc --model conv2d_wide --batch-size 128
     python benchmarks/profile_step.py --smoke                   # seconds: batch 4, 2 steps
 
 Builds the domain's default model (its config's model name and options, at the domain's item
@@ -37,19 +38,25 @@ from vaekit.training.loop import make_optimizer
 from vaekit.training.step import TrainStep
 
 SMOKE_FIGURE = r"bf16 step: [\d.]+ ms, [\d,.]+ GFLOP/s = [\d.]+ % of the bf16 convolution peak"
-ITEM_SHAPES = {"sprites": (64, 64, 1), "atari": (64, 64, 3), "images": (64, 64, 3)}
+ITEM_SHAPES = {"arc": (16, 16), "sprites": (64, 64, 1), "atari": (64, 64, 3), "images": (64, 64, 3)}
 
 
-def build_step(domain: str, batch_size: int) -> tuple[TrainStep, torch.Tensor]:
+def build_step(domain: str, batch_size: int, model_name: str | None = None) -> tuple[TrainStep, torch.Tensor]:
+    """vaekit's bf16 training step of the domain's default model (or ``model_name`` at its defaults)
+    and a random batch of the domain's stored items."""
     model_config = get_domain(domain).default_config()["model"]
-    height, width, channels = ITEM_SHAPES[domain]
-    options = {**model_config["options"], "in_channels": channels, "frame_size": [height, width]}
+    options = dict(model_config.get("options", {})) if model_name is None else {}
     torch.manual_seed(0)
-    model = create_model(model_config["name"], model_config["latent_dim"], options)
+    if domain == "arc":  # 16×16 grids of colours 0–9
+        batch = torch.randint(0, 10, (batch_size, *ITEM_SHAPES[domain]), dtype=torch.uint8)
+    else:
+        height, width, channels = ITEM_SHAPES[domain]
+        options.update(in_channels=channels, frame_size=[height, width])
+        batch = torch.randint(0, 256, (batch_size, height, width, channels), dtype=torch.uint8)
+        if domain == "sprites":
+            batch = (batch > 127).to(torch.uint8) * 255  # binary sprites
+    model = create_model(model_name or model_config["name"], model_config["latent_dim"], options)
     step = TrainStep(model, make_optimizer(model, TrainConfig()), "bf16", torch.device("cpu"), LossConfig())
-    batch = torch.randint(0, 256, (batch_size, height, width, channels), dtype=torch.uint8)
-    if domain == "sprites":
-        batch = (batch > 127).to(torch.uint8) * 255  # binary sprites
     return step, batch
 
 
@@ -68,7 +75,8 @@ def conv_peak(seconds: float) -> float:
 def onednn_kernels(args: argparse.Namespace) -> dict[tuple[str, str], list[float]]:
     """oneDNN primitives of one step after the warm-up, from a child process with oneDNN's verbose log
     on for that step: per (kind, implementation:ISA), the count and the milliseconds they took."""
-    command = [sys.executable, __file__, "--one-step", "--domain", args.domain, "--batch-size", str(args.batch_size)]
+    command = [sys.executable, __file__, "--one-step", "--domain", args.domain, "--batch-size", str(args.batch_size),
+               *(["--model", args.model] if args.model else [])]
     result = subprocess.run(command, capture_output=True, text=True)
     kernels: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0, 0.0])
     for line in result.stdout.splitlines():
@@ -83,6 +91,7 @@ def onednn_kernels(args: argparse.Namespace) -> dict[tuple[str, str], list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domain", default="sprites", choices=list(ITEM_SHAPES))
+    parser.add_argument("--model", default=None, help="a registered model at its defaults (default: the domain's)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
@@ -93,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.batch_size, args.steps, args.rounds, args.profile_steps, args.top = 4, 2, 1, 1, 5
-    step, batch = build_step(args.domain, args.batch_size)
+    step, batch = build_step(args.domain, args.batch_size, args.model)
     step(batch, 1.0)  # warm-up: oneDNN builds its kernels for these shapes
     if args.one_step:  # the child of onednn_kernels: one step, with oneDNN's verbose log on
         with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
