@@ -24,6 +24,8 @@ class Target:
             band whose bound the value reaches gives the advice (for a maximum: the first bound the
             value stays under). The last band should catch everything. An advice may be a function of
             the split's metrics, for advice that depends on the run (its latent_dim, say).
+        baseline: key in the metrics dict of the same figure for the domain's trivial answer
+            (``Domain.baseline_label``: ARC's all-background grid), shown beside the value; None: none.
     """
 
     metric: str
@@ -33,6 +35,7 @@ class Target:
     higher_is_better: bool = True
     source: str = ""
     fallbacks: tuple[tuple[float, Advice], ...] = ()
+    baseline: str | None = None
 
     def met(self, value: float | None) -> bool | None:
         """True or False against the threshold; None without a threshold or a finite value."""
@@ -54,4 +57,5 @@ class Target:
         value = metrics.get(self.metric)
         return {"metric": self.metric, "label": self.label, "value": value, "target": self.threshold,
                 "higher_is_better": self.higher_is_better, "met": self.met(value),
-                "advice": self.advice(value, metrics), "source": self.source}
+                "advice": self.advice(value, metrics), "source": self.source,
+                "baseline": metrics.get(self.baseline) if self.baseline else None}

@@ -57,6 +57,15 @@ class Domain:
     # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
     # specification states one.
     targets: list[Target] = []
+    # Headline lines shown beneath that block (which stays as the seed wrote it), each beside its
+    # baseline: figures a later document asks for (ARC's non-background accuracy and exact-grid rate).
+    further_targets: list[Target] = []
+    # What the targets' baselines are the figures of ("all-background": every cell colour 0); the
+    # domain computes them in ``baseline_sums``.
+    baseline_label: str = ""
+    # The metrics a sweep's table shows of each trial's evaluation (before the KL); empty: the first
+    # two headline metrics.
+    table_metrics: tuple[str, ...] = ()
     # The metric `vaekit sweep run` optimises unless --metric says otherwise, in its declared
     # direction; empty takes the first headline metric.
     sweep_metric: str = ""
@@ -173,6 +182,12 @@ class Domain:
 
     def quality_sums(self, model, batch: torch.Tensor, output: torch.Tensor) -> dict[str, tuple]:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
+        return {}
+
+    def baseline_sums(self, batch: torch.Tensor) -> dict[str, tuple]:
+        """Per-batch (numerator, denominator) sums of quality metrics of the trivial answer
+        (``baseline_label``) on ``batch``, keyed by metric; the evaluation stores them as
+        ``baseline_<metric>``. None by default."""
         return {}
 
     def derived_metrics(self, metrics: dict) -> dict:
