@@ -67,7 +67,7 @@ def test_the_flop_count_includes_the_attention():
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("width", 10, "model.options.width 10: must be a multiple of model.options.heads (4)"),
+    ("width", 33, "model.options.width 33: must be a multiple of model.options.heads (2)"),
     ("encoder_depth", 0, "model.options.encoder_depth 0: expected an integer ≥ 1"),
     ("decoder_depth", 0, "model.options.decoder_depth 0: expected an integer ≥ 1"),
     ("pool", "max", "model.options.pool 'max': expected one of mean, cls"),
