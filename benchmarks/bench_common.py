@@ -34,6 +34,9 @@ TWINS = {
     # the images domain's default model (conv2d_frames with its options and a learned σ) at 64×64×3
     "images": dict(kind="image", in_ch=3, channels=(32, 64, 128, 256), strides=(2, 2, 2, 2), size=64,
                    hidden=256, decoder_channels=(128, 64, 32, 32), out_ch=3, norm=True, latent=16, learned_sigma=True),
+    # transformers have no plain twin (twin=False): no 'plain' row, FLOPs counted on vaekit's model
+    "transformer_grid": dict(kind="grid", size=16, latent=10, twin=False),
+    "transformer_grid_wide": dict(kind="grid", size=16, latent=10, twin=False),
 }
 DOMAIN_OF_KIND = {"grid": "arc", "frame": "atari", "image": "images"}  # whose augmentation and metrics vaekit's side uses
 # Rows named after a domain rather than a model: vaekit's side builds that domain's default model.
@@ -341,11 +344,12 @@ def run_benchmark(args: argparse.Namespace, make_plain: EntryMaker, make_vaekit:
     entries = []
     for name in args.models:
         data = random_corpus(name, args.samples, device)
-        twin = plain_twin(name).to(device)  # vaekit's model does the same maths: count the FLOPs once
+        has_twin = TWINS[name].get("twin", True)
+        twin = (plain_twin(name) if has_twin else vaekit_model(name)).to(device)  # the same maths: count once
         flops = flops_per_sample(lambda: plain_work(twin, data[:args.reference_batch]), args.reference_batch)
         for batch_size in batch_sizes:
             for setting in settings:
-                if not setting.plain and batch_size not in args.batch_sizes:
+                if (setting.plain and not has_twin) or (not setting.plain and batch_size not in args.batch_sizes):
                     continue
                 entry = (make_plain if setting.plain else make_vaekit)(name, data, batch_size, setting)
                 entry.flops_per_sample = flops

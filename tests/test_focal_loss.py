@@ -18,7 +18,7 @@ from vaekit.experiment import resolve_config
 from vaekit.likelihood import likelihood_metrics
 from vaekit.models import MODELS, create_model, list_models
 from vaekit.models.cell_losses import focal_loss
-from vaekit.models.conv2d import CategoricalCells
+from vaekit.models.conv2d import CategoricalCells, CategoricalGridVAE
 
 GRID_MODELS = [name for name in list_models() if issubclass(MODELS.get(name), CategoricalCells)]
 
@@ -45,7 +45,9 @@ def test_focal_gradient_stays_finite_at_certainty_for_gamma_below_one():
 
 def _twins(name="conv2d", **focal):
     """The same weights trained with the cross-entropy and with the focal loss."""
-    options = {**TINY_MODEL_OPTIONS, **({"head_channels": 8} if name == "conv2d_ar" else {})}
+    # the conv models at the CLI tests' size; any other grid model (a transformer) at its own tiny options
+    options = {**TINY_MODEL_OPTIONS, **({"head_channels": 8} if name == "conv2d_ar" else {})} \
+        if issubclass(MODELS.get(name), CategoricalGridVAE) else MODELS.get(name).tiny_options
     torch.manual_seed(0)
     plain = create_model(name, 3, options)
     focused = create_model(name, 3, {**options, "recon_loss": "focal", **focal})

@@ -10,7 +10,7 @@ import torch
 from vaekit.domains import get_domain
 from vaekit.latent import dimension_stats, interpolation_codes, slerp, sweep_values, traversal_codes
 from vaekit.likelihood import importance_sampled_log_likelihood
-from vaekit.models import create_model
+from vaekit.models import MODELS, create_model
 from vaekit.models.ternary import _categorical_nll
 from vaekit.report import evaluation_block
 from vaekit.metrics import Metric
@@ -66,7 +66,7 @@ def test_target_bands_follow_the_specification():
 
 def test_the_block_reproduces_the_specification_layout():
     metrics = {"samples": 10_000, "pixel_accuracy": 0.923, "kl_mean": 0.18, "active_dims": 10, "latent_dim": 10}
-    assert evaluation_block(metrics, get_domain("arc"), "test") == [
+    assert evaluation_block(metrics, get_domain("arc"), "test")[:6] == [  # then the figures beside a baseline
         "Test Set Evaluation (10,000 images):",
         "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━",
         "Pixel-wise Accuracy:  92.3%  ✓",
@@ -76,7 +76,39 @@ def test_the_block_reproduces_the_specification_layout():
     ]
     missed = evaluation_block({**metrics, "pixel_accuracy": 0.86}, get_domain("arc"), "val")
     assert missed[0] == "Validation Set Evaluation (10,000 images):" and missed[2].endswith("86.0%  ✗")
-    assert missed[-1].startswith("Pixel-wise Accuracy misses the target (≥ 90.0%). Advice: 85–90 %")
+    assert missed[6].startswith("Pixel-wise Accuracy misses the target (≥ 90.0%). Advice: 85–90 %")
+
+
+def test_beneath_the_seed_block_each_figure_stands_beside_the_all_background_answer():
+    metrics = {"samples": 10_000, "pixel_accuracy": 0.923, "kl_mean": 0.18, "active_dims": 10, "latent_dim": 10,
+               "nonbackground_accuracy": 0.601, "exact_grid_rate": 0.0205, "baseline_pixel_accuracy": 0.83,
+               "baseline_nonbackground_accuracy": 0.0, "baseline_exact_grid_rate": 0.031}
+    block = evaluation_block(metrics, get_domain("arc"), "test")
+    assert block[2] == "Pixel-wise Accuracy:  92.3%  ✓" and block[5] == "━" * 32  # the seed's lines as it wrote them
+    assert block[6:] == [
+        "Beside the all-background answer:",
+        "Pixel-wise Accuracy:        92.3%     (all-background 83.0%)",
+        "Non-background Accuracy:    60.1%  ✗  (all-background 0.0%; target ≥ 65.0%)",
+        "Exact-grid Rate:            2.05%     (all-background 3.10%)",
+    ]
+    assert evaluation_block({**metrics, "nonbackground_accuracy": 0.7}, get_domain("arc"), "test")[8].endswith(
+        "70.0%  ✓  (all-background 0.0%; target ≥ 65.0%)")
+    assert len(evaluation_block({"samples": 3, "psnr": 30.0}, get_domain("atari"), "test")) == 6  # no baseline
+
+
+def test_the_all_background_answer_is_scored_on_the_same_grids():
+    from vaekit.config import LossConfig
+    from vaekit.evaluation import evaluate
+
+    grids = torch.zeros(4, 16, 16, dtype=torch.uint8)
+    grids[1, 0, :8] = 3  # 8 coloured cells; grids 0, 2 and 3 stay empty
+    grids[2, 5, 5] = 1
+    torch.manual_seed(0)
+    model = create_model("conv2d", 2, MODELS.get("conv2d").tiny_options)
+    metrics = evaluate(model, grids, get_domain("arc"), LossConfig(), beta=1.0)
+    assert metrics["baseline_pixel_accuracy"] == pytest.approx(1 - 9 / 1024)
+    assert metrics["baseline_nonbackground_accuracy"] == 0.0
+    assert metrics["baseline_exact_grid_rate"] == 0.5
 
 
 def test_every_domain_declares_its_block_and_identifiers():

@@ -172,6 +172,13 @@ def test_report_table_fits_a_narrow_terminal_without_cutting_run_ids():
         assert shown or "test nonbackground_accuracy" in caption and "test mse" in caption
 
 
+def test_the_arc_sweep_table_shows_the_exact_grid_rate_beside_the_per_cell_figures():
+    from vaekit.sweeps.report import main_metrics
+
+    assert main_metrics("arc") == ["pixel_accuracy", "nonbackground_accuracy", "exact_grid_rate", "kl"]
+    assert main_metrics("atari") == ["psnr", "mse", "kl"]  # a domain without table_metrics: two headline metrics
+
+
 def test_default_objective_is_each_domains_headline_metric_never_the_total_loss():
     from vaekit.domains import get_domain, list_domains
     from vaekit.sweeps.objective import default_objective

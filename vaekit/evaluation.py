@@ -65,8 +65,10 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
         decoded = {"": terms.mu}
         if z_swap and batch.shape[0] > 1:
             decoded["zswap_"] = terms.mu.roll(1, dims=0)  # each item decoded from its neighbour's code
-        for prefix, z in decoded.items():
-            for key, (num, den) in domain.quality_sums(model, batch, model.decode(z)).items():
+        sums = {prefix: domain.quality_sums(model, batch, model.decode(z)) for prefix, z in decoded.items()}
+        sums["baseline_"] = domain.baseline_sums(batch)
+        for prefix, batch_sums in sums.items():
+            for key, (num, den) in batch_sums.items():
                 quality[prefix + key][0] += float(num)
                 quality[prefix + key][1] += float(den)
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()

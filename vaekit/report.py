@@ -73,12 +73,31 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
             bound = _format(target.threshold, target.fmt)
             lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "
                          f"Advice: {advice}")
+    return lines + baseline_lines(metrics, domain)
+
+
+def baseline_lines(metrics: dict, domain: Domain) -> list[str]:
+    """Beneath the seed's block: its targets that have a baseline, then the further targets with ✓ or
+    ✗, each beside the baseline's figure (ARC: the all-background answer's 83 %, 0 %, its exact grids)."""
+    shown = [(t, "") for t in domain.targets if t.baseline]  # their ✓ or ✗ is in the block above
+    shown += [(t, {True: "✓", False: "✗"}.get(t.met(metrics.get(t.metric)), "")) for t in domain.further_targets]
+    if not shown:
+        return []
+    width = max(len(t.label) for t, _ in shown) + 3
+    lines = [f"Beside the {domain.baseline_label} answer:" if domain.baseline_label else "Further figures:"]
+    for target, mark in shown:
+        notes = [f"{domain.baseline_label} {_format(metrics.get(target.baseline), target.fmt)}"] if target.baseline else []
+        if mark:
+            notes.append(f"target {'≥' if target.higher_is_better else '≤'} {_format(target.threshold, target.fmt)}")
+        line = f"{target.label + ':':<{width}}{_format(metrics.get(target.metric), target.fmt):>7}  {mark:1}"
+        lines.append(f"{line}  ({'; '.join(notes)})" if notes else line.rstrip())
     return lines
 
 
 def target_outcomes(metrics: dict, domain: Domain) -> list[dict]:
-    """Each declared target's value, threshold, ✓/✗ (``met``) and advice, for --json."""
-    return [target.outcome(metrics) for target in domain.targets]
+    """Each declared target's value, threshold, ✓/✗ (``met``), advice and baseline, for --json: the
+    seed block's targets, then the further ones."""
+    return [target.outcome(metrics) for target in [*domain.targets, *domain.further_targets]]
 
 
 def metrics_table(metrics: dict, domain: Domain, title: str) -> Table:

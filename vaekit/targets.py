@@ -29,6 +29,10 @@ class Target:
         fmt, label: how the block shows the value and names it, where its compact layout differs
             from the tables' (ARC's "92.3%" as the specification writes it; a short name where the
             metric's is a sentence); None takes the metric's.
+        baseline: key in the metrics dict of the same figure for the domain's trivial answer
+            (``Domain.baseline_label``: ARC's all-background grid), shown beside the value; None: none.
+        beneath: a line beneath the evaluation block rather than in it, so that a block a
+            specification laid out stays as it wrote it (``Domain.further_targets``).
     """
 
     threshold: float | None = None
@@ -36,6 +40,8 @@ class Target:
     fallbacks: tuple[tuple[float, Advice], ...] = ()
     fmt: str | None = None
     label: str | None = None
+    baseline: str | None = None
+    beneath: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class TargetCheck:
             band whose bound the value reaches gives the advice (for a maximum: the first bound the
             value stays under). The last band should catch everything. An advice may be a function of
             the split's metrics, for advice that depends on the run (its latent_dim, say).
+        baseline: key in the metrics dict of the same figure for the domain's trivial answer
+            (``Domain.baseline_label``: ARC's all-background grid), shown beside the value; None: none.
     """
 
     metric: str
@@ -72,6 +80,7 @@ class TargetCheck:
     higher_is_better: bool = True
     source: str = ""
     fallbacks: tuple[tuple[float, Advice], ...] = ()
+    baseline: str | None = None
 
     def met(self, value: float | None) -> bool | None:
         """True or False against the threshold; None without a threshold or a finite value."""
@@ -93,4 +102,5 @@ class TargetCheck:
         value = metrics.get(self.metric)
         return {"metric": self.metric, "label": self.label, "value": value, "target": self.threshold,
                 "higher_is_better": self.higher_is_better, "met": self.met(value),
-                "advice": self.advice(value, metrics), "source": self.source}
+                "advice": self.advice(value, metrics), "source": self.source,
+                "baseline": metrics.get(self.baseline) if self.baseline else None}

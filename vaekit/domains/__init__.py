@@ -60,6 +60,12 @@ class Domain:
     # where a specification states one). The common metrics every VAE has (loss, KL, ELBO, ...)
     # follow them.
     metrics: tuple[Metric, ...] = ()
+    # What the targets' baselines are the figures of ("all-background": every cell colour 0); the
+    # domain computes them in ``baseline_sums``.
+    baseline_label: str = ""
+    # The metrics a sweep's table shows of each trial's evaluation (before the KL); empty: the first
+    # two headline metrics.
+    table_metrics: tuple[str, ...] = ()
     # The metric `vaekit sweep run` optimises unless --metric says otherwise, in its declared
     # direction; empty takes the first headline metric.
     sweep_metric: str = ""
@@ -148,7 +154,13 @@ class Domain:
     @property
     def targets(self) -> list[TargetCheck]:
         """The lines of the evaluation block (`vaekit eval`): the metrics that declare a target."""
-        return [m.target_check() for m in self.metrics if m.target is not None]
+        return [m.target_check() for m in self.metrics if m.target is not None and not m.target.beneath]
+
+    @property
+    def further_targets(self) -> list[TargetCheck]:
+        """The lines beneath the evaluation block (which stays as the seed wrote it), each beside its
+        baseline: the metrics whose target is declared ``beneath``."""
+        return [m.target_check() for m in self.metrics if m.target is not None and m.target.beneath]
 
     @property
     def curve_metrics(self) -> list[str]:
@@ -188,6 +200,12 @@ class Domain:
 
     def quality_sums(self, model, batch: torch.Tensor, output: torch.Tensor) -> dict[str, tuple]:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
+        return {}
+
+    def baseline_sums(self, batch: torch.Tensor) -> dict[str, tuple]:
+        """Per-batch (numerator, denominator) sums of quality metrics of the trivial answer
+        (``baseline_label``) on ``batch``, keyed by metric; the evaluation stores them as
+        ``baseline_<metric>``. None by default."""
         return {}
 
     def derived_metrics(self, metrics: dict) -> dict:

@@ -20,9 +20,10 @@ KL_METRIC = "kl"  # every domain's evaluation has it: the rate, in nats
 
 
 def main_metrics(domain_name: str) -> list[str]:
-    """The metrics a sweep's table shows of each run's evaluation: the domain's first two headline
-    metrics, and the KL in nats."""
-    return [key for key, _, _ in get_domain(domain_name).headline_metrics[:2]] + [KL_METRIC]
+    """The metrics a sweep's table shows of each run's evaluation: the domain's ``table_metrics``
+    (else its first two headline metrics), and the KL in nats."""
+    domain = get_domain(domain_name)
+    return [*(domain.table_metrics or [key for key, _, _ in domain.headline_metrics[:2]]), KL_METRIC]
 
 
 def _load(name: str, runs_dir: Path, storage: str | None) -> tuple[optuna.Study, dict, str]:
