@@ -58,6 +58,7 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
         value = metrics.get(target.metric)
         met = target.met(value)
         lines.append(_block_line(target.label, _format(value, target.fmt), {True: "✓", False: "✗"}.get(met, "")))
+    lines += baseline_lines(metrics.get("baselines", {}), domain)
     lines.append(_block_line("Mean KL Divergence", _format(metrics.get("kl_mean"), "{:.2f}")))
     lines.append(_block_line("Active Dimensions", f"{metrics.get('active_dims', MISSING)}/{metrics.get('latent_dim', '?')}"))
     if "iwae_log_likelihood" in metrics:
@@ -73,6 +74,15 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
             bound = _format(target.threshold, target.fmt)
             lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "
                          f"Advice: {advice}")
+    return lines
+
+
+def baseline_lines(baselines: dict[str, dict], domain: Domain) -> list[str]:
+    """One line per trivial answer (``Domain.baselines``): what it scores on the targets' metrics."""
+    lines = []
+    for name, scores in baselines.items():
+        shown = [f"{t.label} {_format(scores[t.metric], t.fmt)}" for t in domain.targets if t.metric in scores]
+        lines.append(_block_line(f"  {name}", " · ".join(shown)))
     return lines
 
 

@@ -25,7 +25,7 @@ import torch
 
 from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.data_formats import DataFormat
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import VaekitUsageError, nearest
 from vaekit.evaluation import SELECTION_METRICS
 from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
@@ -71,6 +71,8 @@ class Domain:
     # factor values (the FactorVAE score needs that).
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()
+    # The keys `loss.options` may set for this domain, with what each does; any other is refused.
+    loss_options: dict[str, str] = {}
 
     def default_config(self) -> dict:
         """Config overrides (nested dict) that make this domain's defaults."""
@@ -189,6 +191,25 @@ class Domain:
         ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
         """
         return {}
+
+    def baselines(self, tensors: dict, split: str) -> dict[str, dict]:
+        """What trivial answers score on ``split`` (their name -> the domain's quality metrics), shown
+        beside the model's figures in the evaluation block; none by default."""
+        return {}
+
+    def check_loss_options(self, options: dict) -> None:
+        """Refuse a ``loss.options`` key this domain does not declare in ``loss_options`` (exit 2)."""
+        for key in options:
+            if key not in self.loss_options:
+                valid = ", ".join(self.loss_options) or "none"
+                hint = nearest(key, self.loss_options)
+                raise VaekitUsageError(f"loss.options.{key}: not a loss option of domain '{self.name}'"
+                                       f"{f' (did you mean {hint!r}?)' if hint else ''}; its loss options: {valid}")
+
+    def prepare_model(self, model, config) -> None:
+        """Give a built model what its training loss needs of the loaded corpus (the frames domains:
+        the background, for ``loss.options.foreground_weight``); nothing by default. Called after
+        ``load`` and before the model trains or is scored."""
 
     def item_factors(self, arrays: dict[str, np.ndarray], split: str) -> np.ndarray:
         """(n, K) 0-based factor indices of the items of ``split``, one column per ``factor_names``."""

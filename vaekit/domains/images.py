@@ -11,7 +11,6 @@ sub-folder names become labels, and ``--hold-out LABEL`` puts a whole class into
 from __future__ import annotations
 
 import glob as globbing
-import math
 import os
 import time
 import zlib
@@ -26,10 +25,12 @@ import numpy as np
 import torch
 import typer
 
+from vaekit.background import BACKGROUND_KEY, pixel_mode
 from vaekit.collecting import Collected, progress_task
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
+from vaekit.domains.shared_background import FOREGROUND_METRICS, FOREGROUND_TARGETS, SharedBackground
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
@@ -407,6 +408,7 @@ def _save(out, source, settings, images, kept, size, channels, conversions, note
         if source.labels:
             arrays[f"{split}_label"] = np.array([names.index(source.labels[i]) for i in items], dtype=np.int32)
         start += len(items)
+    arrays[BACKGROUND_KEY] = pixel_mode(arrays["train"])
     resized = sum(1 for i in (j for s in SPLITS for j in kept[s]) if source.sizes[i] != size)
     if resized:
         notes.append(f"resized {resized:,} image(s) to {size[1]}×{size[0]} (--resize {settings.resize})")
@@ -477,7 +479,7 @@ def collect_images_command(
 
 
 @register_domain("images")
-class ImagesDomain(Domain):
+class ImagesDomain(SharedBackground, Domain):
     name = "images"
     default_corpus = "data/images.npz"
     collect_command = "vaekit collect images --from FOLDER --out data/images.npz"
@@ -487,9 +489,13 @@ class ImagesDomain(Domain):
     metrics = (
         Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
         Metric("ssim", "SSIM", "{:.4f}", curve=True),
+        *FOREGROUND_METRICS,
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
     )
-    targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}")]
+    # The foreground figures without a pass mark: they describe frames that share a background
+    # (screenshots, renders), and mean little for photographs, whose "background" is one pixel's mode.
+    targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}"),
+               *(Target(t.metric, t.label, t.fmt) for t in FOREGROUND_TARGETS)]
     item_noun = "images"
     item_identifiers = ("index", "path", "label")
 
@@ -519,15 +525,10 @@ class ImagesDomain(Domain):
         _, height, width, channels = corpus.arrays["train"].shape
         return {"in_channels": int(channels), "frame_size": [int(height), int(width)]}
 
-    def quality_sums(self, model, batch, output):
-        predicted, target = model.frame_means(output), model.prepare(batch)
+    def frame_quality_sums(self, predicted, target):
         squared = (predicted - target).pow(2)
         ssim = structural_similarity(predicted, target)
         return {"mse": (squared.sum(), squared.numel()), "ssim": (ssim.sum(), ssim.numel())}
-
-    def derived_metrics(self, metrics: dict) -> dict:
-        mse = metrics.get("mse")
-        return {} if mse is None else {"psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
 
     def item_images(self, items, arrays):
         from vaekit.plots import ImageStyle
@@ -540,9 +541,11 @@ class ImagesDomain(Domain):
 
         samples, items, recon = self.samples_and_reconstructions(model, shown, results, n, generator, count=16)
         mus = encode(model, torch.as_tensor(shown.items))[0].numpy()
+        boxes = self.small_object_boxes(items, recon)
         per_row = 16
         return [
-            save_frame_rows([items, recon], ["original", "reconstruction"], results / "reconstructions.png"),
+            save_frame_rows([items, recon], ["original (small objects: green kept, red lost)", "reconstruction"],
+                            results / "reconstructions.png", boxes and [boxes, boxes]),
             save_frame_rows([samples[i:i + per_row] for i in range(0, min(len(samples), 4 * per_row), per_row)],
                             ["z ~ N(0, I)"] + [""] * 3, results / "samples.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),
