@@ -72,13 +72,16 @@ def corpus_background(path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
     frame_shape = arrays["train"].shape[1:]
     background = arrays.get(BACKGROUND_KEY)
     if background is None:
-        stat = os.stat(path)
-        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
-        if key not in _computed:
-            warn(f"{path}: collected before the background was stored; computed it from the training split "
-                 f"(per-pixel mode of {len(arrays['train']):,} frames). Collect again to store it")
-            _computed[key] = pixel_mode(arrays["train"])
-        return _computed[key]
+        stat = os.stat(path) if Path(path).is_file() else None
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
+        if key in _computed:
+            return _computed[key]
+        warn(f"{path}: collected before the background was stored; computed it from the training split "
+             f"(per-pixel mode of {len(arrays['train']):,} frames). Collect again to store it")
+        background = pixel_mode(arrays["train"])
+        if key is not None:
+            _computed[key] = background
+        return background
     if background.shape != frame_shape or background.dtype != np.uint8:
         raise VaekitUsageError(f"{path}: its background is {'×'.join(map(str, background.shape))} "
                                f"{background.dtype} but its frames are {'×'.join(map(str, frame_shape))} uint8; "

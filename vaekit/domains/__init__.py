@@ -79,10 +79,16 @@ class Domain:
         return {"data": {"path": self.default_corpus}}
 
     def load(self, path: str | Path) -> Corpus:
-        """Load a corpus and check every split against ``data_format`` (see ``validate``)."""
+        """Load a corpus, check every split against ``data_format`` (see ``validate``) and keep what
+        the domain needs of it (``use_corpus``)."""
         corpus = load_corpus(path, collect_hint=self.collect_command)
         self.validate(corpus)
+        self.use_corpus(corpus)
         return corpus
+
+    def use_corpus(self, corpus: Corpus) -> None:
+        """Keep what this domain's metrics and losses need of the corpus just loaded (the frames
+        domains: its background); nothing by default. ``load`` calls it after ``validate``."""
 
     def validate(self, corpus: Corpus) -> None:
         """Refuse a corpus whose splits do not hold this domain's data: one error naming the file,

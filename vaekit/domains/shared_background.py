@@ -67,10 +67,8 @@ class SharedBackground:
     loss_options = LOSS_OPTIONS
     background: np.ndarray | None = None  # the background of the corpus loaded last, (H, W, C) uint8
 
-    def load(self, path):
-        corpus = super().load(path)
+    def use_corpus(self, corpus) -> None:
         self.background = corpus_background(corpus.path, corpus.arrays)
-        return corpus
 
     def frame_quality_sums(self, predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:
         """Per-batch sums of the domain's own quality metrics of (N, C, H, W) frames in [0, 1]."""

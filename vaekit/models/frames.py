@@ -58,6 +58,7 @@ class FrameVAE(GaussianVAE):
     tiny_options = {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]}
 
     data_format = FRAMES
+    foreground_weighting: tuple[torch.Tensor, float] | None = None  # (background, weight): weigh_foreground
     prefers_channels_last = True  # 1.6x faster fp32 training steps on CPU (docs/training.md)
 
     def __init__(
@@ -93,7 +94,6 @@ class FrameVAE(GaussianVAE):
                                      output_size=(height, width))
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn_sigma else None
         self.fixed_sigma = sigma
-        self.foreground_weighting: tuple[torch.Tensor, float] | None = None  # (background, weight)
 
     def weigh_foreground(self, background: torch.Tensor, weight: float) -> None:
         """Train with the NLL of each foreground pixel (one differing from ``background``, (C, H, W)
