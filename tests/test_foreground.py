@@ -190,3 +190,16 @@ def test_reconstructions_picture_marks_kept_and_lost_small_objects(atari_corpus)
     lost[1, 10:12, 10:12] = domain.background[10:12, 10:12]
     boxes = domain.small_object_boxes(items, lost)
     assert boxes == [[((10, 10, 12, 12), True)], [((10, 10, 12, 12), False)]]
+
+
+def test_images_store_a_background_and_show_ssim_baselines(images_corpus, tmp_path):
+    corpus = load_corpus(images_corpus)
+    assert np.array_equal(corpus.arrays[BACKGROUND_KEY], pixel_mode(corpus.arrays["train"]))
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "images", "--data", str(images_corpus), "--runs-dir", str(runs),
+                                 "--run-id", "i", *TINY, "--set", "loss.options.foreground_weight=0"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((runs / "i" / "results" / "metrics.json").read_text())["test"]
+    background = metrics["baselines"]["background alone"]
+    assert background["ssim"] < 1 and background["foreground_recall"] == 0.0
+    assert {"foreground_psnr", "foreground_recall", "small_object_recall"} <= set(metrics)
