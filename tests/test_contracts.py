@@ -14,7 +14,7 @@ from vaekit.config import Config, LossConfig
 from vaekit.corpus import Corpus
 from conftest import stored_batch
 from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE, VECTORS
-from vaekit.domains import check_domain_class, get_domain, list_domains
+from vaekit.domains import DOMAINS, check_domain_class, get_domain, list_domains
 from vaekit.errors import VaekitUsageError
 from vaekit.evaluation import evaluate
 from vaekit.models import MODELS, check_model_class, create_model, list_models
@@ -197,7 +197,40 @@ def test_no_domain_module_imports_the_command_line():
 def test_a_collect_command_called_from_python_returns_what_it_made_and_prints_nothing(tmp_path, capsys):
     from vaekit.collecting import Collected
 
-    collected = get_domain("ternary").collect_cli(out=tmp_path / "ternary.npz", seed=0)
+    collected = get_domain("ternary").collect(out=tmp_path / "ternary.npz", seed=0)
     assert isinstance(collected, Collected) and collected.path.is_file()
     assert sum(collected.metadata["counts"].values()) == 3**9
     assert capsys.readouterr().out == ""
+
+
+def test_collect_from_python_takes_the_declared_defaults_and_checks_as_the_flags_do(tmp_path):
+    collected = get_domain("ternary").collect(out=tmp_path / "ternary.npz")  # seed: the declared 42
+    assert collected.metadata["seed"] == 42
+    with pytest.raises(VaekitUsageError, match="--count 0: expected at least 1"):
+        get_domain("arc").collect(count=0, out=tmp_path / "arc.npz")
+    with pytest.raises(VaekitUsageError, match="unknown collect option 'episodes'"):
+        get_domain("ternary").collect(episodes=3)
+    with pytest.raises(VaekitUsageError, match="collect needs --from"):
+        get_domain("arrays").collect(out=tmp_path / "arrays.npz")
+    assert not (tmp_path / "arc.npz").exists() and not (tmp_path / "arrays.npz").exists()
+
+
+def test_a_domain_whose_collector_differs_from_its_declared_options_is_refused_at_definition():
+    from vaekit.collecting import CollectOption
+
+    class Mismatched(type(get_domain("ternary"))):
+        collect_options = (CollectOption("seed", int, 0, "Seed."),)
+
+    with pytest.raises(TypeError, match=r"its collector takes \['seed', 'out'\] but collect_options declares \['seed'\]"):
+        check_domain_class("mismatched", Mismatched)
+
+
+@pytest.mark.parametrize("name", [n for n in DOMAINS.names() if DOMAINS.get(n).collector is not None])
+def test_every_declared_collect_option_is_a_flag_of_the_domains_command(name):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    shown = CliRunner().invoke(app, ["collect", name, "--help"], env={"COLUMNS": "200"}).output
+    for option in DOMAINS.get(name).collect_options:
+        assert option.flag in shown and option.help[:40] in shown, option.flag

@@ -34,3 +34,14 @@ def test_vaekit_help_lists_the_commands_in_workflow_order_and_never_breaks_a_sen
     assert order == ["collect", "train", "sweep", "eval", "models"]
     traverse = CliRunner().invoke(app, ["traverse", "--help"], env={"COLUMNS": "120"}).output
     assert "−SPAN to +SPAN" in traverse  # a source line break used to split this sentence
+
+
+def test_flags_show_no_value_placeholder_in_help_and_options_keep_theirs():
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    help_text = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "120"}).output
+    rows = {line.split()[1]: line for line in help_text.splitlines() if line.startswith("│ --")}
+    assert "<bool>" not in help_text and "<" not in rows["--json"]  # --json takes no value
+    assert "<int>" in rows["--nll-samples"]

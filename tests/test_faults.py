@@ -414,7 +414,7 @@ def test_an_internal_error_is_one_line_and_the_traceback_is_opt_in(run, monkeypa
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("vaekit.experiment.evaluate_run", broken)
+    monkeypatch.setattr("vaekit.trained_runs.evaluate_run", broken)
     result = invoke("eval", run)
     assert_one_line_error(result, 1, "internal error: ZeroDivisionError: division by zero", "VAEKIT_DEBUG=1")
     for result in (invoke("--debug", "eval", run), invoke("eval", run, env={"VAEKIT_DEBUG": "1"})):

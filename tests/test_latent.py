@@ -13,6 +13,7 @@ from vaekit.likelihood import importance_sampled_log_likelihood
 from vaekit.models import create_model
 from vaekit.models.ternary import _categorical_nll
 from vaekit.report import evaluation_block
+from vaekit.metrics import Metric
 from vaekit.targets import Target
 
 
@@ -58,9 +59,9 @@ def test_target_bands_follow_the_specification():
     assert "train longer before raising d" in target.advice(0.87, {"latent_dim": 32})  # from d = 32 it underfits
     assert target.advice(0.82).startswith("80–85 %: reduce β to 1")
     assert target.advice(0.5).startswith("below 80 %: consider another architecture")
-    maximum = Target("recon_rot", "Recon loss rot", "{:.3f}", threshold=0.6, higher_is_better=False)
+    maximum = Metric("recon_rot", "Recon loss rot", higher_is_better=False, target=Target(0.6)).target_check()
     assert maximum.met(0.5) is True and maximum.met(0.7) is False and maximum.met(float("nan")) is None
-    assert Target("x", "X", "{}").met(1.0) is None
+    assert Metric("x", "X", target=Target()).target_check().met(1.0) is None
 
 
 def test_the_block_reproduces_the_specification_layout():

@@ -96,6 +96,54 @@ def test_an_error_in_a_callback_still_closes_the_log_the_writer_and_the_console(
     assert (tmp_path / "runs" / "r" / "train.log").read_text().count("epoch   1/2") == 1
 
 
+class BatchCounter(Callback):
+    """Counts what each epoch announced and what its steps reported."""
+
+    def __init__(self):
+        self.announced, self.samples, self.epoch = {}, {}, None
+
+    def on_epoch_start(self, t, epoch: int, total: int) -> None:
+        self.announced[epoch], self.samples[epoch], self.epoch = total, 0, epoch
+
+    def on_batch_end(self, t, samples: int, loss) -> None:
+        self.samples[self.epoch] += samples
+
+
+def test_the_console_and_train_log_get_the_same_lines_and_batch_listeners_every_sample(tmp_path, arc_corpus):
+    counter, console = BatchCounter(), Console(file=io.StringIO(), width=300)
+    layer = {"data": {"path": str(arc_corpus)}, "threads": 1, "train": {"epochs": 2, "batch_size": 64},
+             "model": {"options": TINY_MODEL_OPTIONS}}
+    train_run("arc", None, [("test", layer)], tmp_path / "runs", "r", console=console, show_progress=False,
+              extra_callbacks=[counter])
+    assert counter.announced == counter.samples == {1: 240, 2: 240}  # 240 training grids, batches of 64
+    logged = (tmp_path / "runs" / "r" / "train.log").read_text().splitlines()[1:]  # after the dated header
+    assert any(line.startswith("epoch   2/2") for line in logged)
+    shown = console.file.getvalue()
+    assert all(line in shown for line in logged)
+
+
+def test_the_progress_bar_counts_an_epochs_samples_and_goes_when_it_ends():
+    from vaekit.training.callbacks.progress_bar import ProgressBar
+
+    t = SimpleNamespace(show_progress=True, writes=True, console=Console(file=io.StringIO(), force_terminal=True))
+    bar = ProgressBar()
+    bar.on_run_start(t)
+    bar.on_epoch_start(t, 1, total=100)
+    for _ in range(4):
+        bar.on_batch_end(t, 25, torch.tensor(0.5))
+    (task,) = bar.progress.tasks
+    assert task.completed == task.total == 100 and "loss 0.500" in task.fields["live"]
+    bar.on_epoch_end(t, {})
+    assert bar.progress.tasks == []
+    bar.close(t)
+    assert bar.progress is None
+    quiet = SimpleNamespace(show_progress=False, writes=True, console=t.console)
+    bar.on_run_start(quiet)
+    bar.on_epoch_start(quiet, 1, total=100)
+    bar.on_batch_end(quiet, 25, torch.tensor(0.5))  # nothing drawn, nothing read from the loss
+    assert bar.progress is None
+
+
 def test_checkpoint_every_steps_and_resume_equal_the_uninterrupted_run(tmp_path, arc_corpus, monkeypatch):
     runs = tmp_path / "runs"
     options = ["--epochs", 2, "--set", "train.checkpoint_every_steps=2", "--set", "train.log_every_steps=1"]

@@ -55,3 +55,14 @@ def test_no_metric_is_declared_twice():
     for name in list_domains():
         keys = [m.key for m in get_domain(name).metrics]
         assert len(keys) == len(set(keys)) and not set(keys) & {m.key for m in COMMON if m.selectable}
+
+
+def test_the_evaluation_blocks_lines_are_the_metrics_that_declare_a_target_in_their_direction():
+    from vaekit.domains import get_domain
+
+    gaussians = get_domain("gaussians")
+    assert [t.metric for t in gaussians.targets] == ["recon_rot", "recon_feat"]
+    assert all(t.higher_is_better is False for t in gaussians.targets)  # a maximum, as the metric ranks
+    assert gaussians.targets[0].met(0.5) is True and gaussians.targets[0].met(0.7) is False
+    arc = get_domain("arc").targets[0]
+    assert (arc.label, arc.fmt) == ("Pixel-wise Accuracy", "{:.1%}")  # the block as the specification writes it

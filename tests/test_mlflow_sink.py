@@ -56,14 +56,24 @@ def test_asking_for_mlflow_without_it_installed_is_one_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("reason, status", [("early_stopping", "FINISHED"), ("pruned", "FINISHED"),
                                             ("SIGTERM", "KILLED"), ("nonfinite", "KILLED")])
-def test_a_run_a_policy_ended_is_finished_and_one_a_signal_or_error_cut_short_is_killed(reason, status):
+def test_a_run_a_policy_ended_is_finished_and_one_a_signal_or_error_cut_short_is_killed(reason, status, tmp_path):
     from types import SimpleNamespace
 
     from vaekit.training.callbacks.mlflow_sink import MlflowSink
     from vaekit.training.events import StopReason
 
-    sink, ended = MlflowSink.__new__(MlflowSink), []
-    sink.client = object()
-    sink._finish = lambda t, final: ended.append(final)
-    sink.on_stop(SimpleNamespace(), StopReason(reason), "")
-    assert ended == [status]
+    class Client:  # records how the MLflow run was ended
+        ended: list[str] = []
+
+        def log_metric(self, *args) -> None:
+            pass
+
+        def set_terminated(self, run_id: str, status: str) -> None:
+            self.ended.append(status)
+
+    sink = MlflowSink(None)
+    sink.client, sink.mlflow_run, sink.logging = Client(), "mlflow-run", True
+    run = SimpleNamespace(config_path=tmp_path / "absent.yaml", results=tmp_path)
+    sink.on_stop(SimpleNamespace(state=SimpleNamespace(best_epoch=1), run=run), StopReason(reason), "")
+    sink.close(SimpleNamespace())  # ended once: closing afterwards changes nothing
+    assert Client.ended == [status]

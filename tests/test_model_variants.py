@@ -47,7 +47,7 @@ def test_a_variant_with_its_own_options_takes_its_familys_as_well():
     assert "head_channels" not in model_options(MODELS.get("conv2d"))
 
 
-def test_the_ternary_dual_options_keep_the_seed_configs_names():
+def test_the_ternary_dual_options_keep_the_spec_configs_names():
     options = model_options(MODELS.get("ternary_dual"))
     assert {"hidden_a", "decoder_hidden_b", "residual_blocks_b", "encoder_residual_blocks_b", "residual_norm",
             "statenet", "statenet_width", "rho_knots", "lambda3_period", "lr_correction_scale"} <= set(options)

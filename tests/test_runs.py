@@ -11,7 +11,8 @@ import torch
 
 from vaekit.errors import DiskError, VaekitUsageError, VaekitWarning
 from vaekit.files import atomic_write_bytes, remove_stale_temp_files
-from vaekit.runs import RunDir, weights_mismatch
+from vaekit.checkpoint_files import weights_mismatch
+from vaekit.runs import RunDir
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from conftest import TINY_MODEL_OPTIONS, TINY_TERNARY_FLAGS
 from vaekit import load_corpus
 from vaekit.cli import app
 from vaekit.domains.ternary import all_operations
-from vaekit.experiment import load_run
+from vaekit.trained_runs import load_run
 
 runner = CliRunner()
 

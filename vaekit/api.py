@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from vaekit import latent, study
+from vaekit import latent, latent_studies
 from vaekit.config import Config, set_dotted
 from vaekit.config_fields import ambiguous_keywords, keyword_paths
 from vaekit.domains import get_domain
 from vaekit.errors import VaekitUsageError, nearest
-from vaekit.experiment import LoadedRun, evaluate_loaded, resolve_config, train_run
-from vaekit.experiment import load_run as load_loaded_run
+from vaekit.experiment import resolve_config, train_run
+from vaekit.trained_runs import LoadedRun, evaluate_loaded
+from vaekit.trained_runs import load_run as load_loaded_run
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -90,8 +91,8 @@ class Run:
 
     def items(self, split: str = "test", data: str | Path | None = None) -> np.ndarray:
         """The items of a split as the model takes them (the run's corpus, or ``data``)."""
-        study.chosen_splits(split)
-        return study.corpus_items(self._loaded, data)[1][split]
+        latent_studies.chosen_splits(split)
+        return latent_studies.corpus_items(self._loaded, data)[1][split]
 
     def encode(self, x, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior means and log-variances, (n, d) each, of items ``x`` (array or tensor)."""
@@ -112,15 +113,15 @@ class Run:
 
     def encode_corpus(self, out: str | Path | None = None, split: str = "all", data: str | Path | None = None) -> Path:
         """What `vaekit encode` writes; returns the .npz path."""
-        return study.encode_corpus(self._loaded, Path(out) if out else None, data, split)[0]
+        return latent_studies.encode_corpus(self._loaded, Path(out) if out else None, data, split)[0]
 
     def traverse(self, split: str = "test", items: int = 3, **options) -> list[Path]:
         """What `vaekit traverse` draws (options as its flags: span, steps, max_dims, rows, out_dir)."""
-        return study.traverse_run(self._loaded, split, items, **options).paths
+        return latent_studies.traverse_run(self._loaded, split, items, **options).paths
 
     def interpolate(self, split: str = "test", pairs: int = 3, **options) -> Path:
         """What `vaekit interpolate` draws (options as its flags: steps, methods, rows, out_dir)."""
-        return study.interpolate_run(self._loaded, split, pairs, **options)
+        return latent_studies.interpolate_run(self._loaded, split, pairs, **options)
 
 
 def load_run(ref: str | Path, runs_dir: str | Path = DEFAULT_RUNS_DIR, device: str = "auto") -> Run:

@@ -1,10 +1,13 @@
-"""What a domain's `collect` command gives back, and how it reports progress without knowing the
-terminal: the library computes, the command line prints (litgpt's data modules do the same).
+"""A domain's `collect`: its options declared as data, what it gives back, and how it reports
+progress without knowing the terminal: the library computes, the command line prints (litgpt's data
+modules do the same).
 
-A domain's collect command returns a ``Collected`` (the corpus file, its metadata, the facts and
-notes worth showing) and reports progress through ``progress_task``; ``vaekit.cli.collect`` wraps
-every command, draws the progress with rich and prints the summary. Called from Python, nothing is
-drawn.
+A domain declares its collect options once (``CollectOption``: keyword, type, default, help, least
+value) and a collector function taking them; ``vaekit.cli.collect`` generates the flags from the
+declarations, and ``Domain.collect(**options)`` calls the collector from Python with the same
+defaults and checks. The collector returns a ``Collected`` (the corpus file, its metadata, the facts
+and notes worth showing) and reports progress through ``progress_task``; the command line draws the
+progress with rich and prints the summary. Called from Python, nothing is drawn.
 """
 
 from __future__ import annotations
@@ -14,7 +17,47 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from vaekit.errors import VaekitUsageError
+
+REQUIRED: Any = object()  # the default of an option the user must give
+
+
+@dataclass(frozen=True)
+class CollectOption:
+    """One option of a domain's collect.
+
+    Attributes:
+        name: the collector's keyword (``from_`` for a Python keyword); the flag is ``--`` and the
+            name without a trailing ``_``, with ``-`` for ``_`` (``--from``, ``--frame-size``).
+        kind: the value's type: int, float, str, Path or bool (a ``--x/--no-x`` flag).
+        default: the value when the option is not given; ``REQUIRED`` where it must be, None where
+            the collector decides.
+        help: its line in `vaekit collect DOMAIN --help`.
+        minimum: the least value of a number.
+        many: the option may be repeated; the collector gets a list.
+    """
+
+    name: str
+    kind: type
+    default: Any = REQUIRED
+    help: str = ""
+    minimum: int | None = None
+    many: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.rstrip("_").replace("_", "-")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def check(self, value: Any) -> None:
+        """Refuse a number below ``minimum`` (VaekitUsageError naming the flag)."""
+        if self.minimum is not None and value is not None and value < self.minimum:
+            raise VaekitUsageError(f"{self.flag} {value}: expected at least {self.minimum}")
 
 
 @dataclass
@@ -32,6 +75,22 @@ class Collected:
     metadata: dict
     facts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def collect_with(options: tuple[CollectOption, ...], collector, given: dict[str, Any]) -> Collected:
+    """Call ``collector`` with ``given`` completed by the declared defaults, after checking that every
+    name is declared, every required option given and every number in range."""
+    declared = {option.name: option for option in options}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise VaekitUsageError(f"unknown collect option {unknown[0]!r}; expected one of {', '.join(declared)}")
+    missing = [o.flag for o in options if o.required and o.name not in given]
+    if missing:
+        raise VaekitUsageError(f"collect needs {', '.join(missing)}")
+    values = {name: given.get(name, option.default) for name, option in declared.items()}
+    for name, value in values.items():
+        declared[name].check(value)
+    return collector(**values)
 
 
 class ProgressTask(Protocol):

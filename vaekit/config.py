@@ -26,7 +26,7 @@ def _help(text: str, default: Any = dataclasses.MISSING, flag: str = "", aliases
           **kwargs: Any) -> Any:
     """A dataclass field carrying its own help text and, where it has them, its `vaekit train` flag
     (``--latent``; ``--compile/--no-compile`` for a switch) and its aliases: the names the seed
-    documents' flat files give it (``learning_rate`` for train.lr), which ``vaekit.seed_configs``
+    documents' flat files give it (``learning_rate`` for train.lr), which ``vaekit.spec_configs``
     maps and unknown-key suggestions search. All surface through ``vaekit.config_fields``."""
     metadata = {"help": text, "flag": flag, "aliases": aliases}
     if isinstance(default, (dict, list)):
@@ -316,9 +316,9 @@ def suggest_key(key: str) -> str | None:
     return everywhere[hint] if hint else None
 
 
-def is_seed_style(document: dict) -> bool:
+def is_spec_style(document: dict) -> bool:
     """True when a config file has a top-level key that is none of our fields or sections: it is
-    written the seed documents' flat way and goes through ``vaekit.seed_configs``."""
+    written the specification documents' flat way and goes through ``vaekit.spec_configs``."""
     ours = {f.name for f in dataclasses.fields(Config)}
     return any(key not in ours for key in document)
 

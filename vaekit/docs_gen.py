@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vaekit.config import Config
 from vaekit.config_fields import flagged_fields
-from vaekit.seed_configs import alias_table_markdown
+from vaekit.spec_configs import alias_table_markdown
 
 HEADER = """# Configuration reference
 
@@ -49,10 +49,10 @@ def _rows(obj, prefix: str) -> list[str]:
 
 SEED_KEYS_INTRO = """## Seed-document keys
 
-A `--config` file may also be written the seed documents' way: one flat mapping such as
-`learning_rate: 1e-3` (examples/configs/seeds/ holds the documents' own files). When a file has
+A `--config` file may also be written the specification documents' way: one flat mapping such as
+`learning_rate: 1e-3` (examples/configs/specs/ holds the documents' own files). When a file has
 top-level keys that are not the sections above, each is mapped through the table below (from
-vaekit/seed_configs.py) and `train` prints one line per key on stderr, e.g.
+vaekit/spec_configs.py) and `train` prints one line per key on stderr, e.g.
 `learning_rate → train.lr`. Keys that mean nothing to vaekit are reported as ignored with the reason;
 any other key stops the command, naming the nearest valid key or alias. Our own top-level keys and
 sections may be mixed into such a file.

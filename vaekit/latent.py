@@ -1,7 +1,7 @@
 """Latent-space maths: batched encoding, per-dimension statistics, traversals and interpolation.
 
 Everything here works on tensors and a model; reading corpora and writing files is in
-``vaekit.study``. Codes become data only through ``model.decode_data(z)``, so a decoder that
+``vaekit.latent_studies``. Codes become data only through ``model.decode_data(z)``, so a decoder that
 decodes free-running (autoregressive) is shown as it would generate, never fed a target.
 """
 

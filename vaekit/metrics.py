@@ -2,7 +2,8 @@
 
 A domain lists its own metrics (``Domain.metrics``); the metrics every VAE has are ``COMMON``. From
 these declarations come what `train.selection_metric` may name and which way it ranks, the rows of
-`eval` and `report`, the training curves' quality panel, what `vaekit sweep run --metric` may
+`eval` and `report`, the evaluation block's targets and their advice, the training curves' quality
+panel, what `vaekit sweep run --metric` may
 optimise and its direction, and the Pareto front of `sweep report` (torchmetrics' ``Metric`` carries
 ``higher_is_better`` the same way, Lightning's ``ModelCheckpoint`` reads ``mode`` from one place).
 """
@@ -10,6 +11,8 @@ optimise and its direction, and the Pareto front of `sweep report` (torchmetrics
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from vaekit.targets import Target, TargetCheck
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Metric:
         selectable: `train.selection_metric` may name it (a validation metric with a direction).
         headline: a row of the `eval` and `report` tables.
         curve: drawn in the quality panel of training_curves.png.
+        target: a line of the evaluation block, with its pass mark and advice where a specification
+            states one (``vaekit.targets.Target``).
     """
 
     key: str
@@ -34,6 +39,13 @@ class Metric:
     selectable: bool = True
     headline: bool = True
     curve: bool = False
+    target: Target | None = None
+
+    def target_check(self) -> TargetCheck:
+        """The evaluation block's check of this metric against its target."""
+        t = self.target or Target()
+        return TargetCheck(self.key, t.label or self.label, t.fmt or self.fmt, t.threshold, self.higher_is_better, t.source,
+                           t.fallbacks)
 
     @property
     def direction(self) -> str:

@@ -1,7 +1,7 @@
 """Typer ``parser`` functions for numeric options whose errors echo the value given.
 
-A module of its own (not under ``vaekit.cli``) so that domain modules can declare their `collect`
-options with it without importing the command-line package.
+The generated flags use them: the config fields' (``vaekit.cli.config_flags``) and the domains'
+collect options (``vaekit.cli.collect``).
 """
 
 from __future__ import annotations

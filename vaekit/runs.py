@@ -18,39 +18,19 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import pickle
 import re
 import shutil
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaekit.errors import VaekitUsageError, first_line, warn
+from vaekit.checkpoint_files import EPOCH_CHECKPOINT, read_checkpoint, weights_mismatch
+from vaekit.errors import VaekitUsageError
 from vaekit.files import REFUSED_WRITES, atomic_write_bytes, disk_error, remove_stale_temp_files
+from vaekit.jsonl import append_record, json_safe, read_records, truncate_records
 
 RUN_ID_PATTERN = re.compile(r"^run_(\d+)$")
-EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)$")
-# What each training checkpoint holds; a *.pth file is a state dict (name -> tensor).
-CHECKPOINT_KEYS = {"last.pt": ("model", "optimizer", "scheduler", "state", "rng")}
-# What torch.load raises on an empty, truncated or garbled file.
-UNREADABLE_CHECKPOINT = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, AttributeError,
-                         pickle.UnpicklingError, zipfile.BadZipFile)
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace NaN/inf by None so that every line is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def next_run_id(runs_dir: Path) -> str:
@@ -150,62 +130,17 @@ class RunDir:
     def append_metrics(self, record: dict, path: Path | None = None) -> None:
         """Append one line to metrics.jsonl (or to ``path``, another JSON-lines log of the run such as
         steps.jsonl); a write the disk refuses is undone, so no half line is left behind."""
-        path = path or self.metrics_path
-        line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            start = os.lseek(fd, 0, os.SEEK_END)
-            try:
-                written = 0
-                while written < len(line):
-                    written += os.write(fd, line[written:])
-            except OSError as error:
-                os.ftruncate(fd, start)
-                if error.errno in REFUSED_WRITES:
-                    raise disk_error(path, error) from None
-                raise
-        finally:
-            os.close(fd)
+        append_record(path or self.metrics_path, record)
 
     def read_metrics(self, quiet: bool = False, path: Path | None = None) -> list[dict]:
-        """The epoch records (or the records of ``path``, e.g. steps.jsonl). A torn last line (a crash
-        while it was written) is skipped with a warning (none when ``quiet``); a bad line anywhere else
-        is an error naming the file and the line."""
-        path = path or self.metrics_path
-        if not path.is_file():
-            return []
-        lines = path.read_text(errors="replace").splitlines()
-        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-        records = []
-        for index, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                if index == last:
-                    if not quiet:
-                            warn(f"{path}: ignoring its last line, which was cut short (a crash while "
-                             f"writing it?); --resume drops it from the file")
-                    continue
-                raise VaekitUsageError(f"{path}, line {index + 1}: not a JSON record ({error.msg}); "
-                                       "remove or repair that line") from None
-            if not isinstance(record, dict):
-                raise VaekitUsageError(f"{path}, line {index + 1}: expected a JSON object per line, "
-                                       f"got {type(record).__name__}")
-            records.append(record)
-        return records
+        """The epoch records (or the records of ``path``, e.g. steps.jsonl); see ``read_records``."""
+        return read_records(path or self.metrics_path, quiet)
 
     def truncate_metrics(self, last_epoch: int, path: Path | None = None, key: str = "epoch") -> list[dict]:
         """Drop records after ``last_epoch`` (written before an interruption, not in last.pt), and
         a torn last line, from metrics.jsonl (or ``path``); returns the dropped records. With
         ``key='step'``, ``last_epoch`` is the last step kept (steps.jsonl after a mid-epoch last.pt)."""
-        path = path or self.metrics_path
-        records = self.read_metrics(path=path)
-        kept = [r for r in records if r.get(key, 0) <= last_epoch]
-        text = "".join(json.dumps(r) + "\n" for r in kept)
-        atomic_write_bytes(path, lambda h: h.write(text.encode()))
-        return [r for r in records if r.get(key, 0) > last_epoch]
+        return truncate_records(path or self.metrics_path, last_epoch, key)
 
     def read_provenance(self) -> list[dict]:
         """The training sessions recorded in provenance.json, oldest first (empty for a run made
@@ -218,12 +153,12 @@ class RunDir:
         that made the run), keeping the others."""
         path = self.path / "provenance.json"
         document = json.loads(path.read_text()) if path.is_file() else {}
-        text = json.dumps({**document, key: _json_safe(value)}, indent=2)
+        text = json.dumps({**document, key: json_safe(value)}, indent=2)
         atomic_write_bytes(path, lambda h: h.write(text.encode()))
 
     def write_results(self, metrics: dict, name: str = "metrics.json") -> Path:
         path = self.results / name
-        text = json.dumps(_json_safe(metrics), indent=2, allow_nan=False)
+        text = json.dumps(json_safe(metrics), indent=2, allow_nan=False)
         atomic_write_bytes(path, lambda h: h.write(text.encode()))
         return path
 
@@ -273,26 +208,9 @@ class RunDir:
         return self.load_checkpoint("last.pt")["state"]
 
     def load_checkpoint(self, name: str, device: torch.device | str = "cpu") -> Any:
-        """Load a checkpoint; an empty, truncated, corrupted or foreign file is one error naming it.
-
-        Files written by torch.save are zip archives with a CRC per member, checked here first:
-        torch itself would load flipped bytes inside a tensor without noticing.
-        """
-        path = self.checkpoints / name
-        if not path.is_file():
-            raise VaekitUsageError(f"{path} not found: has this run finished an epoch?")
-        damage = _archive_damage(path)
-        if damage is None:
-            try:
-                loaded = torch.load(path, map_location=device, weights_only=True)
-            except UNREADABLE_CHECKPOINT as error:
-                damage = f"{type(error).__name__}: {first_line(error, 100)}"
-        if damage is not None:
-            raise VaekitUsageError(f"{path}: not a readable checkpoint ({damage})")
-        problem = _checkpoint_problem(name, loaded)
-        if problem:
-            raise VaekitUsageError(f"{path}: not a vaekit checkpoint ({problem})")
-        return loaded
+        """Load checkpoints/``name``; a missing, damaged or foreign file is one error naming it
+        (``vaekit.checkpoint_files.read_checkpoint``)."""
+        return read_checkpoint(self.checkpoints / name, device, ": has this run finished an epoch?")
 
     def load_weights(self, model: torch.nn.Module, name: str, device: torch.device | str = "cpu",
                      key: str | None = None) -> dict:
@@ -307,48 +225,3 @@ class RunDir:
                                    f"({mismatch})")
         model.load_state_dict(weights)
         return loaded
-
-
-def _archive_damage(path: Path) -> str | None:
-    """What is wrong with a checkpoint file as the zip archive torch.save writes, or None."""
-    if path.stat().st_size == 0:
-        return "the file is empty"
-    if not zipfile.is_zipfile(path):
-        return "the file is truncated, or was not written by torch.save"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        return f"the archive is damaged: {first_line(error, 100)}"
-    return f"the file is damaged: {damaged} fails its CRC check" if damaged else None
-
-
-def _checkpoint_problem(name: str, loaded: Any) -> str | None:
-    """What is missing from a loaded checkpoint, or None."""
-    if name in CHECKPOINT_KEYS:
-        if not isinstance(loaded, Mapping):
-            return f"holds a {type(loaded).__name__}, expected a dict"
-        missing = [k for k in CHECKPOINT_KEYS[name] if k not in loaded]
-        return f"missing {', '.join(missing)}" if missing else None
-    if name.endswith(".pth") or EPOCH_CHECKPOINT.match(name.removesuffix(".pt")):
-        if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-            return f"holds a {type(loaded).__name__}, expected a state dict of tensors"
-    return None
-
-
-def weights_mismatch(model: torch.nn.Module, weights: Mapping) -> str | None:
-    """The first difference between a state dict and ``model``'s: a missing, unexpected or
-    differently shaped tensor; None when the weights fit."""
-    if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        return f"it holds a {type(weights).__name__}, not a state dict of tensors"
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    for name, tensor in expected.items():
-        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape):
-            return f"{name} has shape {tuple(weights[name].shape)} in the file, the model needs {tuple(tensor.shape)}"
-    if missing:
-        return f"{len(missing)} tensors missing, e.g. {missing[0]}"
-    if unexpected:
-        return f"{len(unexpected)} unexpected tensors, e.g. {unexpected[0]}"
-    return None

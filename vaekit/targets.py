@@ -1,4 +1,9 @@
-"""Targets a domain declares for its headline metrics, and the advice when one is missed."""
+"""Targets of a domain's metrics, and the advice when one is missed.
+
+A ``Target`` is declared on the metric it belongs to (``vaekit.metrics.Metric(..., target=Target(...))``);
+every metric with a target is a line of the evaluation block, in the order the domain lists them.
+``TargetCheck`` is the two together, as the block, ``--json`` and the advice read them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,40 @@ Advice = str | Callable[[dict], str]  # a text, or a function of the split's met
 
 @dataclass(frozen=True)
 class Target:
+    """A metric's line in the evaluation block, with an optional pass mark.
+
+    Attributes:
+        threshold: the target; None shows the metric without ✓ or ✗. A minimum where the metric is
+            higher-is-better, else a maximum.
+        source: where the target comes from (a specification), for docs and --json.
+        fallbacks: (bound, advice) bands for a missed target, nearest the target first: the first
+            band whose bound the value reaches gives the advice (for a maximum: the first bound the
+            value stays under). The last band should catch everything. An advice may be a function of
+            the split's metrics, for advice that depends on the run (its latent_dim, say).
+        fmt, label: how the block shows the value and names it, where its compact layout differs
+            from the tables' (ARC's "92.3%" as the specification writes it; a short name where the
+            metric's is a sentence); None takes the metric's.
+    """
+
+    threshold: float | None = None
+    source: str = ""
+    fallbacks: tuple[tuple[float, Advice], ...] = ()
+    fmt: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """A metric with its target: what the evaluation block checks.
+
+    Attributes:
+        metric: key in the metrics dict.
+        label: shown before the value.
+        fmt: format of the value.
+        higher_is_better: whether the target is a minimum (True) or a maximum.
+        (the rest as ``Target``)
+    """
+
     """A headline metric of a domain's evaluation block, with an optional pass mark.
 
     Attributes:

@@ -8,8 +8,9 @@ import typer
 
 from vaekit.cli import collect, encode, evaluate, interpolate, report, runs, sample, sweep, train, traverse
 from vaekit.cli.common import settings
-from vaekit.cli.help_text import WorkflowGroup, reflow_commands
+from vaekit.cli.help_text import WorkflowGroup, reflow_commands, show_no_placeholder_for_flags
 
+show_no_placeholder_for_flags()
 app = typer.Typer(
     help="vaekit: collect data, train VAEs, and study them (eval, sample, encode, traverse, report).\n\n"
     "Quick start: vaekit collect arc && vaekit train arc --latent 10 && vaekit report run_001\n\n"

@@ -30,8 +30,8 @@ def encode(
 
     Example: vaekit encode run_001 --split all --out latents.npz
     """
-    from vaekit.experiment import load_run
-    from vaekit.study import encode_corpus
+    from vaekit.trained_runs import load_run
+    from vaekit.latent_studies import encode_corpus
 
     loaded = load_run(run, runs_dir, device, checkpoint)
     with item_progress("encoding") as advance:

@@ -50,7 +50,7 @@ def evaluate(
     """
     from vaekit.disentanglement import DCI_ESTIMATORS
     from vaekit.disentanglement_eval import DisentanglementSettings
-    from vaekit.experiment import evaluate_run, results_name
+    from vaekit.trained_runs import evaluate_run, results_name
     from vaekit.likelihood import DEFAULT_MAX_DECODES
     from vaekit.report import evaluation_block, metrics_table, target_outcomes
 

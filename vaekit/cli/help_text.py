@@ -1,9 +1,13 @@
 """`--help` as a reader meets it: paragraphs that reflow to any width, commands in the order of the
-workflow.
+workflow, and flags without a value placeholder.
 
 Docstrings are wrapped at 100 columns in the source; Typer's rich help keeps their line breaks, so
 at 80 columns a sentence broke in the middle. ``reflow`` joins the lines of each prose paragraph and
 keeps the lines of indented blocks (examples) as written.
+
+Typer 0.29 shows a value placeholder after every option, ``<bool>`` after flags as well, although a
+flag takes no value (``--json <bool>`` reads as if it wanted ``--json true``); ``show_no_placeholder_for_flags``
+leaves the placeholder out for flags.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import inspect
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 # `vaekit --help` lists the commands in the order a user runs them.
 WORKFLOW = ("collect", "train", "sweep", "eval", "sample", "encode", "traverse", "interpolate", "report", "runs",
@@ -47,3 +51,16 @@ def reflow_commands(app: typer.Typer) -> None:
             command.help = reflow(command.callback.__doc__)
     for group in app.registered_groups:
         reflow_commands(group.typer_instance)
+
+
+def show_no_placeholder_for_flags() -> None:
+    """Make Typer's rich help print no type placeholder for a flag (an option that takes no value)."""
+    placeholder = TyperOption.display_type_rich
+    if getattr(placeholder, "leaves_out_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else placeholder(self, ctx)
+
+    display_type_rich.leaves_out_flags = True
+    TyperOption.display_type_rich = display_type_rich

@@ -28,9 +28,9 @@ def interpolate(
 
     Example: vaekit interpolate run_001 --pairs 3 --steps 9 --item 10 --item 250
     """
-    from vaekit.experiment import load_run
+    from vaekit.trained_runs import load_run
     from vaekit.latent import INTERPOLATIONS
-    from vaekit.study import interpolate_run
+    from vaekit.latent_studies import interpolate_run
 
     loaded = load_run(run, runs_dir, device, checkpoint)
     path = interpolate_run(loaded, split, pairs, item, steps, tuple(method or INTERPOLATIONS), out_dir)

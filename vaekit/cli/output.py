@@ -6,11 +6,11 @@ import json
 
 import typer
 
-from vaekit.runs import _json_safe
+from vaekit.jsonl import json_safe
 
 JsonOption = typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
 
 
 def print_json(document) -> None:
     """Print ``document`` as strict JSON (NaN and infinity become null) on stdout, without rich."""
-    typer.echo(json.dumps(_json_safe(document), indent=2, allow_nan=False, default=str))
+    typer.echo(json.dumps(json_safe(document), indent=2, allow_nan=False, default=str))

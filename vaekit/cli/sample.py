@@ -23,7 +23,7 @@ def sample(
 
     Example: vaekit sample run_001 -n 64
     """
-    from vaekit.experiment import sample_run
+    from vaekit.trained_runs import sample_run
 
     loaded, files = sample_run(run, runs_dir, n, seed, device, checkpoint)
     for path in files:

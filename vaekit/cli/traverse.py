@@ -40,8 +40,8 @@ def traverse(
 
     Example: vaekit traverse run_001 --items 3 --span 3 --steps 7
     """
-    from vaekit.experiment import load_run
-    from vaekit.study import traverse_run
+    from vaekit.trained_runs import load_run
+    from vaekit.latent_studies import traverse_run
 
     loaded = load_run(run, runs_dir, device, checkpoint)
     with item_progress(f"encoding the {split} split") as advance:

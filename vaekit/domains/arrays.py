@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
-import typer
 
-from vaekit.collecting import Collected
+from vaekit.collecting import REQUIRED, Collected, CollectOption
 from vaekit.corpus import (
     SPLITS,
     Corpus,
@@ -30,8 +28,6 @@ from vaekit.data_formats import VECTORS
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
-from vaekit.models.protocols import VAEModel
-from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 
@@ -133,11 +129,14 @@ def collect_arrays(values: np.ndarray, out: Path, source: str, seed: int = 0,
     return save_corpus(out, arrays, metadata)
 
 
-def collect_arrays_command(
-    from_: Annotated[Path, typer.Option("--from", help="An .npy or .npz array (N, D), or a .csv of numbers (a header row is optional).")],
-    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/arrays.npz"),
-    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the 80/10/10 split.")] = 0,
-):
+ARRAYS_COLLECT_OPTIONS = (
+    CollectOption("from_", Path, REQUIRED, "An .npy or .npz array (N, D), or a .csv of numbers (a header row is optional)."),
+    CollectOption("out", Path, Path("data/arrays.npz"), "Output .npz file."),
+    CollectOption("seed", int, 0, "Seed of the 80/10/10 split.", minimum=0),
+)
+
+
+def collect_arrays_command(from_, out, seed):
     """Store vectors (N, D) as an arrays corpus: split 80/10/10, with each feature's mean and std.
 
     Models train on standardised features; samples are written back in the data's own units.
@@ -163,15 +162,14 @@ class ArraysDomain(Domain):
     name = "arrays"
     default_corpus = "data/arrays.npz"
     collect_command = "vaekit collect arrays --from FILE --out data/arrays.npz"
-    collect_cli = staticmethod(collect_arrays_command)
+    collect_options = ARRAYS_COLLECT_OPTIONS
+    collector = staticmethod(collect_arrays_command)
     data_format = VECTORS
-    model_protocol = VAEModel
     metrics = (
-        Metric("r2", "R² (mean over features)", "{:.4f}", curve=True),
+        Metric("r2", "R² (mean over features)", "{:.4f}", curve=True, target=Target()),
         Metric("r2_min", "R², weakest feature", "{:.4f}", selectable=False),
         Metric("mse", "MSE (standardised)", "{:.4f}", higher_is_better=False, selectable=False),
     )
-    targets = [Target("r2", "R² (mean over features)", "{:.4f}")]
     item_noun = "vectors"
     item_identifiers = ("index",)
 

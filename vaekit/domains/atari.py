@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
 
 import numpy as np
 import torch
-import typer
 
 from vaekit.background import BACKGROUND_KEY, pixel_mode
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import Collected, CollectOption, progress_task
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
-from vaekit.domains.shared_background import FOREGROUND_METRICS, FOREGROUND_TARGETS, SharedBackground
+from vaekit.domains.shared_background import SharedBackground, foreground_metrics
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
-from vaekit.option_parsers import integer
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
 
@@ -68,18 +65,21 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None) -> tuple[P
     return save_corpus(out, arrays, metadata)
 
 
-def collect_atari_command(
-    env: Annotated[str, typer.Option(help="Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5).")] = "Breakout",
-    episodes: Annotated[int, typer.Option(parser=integer(), help="Episodes to play (split 80/10/10 by episode).")] = 100,
-    policy: Annotated[str, typer.Option(help="Action policy: random.")] = "random",
-    frame_size: Annotated[int, typer.Option(parser=integer(), help="Side of the square frames after resizing.")] = 64,
-    grayscale: Annotated[bool, typer.Option(help="Store one grey channel instead of RGB.")] = False,
-    frameskip: Annotated[int, typer.Option(parser=integer(), help="Emulator frames per step (the last one is kept).")] = 4,
-    max_steps_per_episode: Annotated[int, typer.Option(parser=integer(), help="Truncate episodes after this many steps.")] = 10_000,
-    num_envs: Annotated[int, typer.Option(parser=integer(), help="Environments stepped together (C++ threads).")] = 4,
-    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the environments, the policy and the split.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Output .npz (default data/atari_<game>.npz).")] = None,
-):
+ATARI_COLLECT_OPTIONS = (
+    CollectOption("env", str, "Breakout", "Game: a short name (Breakout, Pong, SpaceInvaders) or an id (ALE/Breakout-v5)."),
+    CollectOption("episodes", int, 100, "Episodes to play (split 80/10/10 by episode).", minimum=1),
+    CollectOption("policy", str, "random", "Action policy: random."),
+    CollectOption("frame_size", int, 64, "Side of the square frames after resizing.", minimum=1),
+    CollectOption("grayscale", bool, False, "Store one grey channel instead of RGB."),
+    CollectOption("frameskip", int, 4, "Emulator frames per step (the last one is kept).", minimum=1),
+    CollectOption("max_steps_per_episode", int, 10_000, "Truncate episodes after this many steps.", minimum=1),
+    CollectOption("num_envs", int, 4, "Environments stepped together (C++ threads).", minimum=1),
+    CollectOption("seed", int, 0, "Seed of the environments, the policy and the split.", minimum=0),
+    CollectOption("out", Path, None, "Output .npz (default data/atari_<game>.npz)."),
+)
+
+
+def collect_atari_command(env, episodes, policy, frame_size, grayscale, frameskip, max_steps_per_episode, num_envs, seed, out):
     """Play Atari episodes with ale-py (ROMs ship with it) and store the resized frames.
 
     Splits are by episode (80/10/10), so no frames of one episode are in two splits. Deterministic
@@ -113,18 +113,18 @@ class AtariDomain(SharedBackground, Domain):
     name = "atari"
     default_corpus = "data/atari_breakout.npz"
     collect_command = "vaekit collect atari --env Breakout --episodes 100"
-    collect_cli = staticmethod(collect_atari_command)
+    collect_options = ATARI_COLLECT_OPTIONS
+    collector = staticmethod(collect_atari_command)
     data_format = FRAMES
     model_protocol = FrameModel
     metrics = (
-        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
-        *FOREGROUND_METRICS,
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target(
+            33.0, source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")),
+        *foreground_metrics(small_object_target=Target(
+            0.90, source="issue 28: the ball must survive (≥ 90 % of small objects kept on test frames)")),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
         Metric("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
     )
-    targets = [Target("psnr", "PSNR", "{:.2f} dB", threshold=33.0,
-                      source="Atari progress report (seed 002): 33–35 dB expected from full-scale training"),
-               *FOREGROUND_TARGETS]
     item_noun = "frames"
     item_identifiers = ("episode", "step")
 
@@ -154,7 +154,11 @@ class AtariDomain(SharedBackground, Domain):
         return items, ImageStyle("gray", 0, 255)
 
     def save_pictures(self, model, shown, results, n, generator):
-        from vaekit.plots import save_frame_rows, save_latent_histograms, save_latent_pca
+        from vaekit.plots import (
+            save_frame_rows,
+            save_latent_histograms,
+            save_latent_pca,
+        )
 
         device = next(model.parameters()).device
         items = torch.as_tensor(shown.items, device=device)

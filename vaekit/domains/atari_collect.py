@@ -21,7 +21,7 @@ POLICIES: Registry[Callable] = Registry("policy")
 
 @POLICIES.register("random")
 def random_policy(observations: np.ndarray, num_actions: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniformly random actions: the seeds' data source."""
+    """Uniformly random actions: the specification documents' data source."""
     return rng.integers(0, num_actions, size=observations.shape[0])
 
 

@@ -19,22 +19,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
 
 import numpy as np
 import torch
-import typer
 
 from vaekit.background import BACKGROUND_KEY, pixel_mode
-from vaekit.collecting import Collected, progress_task
+from vaekit.collecting import REQUIRED, Collected, CollectOption, progress_task
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
-from vaekit.domains.shared_background import FOREGROUND_METRICS, FOREGROUND_TARGETS, SharedBackground
+from vaekit.domains.shared_background import SharedBackground, foreground_metrics
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
-from vaekit.option_parsers import integer
 from vaekit.targets import Target
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -440,19 +437,22 @@ def structural_similarity(images: torch.Tensor, targets: torch.Tensor) -> torch.
     return structural_similarity_index_measure(images.float(), targets.float(), data_range=1.0, reduction="none")
 
 
-def collect_images_command(
-    from_: Annotated[str, typer.Option("--from", help="A folder (searched recursively), a glob in quotes, or an .npy/.npz array (N, H, W[, C]).")],
-    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/images.npz"),
-    size: Annotated[Optional[str], typer.Option(help="Stored size: a side (64) or WIDTHxHEIGHT (64x48). Default: the source's, when all share it.")] = None,
-    channels: Annotated[Optional[int], typer.Option(parser=integer(), help="1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.")] = None,
-    resize: Annotated[str, typer.Option(help="fit (stretch), crop (keep aspect, cut the centre) or pad (keep aspect, pad black).")] = "fit",
-    labels: Annotated[Optional[str], typer.Option(help="folders: keep each image's first sub-folder name as its label.")] = None,
-    hold_out: Annotated[Optional[list[str]], typer.Option(help="A label whose images all go to the test split (repeatable; with --labels folders).")] = None,
-    count: Annotated[Optional[int], typer.Option(parser=integer(), help="Use a seeded random subset of this many images.")] = None,
-    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the subset and the 80/10/10 split.")] = 0,
-    strict: Annotated[bool, typer.Option(help="Refuse unreadable or corrupt files instead of skipping them.")] = False,
-    compress: Annotated[str, typer.Option(help="auto (zlib when a sample shrinks below 70 %), always or never.")] = "auto",
-):
+IMAGES_COLLECT_OPTIONS = (
+    CollectOption("from_", str, REQUIRED, "A folder (searched recursively), a glob in quotes, or an .npy/.npz array (N, H, W[, C])."),
+    CollectOption("out", Path, Path("data/images.npz"), "Output .npz file."),
+    CollectOption("size", str, None, "Stored size: a side (64) or WIDTHxHEIGHT (64x48). Default: the source's, when all share it."),
+    CollectOption("channels", int, None, "1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.", minimum=1),
+    CollectOption("resize", str, "fit", "fit (stretch), crop (keep aspect, cut the centre) or pad (keep aspect, pad black)."),
+    CollectOption("labels", str, None, "folders: keep each image's first sub-folder name as its label."),
+    CollectOption("hold_out", str, None, "A label whose images all go to the test split (repeatable; with --labels folders).", many=True),
+    CollectOption("count", int, None, "Use a seeded random subset of this many images.", minimum=1),
+    CollectOption("seed", int, 0, "Seed of the subset and the 80/10/10 split.", minimum=0),
+    CollectOption("strict", bool, False, "Refuse unreadable or corrupt files instead of skipping them."),
+    CollectOption("compress", str, "auto", "auto (zlib when a sample shrinks below 70 %), always or never."),
+)
+
+
+def collect_images_command(from_, out, size, channels, resize, labels, hold_out, count, seed, strict, compress):
     """Store your own images (a folder, a glob or an array) as an images corpus, split 80/10/10.
 
     PNG, JPEG, BMP, GIF and WebP are read through Pillow; RGBA, palette and 16-bit images are
@@ -483,19 +483,18 @@ class ImagesDomain(SharedBackground, Domain):
     name = "images"
     default_corpus = "data/images.npz"
     collect_command = "vaekit collect images --from FOLDER --out data/images.npz"
-    collect_cli = staticmethod(collect_images_command)
+    collect_options = IMAGES_COLLECT_OPTIONS
+    collector = staticmethod(collect_images_command)
     data_format = FRAMES
     model_protocol = FrameModel
     metrics = (
-        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True),
-        Metric("ssim", "SSIM", "{:.4f}", curve=True),
-        *FOREGROUND_METRICS,
+        Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target()),
+        Metric("ssim", "SSIM", "{:.4f}", curve=True, target=Target()),
+        # without a pass mark: they describe images that share a background (screenshots, renders),
+        # and mean little for photographs, whose "background" is one pixel's mode
+        *foreground_metrics(small_object_target=Target()),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
     )
-    # The foreground figures without a pass mark: they describe frames that share a background
-    # (screenshots, renders), and mean little for photographs, whose "background" is one pixel's mode.
-    targets = [Target("psnr", "PSNR", "{:.2f} dB"), Target("ssim", "SSIM", "{:.4f}"),
-               *(Target(t.metric, t.label, t.fmt) for t in FOREGROUND_TARGETS)]
     item_noun = "images"
     item_identifiers = ("index", "path", "label")
 

@@ -3,8 +3,7 @@ foreground metrics it makes possible, the baselines shown beside every figure, a
 foreground-weighted training loss (``loss.options.foreground_weight``).
 
 A domain takes all of it by listing ``SharedBackground`` before ``Domain`` among its bases, adding
-``FOREGROUND_METRICS`` and ``FOREGROUND_TARGETS`` to its declarations and scoring frames in
-``frame_quality_sums``.
+``foreground_metrics(...)`` to its metrics and scoring frames in ``frame_quality_sums``.
 """
 
 from __future__ import annotations
@@ -20,18 +19,19 @@ from vaekit.metrics import Metric
 from vaekit.small_objects import KEPT_IOU, SMALL_OBJECT_PIXELS, kept_and_total, small_objects
 from vaekit.targets import Target
 
-FOREGROUND_METRICS = (
-    Metric("foreground_psnr", "Foreground PSNR (dB)", "{:.2f}", curve=True),
-    Metric("foreground_recall", f"Foreground recall (|x̂−x| ≤ {FOREGROUND_TOLERANCE:g})", "{:.2%}"),
-    Metric("small_object_recall", f"Small-object recall (≤ {SMALL_OBJECT_PIXELS} px, IoU ≥ {KEPT_IOU:g})", "{:.2%}",
-           curve=True),
-    Metric("foreground_mse", "Foreground MSE", "{:.6f}", higher_is_better=False, selectable=False, headline=False),
-)
-FOREGROUND_TARGETS = [
-    Target("foreground_psnr", "Foreground PSNR", "{:.2f} dB"),
-    Target("small_object_recall", "Small-object recall", "{:.1%}", threshold=0.90,
-           source="issue 28: the ball must survive (≥ 90 % of small objects kept on test frames)"),
-]
+def foreground_metrics(small_object_target: Target) -> tuple[Metric, ...]:
+    """The foreground metrics of a frames domain, the small-object recall with ``small_object_target``
+    (its pass mark, or none)."""
+    return (
+        Metric("foreground_psnr", "Foreground PSNR (dB)", "{:.2f}", curve=True, target=Target()),
+        Metric("foreground_recall", f"Foreground recall (|x̂−x| ≤ {FOREGROUND_TOLERANCE:g})", "{:.2%}"),
+        Metric("small_object_recall", f"Small-object recall (≤ {SMALL_OBJECT_PIXELS} px, IoU ≥ {KEPT_IOU:g})",
+               "{:.2%}", curve=True, target=Target(small_object_target.threshold, small_object_target.source,
+                                                    fmt="{:.1%}", label="Small-object recall")),
+        Metric("foreground_mse", "Foreground MSE", "{:.6f}", higher_is_better=False, selectable=False, headline=False),
+    )
+
+
 BASELINES = ("mean training frame", "background alone")
 LOSS_OPTIONS = {"foreground_weight": "weight of the training NLL of foreground pixels (those differing from the "
                                      "corpus's background), ≥ 0; 1 (the default) weighs every pixel alike"}

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import typer
 
-from vaekit.collecting import Collected
+from vaekit.collecting import Collected, CollectOption
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
-from vaekit.option_parsers import integer
 
 IMAGE_SIZE = 64
 PATCH = 32  # a template's side; every shape at every angle fits within 15 px of its centre
@@ -129,12 +126,14 @@ def collect_sprites(out: Path, count: int = NUM_IMAGES, seed: int = 0) -> tuple[
     return save_corpus(out, arrays, metadata)
 
 
-def collect_sprites_command(
-    count: Annotated[int, typer.Option(
-        parser=integer(), help=f"Images: all {NUM_IMAGES:,} combinations or a seeded sample.")] = NUM_IMAGES,
-    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the sample and of the 80/10/10 split.")] = 0,
-    out: Annotated[Path, typer.Option(help="Output .npz file.")] = Path("data/sprites.npz"),
-):
+SPRITES_COLLECT_OPTIONS = (
+    CollectOption("count", int, NUM_IMAGES, f"Images: all {NUM_IMAGES:,} combinations or a seeded sample.", minimum=1),
+    CollectOption("seed", int, 0, "Seed of the sample and of the 80/10/10 split.", minimum=0),
+    CollectOption("out", Path, Path("data/sprites.npz"), "Output .npz file."),
+)
+
+
+def collect_sprites_command(count, seed, out):
     """Draw 64×64 binary sprites (square, ellipse, heart) over dSprites' factor grid, with their factors.
 
     Shape 3 × scale 6 × orientation 40 × x 32 × y 32 = 737,280 combinations, all of them or a seeded
@@ -152,7 +151,8 @@ class SpritesDomain(Domain):
     name = "sprites"
     default_corpus = "data/sprites.npz"
     collect_command = "vaekit collect sprites"
-    collect_cli = staticmethod(collect_sprites_command)
+    collect_options = SPRITES_COLLECT_OPTIONS
+    collector = staticmethod(collect_sprites_command)
     data_format = FRAMES
     model_protocol = FrameModel
     metrics = (

@@ -1,4 +1,4 @@
-"""`vaekit sweep`: the seeds' experiment tables as Optuna studies, one trial = one ordinary run.
+"""`vaekit sweep`: the specification documents' experiment tables as Optuna studies, one trial = one ordinary run.
 
     space.py      SPACE.yaml: categorical lists, number ranges, one_of bundles of several keys
     plan.py       the whole request checked before anything is written

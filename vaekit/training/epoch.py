@@ -35,13 +35,15 @@ def step_record(global_step: int, epoch: int, beta: float, lr: float, loss: torc
 @dataclass
 class StepContext:
     """What an epoch's steps need besides the model: the generators, the worker group, the stop
-    signals, the step logger, and ``checkpoint``, which writes a mid-epoch last.pt at a position."""
+    signals, the step and batch listeners, and ``checkpoint``, which writes a mid-epoch last.pt at a
+    position."""
 
     generator: torch.Generator
     augment_generator: torch.Generator
     workers: Workers = SINGLE
     signals: StopSignals | None = None
     on_step: Callable[[dict], None] | None = None
+    on_batch: Callable[[int, torch.Tensor], None] | None = None  # (samples, loss) after every step, e.g. a progress bar
     checkpoint: Callable[[EpochPosition], None] | None = None
     state: TrainState = field(default_factory=TrainState)
     checkpoint_clock: float = field(default_factory=time.monotonic)
@@ -66,8 +68,8 @@ def _votes(ctx: StepContext, cfg: TrainConfig, next_step: int) -> tuple[float, f
     return (*_signal_votes(ctx), float(due))
 
 
-def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: StepContext, progress=None, task=None,
-                    epoch: int = 1, position: EpochPosition | None = None) -> dict:
+def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: StepContext, epoch: int = 1,
+                    position: EpochPosition | None = None) -> dict:
     """One pass over ``data`` (this worker's share of it) in shuffled mini-batches, from the start
     or from ``position`` (a mid-epoch last.pt's); returns the epoch's mean loss terms over all
     workers (and, with ``train.nonfinite: skip``, the count of skipped steps). Every
@@ -94,7 +96,6 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
     sums = torch.tensor(position.sums, device=data.device)  # loss, recon, kl: summed on-device in fp32, read once
     batches, skipped, seconds_before = position.batches, position.skipped, position.seconds
     log_every = cfg.log_every_steps if ctx.on_step is not None else 0
-    kl_range = ""
 
     def where(index: int) -> EpochPosition:
         return EpochPosition(epoch, position.order, index, tuple(workers.mean(sums).tolist()), batches, skipped,
@@ -118,13 +119,10 @@ def train_one_epoch(step: TrainStep, data, domain, config: Config, beta, ctx: St
             sums += torch.stack([loss, recon, kl]).float()
             batches += 1
             if log_every and state.global_step % log_every == 0:
-                record = step_record(state.global_step, epoch, beta, step.optimizer.param_groups[0]["lr"], loss,
-                                     recon, step.kl_per_dim, workers)
-                kl_range = f"  KL/dim {record['kl_min']:.2f}–{record['kl_max']:.2f}"
-                ctx.on_step(record)
-            if progress is not None:
-                live = f"loss {loss.item():.3f}{kl_range}" if batches % 10 == 1 else None
-                progress.update(task, advance=batch.shape[0], **({"live": live} if live else {}))
+                ctx.on_step(step_record(state.global_step, epoch, beta, step.optimizer.param_groups[0]["lr"], loss,
+                                        recon, step.kl_per_dim, workers))
+            if ctx.on_batch is not None:
+                ctx.on_batch(batch.shape[0], loss)
         sigterm, sigint, due = step.votes
         if index == steps_per_epoch:  # the epoch's end writes last.pt anyway; a signal stops after it
             ctx.pending_signal = (sigterm, sigint)

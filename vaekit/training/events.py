@@ -1,12 +1,18 @@
 """The seam of the training loop: ``fit()`` announces what happened, small subscribers act on it.
 
-``fit()`` emits five events and does nothing else with them:
+``fit()`` emits these events and does nothing else with them:
 
-    run_start(t)          after the model, optimizer and (on --resume) state are ready
-    step_end(t, record)   every train.log_every_steps-th optimizer step; ``record`` is its steps.jsonl line
-    epoch_end(t, record)  after validation; ``record`` is the epoch's metrics.jsonl line
-    stop(t, reason)       training ends early, for a ``StopReason``
-    run_end(t)            after the last epoch (not after an error or a signal)
+    run_start(t)                 after the model, optimizer and (on --resume) state are ready
+    message(t, text, markup)     a line for the user (``t.say``): the console and train.log show it
+    epoch_start(t, epoch, total) before an epoch's first step; ``total`` samples on this worker
+    batch_end(t, samples, loss)  after every optimizer step (the loss a device tensor: read it rarely)
+    step_end(t, record)          every train.log_every_steps-th step; ``record`` is its steps.jsonl line
+    epoch_end(t, record)         after validation; ``record`` is the epoch's metrics.jsonl line
+    stop(t, reason, message)     training ends early, for a ``StopReason``
+    run_end(t)                   after the last epoch (not after an error or a signal)
+
+The loop owns no terminal: the progress bar, the console and train.log are subscribers like the
+checkpoints (``ProgressBar``, ``ConsoleEcho``, ``TrainLog``).
 
 Whatever way ``fit()`` ends (the last epoch, a stop, an error in the loop or in a subscriber), every
 subscriber's ``close`` is called last, so files, writers and the console are released.
@@ -18,16 +24,17 @@ before any file is written.
 Subscribers are ``Callback`` objects. Each declares its ``stage`` (``STAGES``, in the order the
 stages receive every event); within a stage, registration order. Adding a sink or a policy is one
 module under ``vaekit/training/callbacks/`` that defines a Callback with its stage and registers it
-with ``@register_callback``, plus one import line in that package's ``__init__``; the loop is not
-edited (docs/training.md).
+with ``@register_callback``; the package imports its modules, and the loop is not edited
+(docs/training.md).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from rich.console import Console
@@ -35,6 +42,11 @@ from rich.console import Console
 from vaekit.config import Config
 from vaekit.runs import RunDir
 from vaekit.training.distributed import Workers
+from vaekit.training.resume import TrainState
+
+if TYPE_CHECKING:  # imported for the annotations only: these modules import this one's users
+    from vaekit.domains import Domain
+    from vaekit.training.step import TrainStep
 
 
 class StopReason(str, Enum):
@@ -55,32 +67,42 @@ class StopReason(str, Enum):
 
 @dataclass
 class Training:
-    """What a subscriber may look at (and, for the checkpoint and stopping policies, change).
+    """A run in training: what the loop holds and what a subscriber may look at (and, for the
+    checkpoint and stopping policies, change).
 
-    ``state`` is the loop's ``TrainState``; ``val`` is the latest epoch's full validation metrics
-    (including the per-dimension KL); ``generator`` is the data-order and augmentation RNG.
+    ``state`` is the run's progress (epoch, step, best epochs), which last.pt saves; ``val`` is the
+    latest epoch's full validation metrics (including the per-dimension KL); ``generator`` is the
+    data-order RNG; ``rng_state`` returns the RNG state last.pt stores.
     """
 
     run: RunDir
     config: Config
     model: torch.nn.Module
-    domain: Any
+    domain: Domain
     optimizer: torch.optim.Optimizer
-    scheduler: Any
-    step: Any
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step: TrainStep
     generator: torch.Generator
-    state: Any
+    state: TrainState
     workers: Workers
     console: Console
     resume: bool
+    rng_state: Callable[[], dict]
+    show_progress: bool = True
     val: dict | None = None
-    rng_state: Any = None  # set by the loop: a function returning the RNG state that last.pt stores
     stop_reason: tuple[StopReason, str] | None = None
     shared: dict = field(default_factory=dict)  # what one subscriber makes for others (e.g. an epoch's pictures)
+    events: Events | None = None  # set once the subscribers are made
 
     def request_stop(self, reason: StopReason, message: str) -> None:
         """Ask the loop to stop after this epoch's events (e.g. early stopping)."""
         self.stop_reason = (StopReason(reason), message)
+
+    def say(self, text: str, markup: bool = True) -> None:
+        """Tell the user ``text`` (rich markup unless ``markup`` is False): every ``on_message``
+        subscriber gets it (the console, train.log)."""
+        if self.events is not None:
+            self.events.message(text, markup)
 
     @property
     def writes(self) -> bool:
@@ -90,13 +112,13 @@ class Training:
 
 # The stages of every event, in order, and why each comes where it does.
 STAGES = (
-    "log",     # the console log and provenance start first, so that they see every line
+    "log",     # the console, train.log and provenance start first, so that they see every line
     "guard",   # the non-finite guard checks the weights before anything is saved
     "record",  # metrics.jsonl and steps.jsonl: the truth the other subscribers may read
     "select",  # the best checkpoint (t.state.best_epoch), which sinks report
     "decide",  # early stopping, which last.pt must save
     "save",    # last.pt and the epoch checkpoints
-    "print",   # the console line and metrics.csv
+    "print",   # the progress bar, the console line and metrics.csv
     "draw",    # pictures and curves (t.shared['pictures'], which TensorBoard logs)
     "sink",    # TensorBoard, MLflow, and by default any other subscriber
 )
@@ -121,6 +143,15 @@ class Callback:
         return cls()
 
     def on_run_start(self, t: Training) -> None:
+        pass
+
+    def on_message(self, t: Training, text: str, markup: bool) -> None:
+        pass
+
+    def on_epoch_start(self, t: Training, epoch: int, total: int) -> None:
+        pass
+
+    def on_batch_end(self, t: Training, samples: int, loss: torch.Tensor) -> None:
         pass
 
     def on_step_end(self, t: Training, record: dict) -> None:
@@ -171,10 +202,25 @@ class Events:
 
     def __init__(self, callbacks: list[Callback], training: Training):
         self.callbacks, self.training = callbacks, training
+        training.events = self
+        # every step's event goes only to those who listen: most subscribers do not
+        self.batch_listeners = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
 
     def run_start(self) -> None:
         for cb in self.callbacks:
             cb.on_run_start(self.training)
+
+    def message(self, text: str, markup: bool = True) -> None:
+        for cb in self.callbacks:
+            cb.on_message(self.training, text, markup)
+
+    def epoch_start(self, epoch: int, total: int) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_start(self.training, epoch, total)
+
+    def batch_end(self, samples: int, loss: torch.Tensor) -> None:
+        for cb in self.batch_listeners:
+            cb.on_batch_end(self.training, samples, loss)
 
     def step_end(self, record: dict) -> None:
         for cb in self.callbacks:

@@ -1,4 +1,5 @@
-"""The training loop: plain functions, one epoch at a time, everything logged to metrics.jsonl."""
+"""The training loop: one epoch at a time, each announced to the subscribers (``vaekit.training.events``),
+which log, save, print and draw; the loop itself owns no file and no terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaekit.config import Config, TrainConfig
 from vaekit.errors import Interrupted, NonFiniteError, VaekitUsageError
@@ -49,21 +49,19 @@ def selection_score(metrics: dict, selection_metric: str, domain) -> list[float]
     return score
 
 
-def _compile(step: TrainStep, data, batch_size: int, workers: Workers, console: Console) -> float | None:
-    """Compile the training step for this epoch's batch shapes; prints and returns the seconds taken
+def _compile(step: TrainStep, data, batch_size: int, workers: Workers, say) -> float | None:
+    """Compile the training step for this epoch's batch shapes; says and returns the seconds taken
     (None, after one warning, where torch.compile fails and training goes on eagerly)."""
     if not getattr(step.model, "supports_compile", True):
-        console.print(f"[yellow]warning: {type(step.model).__name__} does not support torch.compile; training "
-                      "eagerly[/yellow]", soft_wrap=True)
+        say(f"[yellow]warning: {type(step.model).__name__} does not support torch.compile; training eagerly[/yellow]")
         return None
     shard = workers.shard(torch.arange(data.shape[0], device=data.device))
     examples = [data[shard[:size]] for size in epoch_batch_sizes(shard.shape[0], batch_size)]
     seconds = step.compile_now(examples, beta=1.0)
     if seconds is None:
-        console.print(f"[yellow]warning: torch.compile failed, training eagerly instead ({step.compile_error})"
-                      "[/yellow]", soft_wrap=True)
+        say(f"[yellow]warning: torch.compile failed, training eagerly instead ({step.compile_error})[/yellow]")
     else:
-        console.print(f"Compiled the training step in {seconds:.1f} s.")
+        say(f"Compiled the training step in {seconds:.1f} s.")
     return seconds
 
 
@@ -79,15 +77,16 @@ def stop_for_signal(events: Events, error: Interrupted, signal_name: str, state:
     raise Interrupted(message, error.exit_code) from None
 
 
-def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
-        console: Console | None = None, resume: bool = False, show_progress: bool = True,
-        workers: Workers = SINGLE, extra_callbacks: list[Callback] | None = None) -> TrainState:
+def fit(run: RunDir, config: Config, model, domain, tensors: dict, device, *, resume: bool = False,
+        workers: Workers = SINGLE, console: Console | None = None, show_progress: bool = True,
+        extra_callbacks: list[Callback] | None = None) -> TrainState:
     """Train ``model`` on ``tensors['train']``, validating on ``tensors['val']`` after each epoch.
 
     The loop only trains, validates and builds each epoch's record; what happens with the record
     (metrics.jsonl, the best and last checkpoints, early stopping, the console line, other sinks) is
     done by the subscribers of ``vaekit.training.events`` (the configured ones, then
-    ``extra_callbacks``); every subscriber is closed on the way out, whatever the way. With
+    ``extra_callbacks``), the console and the progress bar too (on ``console``, a quiet one by
+    default); every subscriber is closed on the way out, whatever the way. With
     ``resume`` it continues from last.pt, at the step after a mid-epoch one's (see
     ``vaekit.training.resume``). Under torchrun every worker calls this; only the main worker
     writes the run directory. ``config`` must have passed ``vaekit.validation.check_run_config`` and
@@ -121,46 +120,43 @@ def fit(run: RunDir, config: Config, model, domain, tensors: dict, device,
                                                                                              or cfg.batch_size))
     state.batch_size = cfg.batch_size
     training = Training(run, config, model, domain, optimizer, scheduler, step, generator, state, workers, console,
-                        resume, rng_state=lambda: rng_state(generator, augment_generator, workers))
+                        resume, rng_state=lambda: rng_state(generator, augment_generator, workers),
+                        show_progress=show_progress)
     events = Events([*make_callbacks(config), *(extra_callbacks or [])], training)
     ctx = StepContext(generator, augment_generator, workers, on_step=events.step_end, state=state,
+                      on_batch=events.batch_end if events.batch_listeners else None,
                       checkpoint=lambda at: save_position(training, at))
     try:
-        return _train_epochs(events, training, ctx, tensors, device, position, notes, show_progress)
+        return _train_epochs(events, training, ctx, tensors, device, position, notes)
     finally:
         events.close()
 
 
 def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors: dict, device,
-                  position: EpochPosition | None, notes: list[str], show_progress: bool) -> TrainState:
+                  position: EpochPosition | None, notes: list[str]) -> TrainState:
     run, config, model, domain, step = training.run, training.config, training.model, training.domain, training.step
-    state, workers, console, optimizer, scheduler = (training.state, training.workers, training.console,
-                                                    training.optimizer, training.scheduler)
+    state, workers, optimizer, scheduler = training.state, training.workers, training.optimizer, training.scheduler
     cfg, train_data, val_data = config.train, tensors["train"], tensors["val"]
     events.run_start()
     if training.resume:
         where = (f"in epoch {position.epoch}, after its step {position.step}" if position is not None
                  else f"after epoch {state.epoch}")
-        console.print(f"Resuming {run.run_id} {where} (best val loss {state.best_val_loss:.4f} "
-                      f"at epoch {state.best_loss_epoch}).")
+        training.say(f"Resuming {run.run_id} {where} (best val loss {state.best_val_loss:.4f} "
+                     f"at epoch {state.best_loss_epoch}).")
         for note in notes:
-            console.print(f"note: {note}", soft_wrap=True)
+            training.say(f"note: {note}")
     model.train()
-    compile_seconds = _compile(step, train_data, cfg.batch_size, workers, console) if cfg.compile else None
-    progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[live]}"), TimeElapsedColumn(), console=console,
-                        transient=True, disable=not (show_progress and workers.is_main))
-    with progress, StopSignals() as signals:
+    compile_seconds = _compile(step, train_data, cfg.batch_size, workers, training.say) if cfg.compile else None
+    with StopSignals() as signals:
         ctx.signals = signals
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             started = time.perf_counter()
             beta = beta_at(epoch, config.beta)
             schedule_values = model.on_epoch_start(epoch, cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
-            task = progress.add_task("train", total=workers.shard(train_data).shape[0], epoch=epoch, live="")
+            events.epoch_start(epoch, workers.shard(train_data).shape[0])
             try:
-                train_stats = train_one_epoch(step, train_data, domain, config, beta, ctx, progress, task, epoch,
-                                              position)
+                train_stats = train_one_epoch(step, train_data, domain, config, beta, ctx, epoch, position)
             except NonFiniteError as error:
                 message = (f"{error}. {_saved(epoch, ctx.last_checkpoint or position, state)}, vae_best.pth epoch "
                            f"{state.best_epoch}; continue with --resume (e.g. with a lower --lr or --set "
@@ -171,7 +167,6 @@ def _train_epochs(events: Events, training: Training, ctx: StepContext, tensors:
                 stop_for_signal(events, error, ctx.stopped_by, state, ctx.last_checkpoint)
             resumed_seconds = position.seconds if position is not None else 0.0
             position = ctx.last_checkpoint = None
-            progress.remove_task(task)
             workers.average_buffers(model)  # so every worker validates, corrects the lr and adjusts the same model
             scheduler.step()  # the configured schedule, then the model's own lr correction (lr_schedules.py)
             controller_values = model.on_epoch_end()

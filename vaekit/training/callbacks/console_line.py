@@ -2,7 +2,7 @@
 
 from vaekit.evaluation import collapsed_dims
 from vaekit.objectives import OBJECTIVES
-from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.events import Callback, StopReason, Training, register_callback
 
 
 def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str], objective: str = "elbo") -> str:
@@ -24,14 +24,13 @@ class ConsoleLine(Callback):
 
     def on_epoch_end(self, t: Training, record: dict) -> None:
         cfg = t.config.train
-        t.console.print(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics, t.config.objective.name),
-                        soft_wrap=True)
+        t.say(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics, t.config.objective.name))
         collapsed = collapsed_dims(record["kl_per_dim"], cfg.collapse_threshold)
         if collapsed:
             shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
-            t.console.print(f"[yellow]warning: posterior collapse in {len(collapsed)}/{t.val['latent_dim']} "
-                            f"dims (KL < {cfg.collapse_threshold} nats): {shown}[/yellow]", soft_wrap=True)
+            t.say(f"[yellow]warning: posterior collapse in {len(collapsed)}/{t.val['latent_dim']} dims "
+                  f"(KL < {cfg.collapse_threshold} nats): {shown}[/yellow]")
 
-    def on_stop(self, t: Training, reason: str, message: str) -> None:
-        if reason == "early_stopping":  # errors and signals are printed by the command line
-            t.console.print(message)
+    def on_stop(self, t: Training, reason: StopReason, message: str) -> None:
+        if reason is StopReason.EARLY_STOPPING:  # errors and signals are printed by the command line
+            t.say(message)

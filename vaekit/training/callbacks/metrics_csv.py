@@ -8,26 +8,25 @@ import csv
 import io
 
 from vaekit.files import atomic_write_bytes
-from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.events import Training, register_callback
+from vaekit.training.metric_logger import MetricLogger, scalar_fields
 
 
 def records_to_csv(records: list[dict]) -> str:
     """The scalar fields of ``records`` as CSV text, columns in order of first appearance."""
-    columns: dict[str, None] = {}
-    for record in records:
-        columns.update((k, None) for k, v in record.items() if not isinstance(v, (list, dict)))
+    rows = [scalar_fields(record, text=True) for record in records]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows(rows)
     return out.getvalue()
 
 
 @register_callback
-class MetricsCsv(Callback):
+class MetricsCsv(MetricLogger):
     stage = "print"
 
-    def on_epoch_end(self, t: Training, record: dict) -> None:
-        if t.writes:
-            text = records_to_csv(t.run.read_metrics(quiet=True))
-            atomic_write_bytes(t.run.path / "metrics.csv", lambda h: h.write(text.encode()))
+    def log_epoch(self, t: Training, epoch: int, scalars: dict[str, float], record: dict) -> None:
+        text = records_to_csv(t.run.read_metrics(quiet=True))
+        atomic_write_bytes(t.run.path / "metrics.csv", lambda h: h.write(text.encode()))

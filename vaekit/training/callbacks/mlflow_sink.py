@@ -15,7 +15,8 @@ from pathlib import Path
 
 from vaekit.config import Config
 from vaekit.errors import VaekitUsageError
-from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.events import Training, register_callback
+from vaekit.training.metric_logger import MetricLogger
 
 EXPERIMENT = "vaekit"
 RUN_ID_TAG = "vaekit.run_id"
@@ -38,19 +39,12 @@ def flat_params(config: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def scalar_metrics(record: dict) -> dict[str, float]:
-    """The numeric, non-boolean values of a metrics.jsonl record (lists such as kl_per_dim left out)."""
-    return {key: float(value) for key, value in record.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch"}
-
-
 @register_callback
-class MlflowSink(Callback):
-    stage = "sink"
-
+class MlflowSink(MetricLogger):
     def __init__(self, uri: str):
+        super().__init__()
         self.uri, self.client, self.mlflow_run = uri, None, None
-        self.last: dict | None = None  # the latest epoch record, for the final_* metrics
+        self.last: dict[str, float] | None = None  # the latest epoch's scalars, for the final_* metrics
 
     @classmethod
     def check_config(cls, config: Config) -> None:
@@ -66,9 +60,7 @@ class MlflowSink(Callback):
     def from_config(cls, config: Config) -> "MlflowSink | None":
         return cls(config.train.mlflow_uri) if config.train.mlflow else None
 
-    def on_run_start(self, t: Training) -> None:
-        if not t.writes:
-            return
+    def open(self, t: Training) -> None:
         from mlflow.tracking import MlflowClient
 
         runs_dir = t.run.path.parent
@@ -102,40 +94,29 @@ class MlflowSink(Callback):
         for start in range(0, len(new), 100):  # MLflow takes at most 100 parameters a batch
             self.client.log_batch(self.mlflow_run, params=new[start:start + 100])
 
-    def on_epoch_end(self, t: Training, record: dict) -> None:
-        if self.client is None:
-            return
+    def log_epoch(self, t: Training, epoch: int, scalars: dict[str, float], record: dict) -> None:
         from mlflow.entities import Metric
 
-        epoch = record["epoch"]
         stamp = int(t.state.wall_seconds * 1000)
-        metrics = [Metric(key, value, stamp, epoch) for key, value in scalar_metrics(record).items()]
+        metrics = [Metric(key, float(value), stamp, epoch) for key, value in scalars.items()]
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.mlflow_run, metrics=metrics[start:start + 1000])
-        self.last = record
+        self.last = scalars
 
-    def on_stop(self, t: Training, reason: str, message: str) -> None:
-        if self.client is not None:
-            status = "FINISHED" if reason.completes_the_run else "KILLED"  # early stopping, pruning: whole runs
-            self._finish(t, status)
-
-    def on_run_end(self, t: Training) -> None:
-        if self.client is not None:
-            self._finish(t, "FINISHED")
-
-    def close(self, t: Training) -> None:
+    def abort(self, t: Training) -> None:
         """An error ended training (in the loop or another subscriber): the MLflow run ends FAILED."""
-        if self.client is not None:
-            client, self.client = self.client, None
-            client.set_terminated(self.mlflow_run, status="FAILED")
+        self.client.set_terminated(self.mlflow_run, status="FAILED")
+        self.client = None
 
-    def _finish(self, t: Training, status: str) -> None:
+    def finish(self, t: Training, completed: bool) -> None:
+        """FINISHED after the last epoch, early stopping or pruning (whole runs); KILLED by a signal
+        or a non-finite value."""
         if self.last is not None:
-            for key, value in scalar_metrics(self.last).items():
-                self.client.log_metric(self.mlflow_run, f"final_{key}", value)
+            for key, value in self.last.items():
+                self.client.log_metric(self.mlflow_run, f"final_{key}", float(value))
         self.client.log_metric(self.mlflow_run, "best_epoch", t.state.best_epoch)
         for path in [t.run.config_path, *sorted(t.run.results.glob("*.png"))]:
             if path.exists():
                 self.client.log_artifact(self.mlflow_run, str(path))
-        self.client.set_terminated(self.mlflow_run, status=status)
+        self.client.set_terminated(self.mlflow_run, status="FINISHED" if completed else "KILLED")
         self.client = None

@@ -8,14 +8,14 @@ dimension: its min, max and mean under train/kl_per_dim/ and each dimension as t
 
 from vaekit.config import Config
 from vaekit.errors import VaekitUsageError
-from vaekit.training.events import Callback, Training, register_callback
+from vaekit.training.events import Training, register_callback
+from vaekit.training.metric_logger import MetricLogger
 
 
 @register_callback
-class TensorBoard(Callback):
-    stage = "sink"
-
+class TensorBoard(MetricLogger):
     def __init__(self):
+        super().__init__()
         self.writer = None
 
     @classmethod
@@ -32,31 +32,23 @@ class TensorBoard(Callback):
     def from_config(cls, config: Config) -> "TensorBoard | None":
         return cls() if config.train.tensorboard else None
 
-    def on_run_start(self, t: Training) -> None:
-        if t.writes:
-            from torch.utils.tensorboard import SummaryWriter
+    def open(self, t: Training) -> None:
+        from torch.utils.tensorboard import SummaryWriter
 
-            # a resumed run hides the step scalars it logged after last.pt, as steps.jsonl drops them
-            # (epoch scalars sit at steps ≤ last.pt's epoch, below the first dropped step)
-            self.writer = SummaryWriter(log_dir=str(t.run.path / "logs"), purge_step=t.shared.get("steps_dropped_from"))
+        # a resumed run hides the step scalars it logged after last.pt, as steps.jsonl drops them
+        # (epoch scalars sit at steps ≤ last.pt's epoch, below the first dropped step)
+        self.writer = SummaryWriter(log_dir=str(t.run.path / "logs"), purge_step=t.shared.get("steps_dropped_from"))
 
-    def on_step_end(self, t: Training, record: dict) -> None:
-        if self.writer is None:
-            return
-        step = record["step"]
+    def log_step(self, t: Training, step: int, record: dict) -> None:
         for name in ("min", "max", "mean"):
             self.writer.add_scalar(f"train/kl_per_dim/{name}", record[f"kl_{name}"], step)
         for dim, kl in enumerate(record["kl_per_dim"]):
             self.writer.add_scalar(f"train/kl_per_dim/dim_{dim:03d}", kl, step)
 
-    def on_epoch_end(self, t: Training, record: dict) -> None:
-        if self.writer is None:
-            return
-        epoch = record["epoch"]
-        for key, value in record.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
-                group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "schedule"
-                self.writer.add_scalar(f"{group}/{key}", value, epoch)
+    def log_epoch(self, t: Training, epoch: int, scalars: dict[str, float], record: dict) -> None:
+        for key, value in scalars.items():
+            group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "schedule"
+            self.writer.add_scalar(f"{group}/{key}", value, epoch)
         for dim, kl in enumerate(record["kl_per_dim"]):
             self.writer.add_scalar(f"kl_per_dim/{dim:03d}", kl, epoch)
         pictured, pictures = t.shared.get("pictures", (None, {}))
@@ -65,13 +57,6 @@ class TensorBoard(Callback):
                 self.writer.add_image(f"pictures/{name}", image, epoch, dataformats="HWC")
         self.writer.flush()
 
-    def on_stop(self, t: Training, reason: str, message: str) -> None:
-        self.close(t)
-
-    def on_run_end(self, t: Training) -> None:
-        self.close(t)
-
-    def close(self, t: Training) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    def finish(self, t: Training, completed: bool) -> None:
+        self.writer.close()
+        self.writer = None

@@ -87,7 +87,7 @@ def test_our_own_files_are_not_translated(tmp_path, capsys):
 # ----------------------------------------------------------------------------- the shipped seed files
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_FILES = sorted((ROOT / "examples" / "configs" / "seeds").glob("*.yaml"))
+SPEC_FILES = sorted((ROOT / "examples" / "configs" / "specs").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def splat_corpus(tmp_path_factory, arc_corpus):
     return path
 
 
-@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)
 def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeypatch):
     """Each file's own first-line command, shortened to one epoch on a tiny model and corpus."""
     monkeypatch.chdir(ROOT)
@@ -130,7 +130,7 @@ def test_seed_file_trains_by_its_header_command(path, tmp_path, request, monkeyp
 
 
 def test_ternary_appendix_b_sections_map_onto_the_dual_model(tmp_path, capsys):
-    config = _resolve(tmp_path, (ROOT / "examples" / "configs" / "seeds" / "ternary_appendix_b.yaml").read_text()
+    config = _resolve(tmp_path, (ROOT / "examples" / "configs" / "specs" / "ternary_appendix_b.yaml").read_text()
                       .replace("rho_max: 0.7", "rho_max: 0.6").replace("temp_end: 0.2", "temp_end: 0.25"),
                       domain="ternary")
     options = config.model.options
@@ -162,14 +162,14 @@ def test_bad_appendix_b_values_are_refused_by_name(tmp_path, text, message):
 
 def test_the_core_config_path_does_not_import_the_translator():
     code = ("import sys, vaekit.config, vaekit.experiment, vaekit.cli; "
-            "print('vaekit.seed_configs' in sys.modules)")
+            "print('vaekit.spec_configs' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
 def test_rho_range_takes_the_model_default_knots():
     from vaekit.models import option_default
-    from vaekit.seed_configs import translate
+    from vaekit.spec_configs import translate
 
     nested, _ = translate({"Model": {"rho_min": 0.2, "rho_max": 0.9}}, "test")
     default = [list(k) for k in option_default("ternary_dual", "rho_knots")]

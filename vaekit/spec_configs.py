@@ -1,4 +1,4 @@
-"""Config files written the seed documents' way: flat keys such as ``learning_rate: 1e-3``.
+"""Config files written the specification documents' way: flat keys such as ``learning_rate: 1e-3``.
 
 The seed specifications give their hyperparameters as one flat mapping (``latent_dim``, ``batch_size``,
 ``learning_rate``, ``optimizer: Adam``, ``beta_schedule``, ``use_free_bits`` ...). ``ALIASES`` is the one
@@ -7,7 +7,7 @@ keys that mean nothing to vaekit are listed with the reason they are ignored, so
 silently. ``translate`` turns a flat file into our nested sections and says what it mapped.
 The one-to-one names come from the config fields' own ``aliases`` (``vaekit.config``); this module
 adds the keys whose values need converting, the keys that set model options, and the ignored ones.
-Only a file with seed-style keys imports it (``vaekit.experiment``); the core config does not.
+Only a file with spec-style keys imports it (``vaekit.experiment``); the core config does not.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ ALIASES: dict[str, Alias] = {**{name: _to(key) for name, key in key_aliases().it
 
 
 def translate(document: dict, source: str) -> tuple[dict, list[str]]:
-    """Map a flat seed-style mapping onto our nested sections.
+    """Map a flat spec-style mapping onto our nested sections.
 
     Returns:
         The nested config dict and one report line per seed key ("learning_rate → train.lr", or

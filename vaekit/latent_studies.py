@@ -19,7 +19,7 @@ import torch
 from vaekit import latent
 from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.errors import VaekitUsageError
-from vaekit.experiment import LoadedRun
+from vaekit.trained_runs import LoadedRun
 from vaekit.files import atomic_write_bytes
 
 ProgressCallback = Callable[[int, int], None]
