@@ -23,7 +23,8 @@ def foreground_metrics(small_object_target: Target) -> tuple[Metric, ...]:
     """The foreground metrics of a frames domain, the small-object recall with ``small_object_target``
     (its pass mark, or none)."""
     return (
-        Metric("foreground_psnr", "Foreground PSNR (dB)", "{:.2f}", curve=True, target=Target()),
+        Metric("foreground_psnr", "Foreground PSNR (dB)", "{:.2f}", curve=True,
+               target=Target(fmt="{:.2f} dB", label="Foreground PSNR")),
         Metric("foreground_recall", f"Foreground recall (|x̂−x| ≤ {FOREGROUND_TOLERANCE:g})", "{:.2%}"),
         Metric("small_object_recall", f"Small-object recall (≤ {SMALL_OBJECT_PIXELS} px, IoU ≥ {KEPT_IOU:g})",
                "{:.2%}", curve=True, target=Target(small_object_target.threshold, small_object_target.source,
