@@ -87,6 +87,26 @@ def test_a_faint_ball_is_not_kept_and_the_wall_is_never_a_small_object():
     assert len(found) == 1 and found[0].box == (8, 5, 10, 7)
 
 
+def test_only_objects_where_the_foreground_is_rare_count():
+    rare = np.ones((16, 16), bool)
+    assert len(small_objects(frame()[:, 0].numpy() > 0.1, frame()[:, 0].numpy() > 0.1, rare)) == 1
+    rare[9, 6] = False  # one pixel of the ball's place is often foreground (a score digit, say)
+    assert small_objects(frame()[:, 0].numpy() > 0.1, frame()[:, 0].numpy() > 0.1, rare) == []
+
+
+def test_the_ball_lies_where_the_foreground_is_rare_and_the_score_does_not(atari_corpus):
+    from vaekit.background import foreground_rate
+
+    corpus = load_corpus(atari_corpus)
+    rate = foreground_rate(corpus.arrays["train"], corpus.arrays[BACKGROUND_KEY])
+    by_hand = (np.abs(corpus.arrays["train"].astype(int) - corpus.arrays[BACKGROUND_KEY].astype(int)).max(-1)
+               > 25.5).mean(axis=0)
+    assert np.allclose(rate, by_hand)
+    domain = get_domain("atari")
+    domain.load(atari_corpus)
+    assert np.array_equal(domain.rare_foreground, by_hand < 0.1)
+
+
 def test_a_ball_beside_another_object_is_judged_on_its_own():
     target = frame(ball_at=(4, 5))  # one black row between the wall (rows 0–2) and the ball (rows 4–5)
     # the wall's row 2 lies in the ball's window: counted as drawn there, it would make the IoU 4 / 10

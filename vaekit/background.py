@@ -89,6 +89,24 @@ def corpus_background(path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return background
 
 
+RARE_FOREGROUND = 0.1  # a pixel where the foreground shows in under 10 % of training frames: a moving object's path
+
+
+def foreground_rate(frames: np.ndarray, background: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(H, W) float32: the share of the (N, H, W, C) uint8 ``frames`` in which each pixel is foreground.
+
+    Moving objects (a ball) pass over pixels that are rarely foreground (under 2 % of Breakout's and
+    Pong's training frames), while a changing glyph (the score) covers pixels that are foreground in a
+    quarter or more of them; ``RARE_FOREGROUND`` tells the two apart.
+    """
+    reference = as_model_frame(background)
+    counts = torch.zeros(frames.shape[1:3])
+    for start in range(0, len(frames), chunk):
+        batch = torch.as_tensor(frames[start:start + chunk]).permute(0, 3, 1, 2).float() / 255.0
+        counts += foreground(batch, reference).sum(dim=0)
+    return (counts / max(len(frames), 1)).numpy().astype(np.float32)
+
+
 def as_model_frame(frame: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """One stored (H, W, C) uint8 frame as a (C, H, W) float tensor in [0, 1], as models compare them."""
     return torch.as_tensor(np.asarray(frame), device=device).permute(2, 0, 1).float() / 255.0

@@ -1,7 +1,10 @@
-"""Small objects of a frame (the ball, the paddle) and whether a reconstruction kept them.
+"""Small objects of a frame (the ball) and whether a reconstruction kept them.
 
 A small object is a connected component of a frame's foreground (8-connected; ``vaekit.background``)
-of at most ``SMALL_OBJECT_PIXELS`` pixels. The reconstruction kept it when, in the object's box grown
+of at most ``SMALL_OBJECT_PIXELS`` pixels, every pixel of which lies where the foreground is rare
+(``vaekit.background.RARE_FOREGROUND``: a moving object's path, not a changing glyph such as the
+score, whose fragments are as small but cover pixels that are foreground in a quarter or more of the
+frames). The reconstruction kept it when, in the object's box grown
 by ``WINDOW_MARGIN`` pixels, the reconstruction's foreground overlaps it at IoU ≥ ``KEPT_IOU``. Other
 foreground objects of the frame inside that box are left out of the comparison, so a ball next to a
 brick is judged on its own. An object erased by the reconstruction, or drawn more than the margin away,
@@ -48,12 +51,16 @@ class SmallObject:
         return self.iou >= KEPT_IOU
 
 
-def small_objects(target: np.ndarray, reconstruction: np.ndarray,
+def small_objects(target: np.ndarray, reconstruction: np.ndarray, rare: np.ndarray | None = None,
                   max_pixels: int = SMALL_OBJECT_PIXELS) -> list[SmallObject]:
     """The small objects of (N, H, W) boolean foreground masks ``target``, each scored against the
-    foreground ``reconstruction`` of the same frames."""
+    foreground ``reconstruction`` of the same frames. ``rare``: (H, W) bool, the pixels where the
+    foreground is rare; an object must lie within them (None: anywhere)."""
     labels, _ = ndimage.label(target, structure=_WITHIN_A_FRAME)
     sizes = np.bincount(labels.ravel())
+    if rare is not None:  # components touching a pixel where the foreground is common are not small objects
+        sizes = sizes.copy()
+        sizes[np.unique(labels[:, ~rare])] = max_pixels + 1
     height, width = target.shape[1:]
     found = []
     for index, where in enumerate(ndimage.find_objects(labels), start=1):
@@ -67,11 +74,11 @@ def small_objects(target: np.ndarray, reconstruction: np.ndarray,
         drawn = reconstruction[frame, top:bottom, left:right] & ((window == 0) | obj)
         iou = float((obj & drawn).sum()) / float((obj | drawn).sum())
         found.append(SmallObject(int(frame), (rows.start, columns.start, rows.stop, columns.stop),
-                                 int(sizes[index]), iou))
+                                 int(obj.sum()), iou))
     return found
 
 
-def kept_and_total(target: np.ndarray, reconstruction: np.ndarray) -> tuple[int, int]:
+def kept_and_total(target: np.ndarray, reconstruction: np.ndarray, rare: np.ndarray | None = None) -> tuple[int, int]:
     """(small objects kept, small objects) of a batch: the sums of the small-object recall."""
-    found = small_objects(target, reconstruction)
+    found = small_objects(target, reconstruction, rare)
     return sum(obj.kept for obj in found), len(found)

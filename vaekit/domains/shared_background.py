@@ -13,7 +13,8 @@ import math
 import numpy as np
 import torch
 
-from vaekit.background import FOREGROUND_TOLERANCE, as_model_frame, corpus_background, foreground
+from vaekit.background import (FOREGROUND_TOLERANCE, RARE_FOREGROUND, as_model_frame, corpus_background, foreground,
+                               foreground_rate)
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.small_objects import KEPT_IOU, SMALL_OBJECT_PIXELS, kept_and_total, small_objects
@@ -43,13 +44,15 @@ def psnr(mse: float) -> float:
     return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
 
 
-def foreground_sums(predicted: torch.Tensor, target: torch.Tensor, background: torch.Tensor) -> dict[str, tuple]:
-    """Sums of the foreground metrics of (N, C, H, W) frames in [0, 1] against the (C, H, W) background."""
+def foreground_sums(predicted: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
+                    rare: np.ndarray | None = None) -> dict[str, tuple]:
+    """Sums of the foreground metrics of (N, C, H, W) frames in [0, 1] against the (C, H, W) background;
+    ``rare``: where small objects may lie (``vaekit.small_objects``)."""
     mask = foreground(target, background)
     error = predicted - target
     squared = error.pow(2).sum(dim=1)[mask].sum()
     recalled = ((error.abs().amax(dim=1) <= FOREGROUND_TOLERANCE) & mask).sum()
-    kept, total = kept_and_total(mask.cpu().numpy(), foreground(predicted, background).cpu().numpy())
+    kept, total = kept_and_total(mask.cpu().numpy(), foreground(predicted, background).cpu().numpy(), rare)
     return {"foreground_mse": (squared, mask.sum() * target.shape[1]), "foreground_recall": (recalled, mask.sum()),
             "small_object_recall": (kept, total)}
 
@@ -67,9 +70,11 @@ class SharedBackground:
 
     loss_options = LOSS_OPTIONS
     background: np.ndarray | None = None  # the background of the corpus loaded last, (H, W, C) uint8
+    rare_foreground: np.ndarray | None = None  # (H, W) bool: where its training frames rarely show foreground
 
     def use_corpus(self, corpus) -> None:
         self.background = corpus_background(corpus.path, corpus.arrays)
+        self.rare_foreground = foreground_rate(corpus.arrays["train"], self.background) < RARE_FOREGROUND
 
     def frame_quality_sums(self, predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:
         """Per-batch sums of the domain's own quality metrics of (N, C, H, W) frames in [0, 1]."""
@@ -85,7 +90,7 @@ class SharedBackground:
     def _all_sums(self, predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:
         sums = self.frame_quality_sums(predicted, target)
         if self.background is not None:
-            sums.update(foreground_sums(predicted, target, self._background_on(target.device)))
+            sums.update(foreground_sums(predicted, target, self._background_on(target.device), self.rare_foreground))
         return sums
 
     def derived_metrics(self, metrics: dict) -> dict:
@@ -130,7 +135,7 @@ class SharedBackground:
         masks = [foreground(self._as_frames(torch.as_tensor(np.asarray(frames))), background).numpy()
                  for frames in (items, reconstructions)]
         boxes: list[list] = [[] for _ in range(len(items))]
-        for obj in small_objects(*masks):
+        for obj in small_objects(*masks, self.rare_foreground):
             boxes[obj.frame].append((obj.box, obj.kept))
         return boxes
 
