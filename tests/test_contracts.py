@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vaekit.config import Config, LossConfig
+from vaekit.corpus import Corpus
 from conftest import stored_batch
 from vaekit.data_formats import ARC_GRID, FRAMES, SPLAT_SEQUENCE, TERNARY_TABLE, VECTORS
 from vaekit.domains import DOMAINS, check_domain_class, get_domain, list_domains
@@ -50,7 +51,7 @@ def test_a_model_without_the_domain_protocol_is_refused_naming_what_it_lacks():
     class FramesWithoutMeans(GaussianVAE):
         data_format = FRAMES
 
-    assert get_domain("atari").model_problem(FramesWithoutMeans) == "it lacks frame_means (FrameModel)"
+    assert get_domain("atari").model_problem(FramesWithoutMeans) == "it lacks frame_means, weigh_foreground (FrameModel)"
     assert get_domain("atari").model_problem(MODELS.get("conv2d_frames")) is None
 
 
@@ -91,6 +92,7 @@ def test_declared_selection_metrics_are_real_validation_metrics(domain_name, mod
     generator = torch.Generator().manual_seed(0)
     tensors = {split: stored_batch(domain.data_format, n, generator, TINY[model_name]) for split, n in
                (("train", 8), ("val", 6), ("test", 6))}
+    domain.use_corpus(Corpus(Path("in-memory.npz"), {split: t.numpy() for split, t in tensors.items()}, {}))
     config = Config(domain=domain_name)
     config.data.options = {"epoch_prior_samples": 64}
     model.on_epoch_start(1, 10)

@@ -176,7 +176,7 @@ def test_the_arc_sweep_table_shows_the_exact_grid_rate_beside_the_per_cell_figur
     from vaekit.sweeps.report import main_metrics
 
     assert main_metrics("arc") == ["pixel_accuracy", "nonbackground_accuracy", "exact_grid_rate", "kl"]
-    assert main_metrics("atari") == ["psnr", "mse", "kl"]  # a domain without table_metrics: two headline metrics
+    assert main_metrics("atari") == ["psnr", "foreground_psnr", "kl"]  # a domain without table_metrics: two headline metrics
 
 
 def test_default_objective_is_each_domains_headline_metric_never_the_total_loss():

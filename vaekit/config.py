@@ -76,7 +76,9 @@ class LossConfig:
         "'per_sample' clamps each sample's per-dimension KL; 'batch_mean' clamps the batch-mean KL "
         "per dimension (Kingma et al. 2016).",
         "per_sample", flag="--free-bits-mode")
-    options: dict = _help("Domain-specific likelihood options (e.g. Atari: likelihood, sigma).", {})
+    options: dict = _help("Domain-specific training-loss options; a domain refuses keys it does not declare "
+                          "(atari, images: foreground_weight, the weight of foreground pixels' NLL, ≥ 0, default 1; "
+                          "docs/domains/atari.md).", {})
 
 
 def _objective_config() -> type:

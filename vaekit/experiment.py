@@ -147,6 +147,7 @@ def _train_run(domain_name, config_file, layers, runs_dir, run_id, resume, overw
     check_fits_data(config, tensors["train"], device, config.train.precision)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
+    domain.prepare_model(model, config)
     if resume:
         check_resumable(run, previous, config, model, workers.world_size)  # before config.yaml is rewritten
         if workers.is_main:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 # The ten colours ARC tasks are shown in (black, blue, red, green, yellow, grey, magenta, orange,
 # light blue, maroon).
@@ -114,8 +114,16 @@ def save_ternary_tables(operations: np.ndarray, path: Path, title: str) -> Path:
     return save_image_table(tables, path, title, TERNARY_COLORS, -1, 1, cell_inches=0.9)
 
 
-def save_frame_rows(rows: list[np.ndarray], labels: list[str], path: Path) -> Path:
-    """Rows of frames (each (n, H, W, C) uint8), e.g. originals above their reconstructions."""
+Box = tuple[tuple[int, int, int, int], bool]  # (top, left, bottom, right) and whether it is marked kept
+
+
+def save_frame_rows(rows: list[np.ndarray], labels: list[str], path: Path,
+                    boxes: list[list[list[Box]]] | None = None) -> Path:
+    """Rows of frames (each (n, H, W, C) uint8), e.g. originals above their reconstructions.
+
+    ``boxes[row][column]`` outlines regions of that frame: green where marked kept, red where not
+    (the small objects a reconstruction kept or lost).
+    """
     columns = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 1.2, len(rows) * 1.3), squeeze=False)
     for ax in axes.flat:
@@ -124,6 +132,10 @@ def save_frame_rows(rows: list[np.ndarray], labels: list[str], path: Path) -> Pa
         for c, frame in enumerate(frames):
             axes[r, c].imshow(frame.squeeze(-1) if frame.shape[-1] == 1 else frame, cmap="gray",
                               vmin=0, vmax=255, interpolation="nearest")
+            for (top, left, bottom, right), kept in (boxes[r][c] if boxes else []):
+                # one pixel outside the object, so that the outline hides none of it
+                axes[r, c].add_patch(Rectangle((left - 1.5, top - 1.5), right - left + 2, bottom - top + 2, fill=False,
+                                               linewidth=0.7, edgecolor="lime" if kept else "red"))
         axes[r, 0].set_title(label, fontsize=8, loc="left")
     return _save(fig, path)
 

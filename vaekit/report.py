@@ -58,6 +58,7 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
         value = metrics.get(target.metric)
         met = target.met(value)
         lines.append(_block_line(target.label, _format(value, target.fmt), {True: "✓", False: "✗"}.get(met, "")))
+    lines += trivial_answer_lines(metrics.get("baselines", {}), domain)
     lines.append(_block_line("Mean KL Divergence", _format(metrics.get("kl_mean"), "{:.2f}")))
     lines.append(_block_line("Active Dimensions", f"{metrics.get('active_dims', MISSING)}/{metrics.get('latent_dim', '?')}"))
     if "iwae_log_likelihood" in metrics:
@@ -73,10 +74,10 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
             bound = _format(target.threshold, target.fmt)
             lines.append(f"{target.label} misses the target ({'≥' if target.higher_is_better else '≤'} {bound}). "
                          f"Advice: {advice}")
-    return lines + baseline_lines(metrics, domain)
+    return lines + further_lines(metrics, domain)
 
 
-def baseline_lines(metrics: dict, domain: Domain) -> list[str]:
+def further_lines(metrics: dict, domain: Domain) -> list[str]:
     """Beneath the seed's block: its targets that have a baseline, then the further targets with ✓ or
     ✗, each beside the baseline's figure (ARC: the all-background answer's 83 %, 0 %, its exact grids)."""
     shown = [(t, "") for t in domain.targets if t.baseline]  # their ✓ or ✗ is in the block above
@@ -91,6 +92,15 @@ def baseline_lines(metrics: dict, domain: Domain) -> list[str]:
             notes.append(f"target {'≥' if target.higher_is_better else '≤'} {_format(target.threshold, target.fmt)}")
         line = f"{target.label + ':':<{width}}{_format(metrics.get(target.metric), target.fmt):>7}  {mark:1}"
         lines.append(f"{line}  ({'; '.join(notes)})" if notes else line.rstrip())
+    return lines
+
+
+def trivial_answer_lines(baselines: dict[str, dict], domain: Domain) -> list[str]:
+    """One line per trivial answer (``Domain.baselines``): what it scores on the targets' metrics."""
+    lines = []
+    for name, scores in baselines.items():
+        shown = [f"{t.label} {_format(scores[t.metric], t.fmt)}" for t in domain.targets if t.metric in scores]
+        lines.append(_block_line(f"  {name}", " · ".join(shown)))
     return lines
 
 

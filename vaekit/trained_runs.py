@@ -42,7 +42,8 @@ def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: 
                    run: RunDir | None = None) -> dict:
     """All metrics of a checkpoint on one split (β as at the checkpoint's epoch, the loss that of the
     run's objective with its state from ``run``'s last.pt), drawn from the run's seed with the run's
-    thread count; the caller's random state and thread count are kept."""
+    thread count; the caller's random state and thread count are kept. What trivial answers score on
+    the split (``Domain.baselines``) is under ``baselines`` where the domain has any."""
     device = tensors[split].device
     precision = inference_precision(config.train.precision, device)
     objective = objective_for_evaluation(config, model, tensors["train"].shape[0], device, run, epoch)
@@ -52,6 +53,9 @@ def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: 
                            z_swap=True, precision=precision, objective=objective)
         with inference(precision, device):
             metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
+            baselines = domain.baselines(tensors, split)
+    if baselines:
+        metrics["baselines"] = baselines
     return metrics
 
 
@@ -138,6 +142,7 @@ def evaluate_loaded(loaded: LoadedRun, split: str = "test", nll_samples: int = 0
         raise VaekitUsageError(f"--nll-batch {nll_max_decodes}: expected a positive count")
     with caller_settings(loaded.config.threads):
         tensors = split_tensors(loaded.domain, loaded.config, loaded.device)
+        loaded.domain.prepare_model(loaded.model, loaded.config)
         if split not in tensors:
             raise VaekitUsageError(f"--split '{split}': expected one of {', '.join(tensors)}")
         metrics = evaluate_split(loaded.model, loaded.domain, loaded.config, tensors, split, loaded.best_epoch,

@@ -4,7 +4,8 @@
 
 1. every key's type, range and name: ``vaekit.config.validate`` (run by ``build_config`` as the
    layers apply, so an error names the layer that set the value);
-2. the model fits the domain (data format, protocol) and takes the reconstruction options given;
+2. the model fits the domain (data format, protocol) and takes the reconstruction options given,
+   and the domain takes the ``loss.options`` given;
 3. the objective takes the model, its keys are its own and in range, the batch is large enough;
 4. ``train.selection_metric`` names a validation metric of the domain and model;
 5. the subscribers' settings (TensorBoard, MLflow, pictures, ...) and the checkpoint cadence.
@@ -33,6 +34,7 @@ def check_run_config(config: Config, domain) -> None:
     """Refuse a configuration that cannot train ``domain`` (exit 2, one line naming the key)."""
     model_cls = domain.check_model(config.model.name)
     check_cell_loss_options(config.model.name, model_cls, config.model.options)
+    domain.check_loss_options(config.loss.options)
     check_objective(config, model_cls)
     check_selection_metric(config.train.selection_metric, domain.selection_metric_names(model_cls))
     check_callbacks(config)

@@ -27,7 +27,7 @@ import torch
 from vaekit.collecting import Collected, CollectOption, collect_with
 from vaekit.corpus import SPLITS, Corpus, load_corpus
 from vaekit.data_formats import DataFormat
-from vaekit.errors import VaekitUsageError
+from vaekit.errors import VaekitUsageError, nearest
 from vaekit.evaluation import SELECTION_METRICS
 from vaekit.metrics import Metric, common_metric
 from vaekit.models import MODELS
@@ -80,6 +80,8 @@ class Domain:
     # factor values (the FactorVAE score needs that).
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()
+    # The keys `loss.options` may set for this domain, with what each does; any other is refused.
+    loss_options: dict[str, str] = {}
 
     def collect(self, **options) -> Collected:
         """Build this domain's corpus as `vaekit collect NAME` does: the declared defaults fill what
@@ -93,10 +95,16 @@ class Domain:
         return {"data": {"path": self.default_corpus}}
 
     def load(self, path: str | Path) -> Corpus:
-        """Load a corpus and check every split against ``data_format`` (see ``validate``)."""
+        """Load a corpus, check every split against ``data_format`` (see ``validate``) and keep what
+        the domain needs of it (``use_corpus``)."""
         corpus = load_corpus(path, collect_hint=self.collect_command)
         self.validate(corpus)
+        self.use_corpus(corpus)
         return corpus
+
+    def use_corpus(self, corpus: Corpus) -> None:
+        """Keep what this domain's metrics and losses need of the corpus just loaded (the frames
+        domains: its background); nothing by default. ``load`` calls it after ``validate``."""
 
     def validate(self, corpus: Corpus) -> None:
         """Refuse a corpus whose splits do not hold this domain's data: one error naming the file,
@@ -222,6 +230,25 @@ class Domain:
         ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
         """
         return {}
+
+    def baselines(self, tensors: dict, split: str) -> dict[str, dict]:
+        """What trivial answers score on ``split`` (their name -> the domain's quality metrics), shown
+        beside the model's figures in the evaluation block; none by default."""
+        return {}
+
+    def check_loss_options(self, options: dict) -> None:
+        """Refuse a ``loss.options`` key this domain does not declare in ``loss_options`` (exit 2)."""
+        for key in options:
+            if key not in self.loss_options:
+                valid = ", ".join(self.loss_options) or "none"
+                hint = nearest(key, self.loss_options)
+                raise VaekitUsageError(f"loss.options.{key}: not a loss option of domain '{self.name}'"
+                                       f"{f' (did you mean {hint!r}?)' if hint else ''}; its loss options: {valid}")
+
+    def prepare_model(self, model, config) -> None:
+        """Give a built model what its training loss needs of the loaded corpus (the frames domains:
+        the background, for ``loss.options.foreground_weight``); nothing by default. Called after
+        ``load`` and before the model trains or is scored."""
 
     def item_factors(self, arrays: dict[str, np.ndarray], split: str) -> np.ndarray:
         """(n, K) 0-based factor indices of the items of ``split``, one column per ``factor_names``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaekit.background import BACKGROUND_KEY, pixel_mode
 from vaekit.collecting import SHARD_OPTIONS, Collected, CollectOption, progress_task, shard_bytes
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
 from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
+from vaekit.domains.shared_background import SharedBackground, foreground_metrics
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
@@ -47,6 +48,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_byte
         arrays[split] = data["frames"][mask]
         for key in ("actions", "rewards", "terminated", "truncated", "episode", "step"):
             arrays[f"{split}_{key}"] = data[key][mask]
+    arrays[BACKGROUND_KEY] = pixel_mode(arrays["train"])
     lengths = np.bincount(data["episode"])
     metadata = {
         "domain": "atari",
@@ -59,6 +61,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_byte
         "frames": int(lengths.sum()),
         "mean_episode_length": float(lengths.mean()),
         "mean_return": float(data["returns"].mean()),
+        "background": "per-pixel mode of the training split",
     }
     return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 
@@ -109,7 +112,7 @@ def collect_atari_command(env, episodes, policy, frame_size, grayscale, frameski
 
 
 @register_domain("atari")
-class AtariDomain(Domain):
+class AtariDomain(SharedBackground, Domain):
     name = "atari"
     default_corpus = "data/atari_breakout.npz"
     collect_command = "vaekit collect atari --env Breakout --episodes 100"
@@ -120,6 +123,8 @@ class AtariDomain(Domain):
     metrics = (
         Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target(
             33.0, source="Atari progress report (seed 002): 33–35 dB expected from full-scale training")),
+        *foreground_metrics(small_object_target=Target(
+            0.90, source="issue 28: the ball must survive (≥ 90 % of small objects kept on test frames)")),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
         Metric("pixel_accuracy", "Pixel accuracy (|x̂−x| ≤ 0.1)", "{:.2%}"),
     )
@@ -135,16 +140,10 @@ class AtariDomain(Domain):
         _, height, _, channels = corpus.arrays["train"].shape
         return {"in_channels": int(channels), "frame_size": int(height)}
 
-    def quality_sums(self, model, batch, output):
-        predicted = model.frame_means(output)
-        target = model.prepare(batch)
+    def frame_quality_sums(self, predicted, target):
         error = predicted - target
         return {"mse": (error.pow(2).sum(), error.numel()),
                 "pixel_accuracy": ((error.abs() <= PIXEL_TOLERANCE).sum(), error.numel())}
-
-    def derived_metrics(self, metrics: dict) -> dict:
-        mse = metrics.get("mse")
-        return {"psnr": 10 * math.log10(1.0 / mse) if mse else float("inf")} if mse is not None else {}
 
     def rgb_images(self, corpus):
         """The frames in [0, 1], grey frames repeated over three channels."""
@@ -172,9 +171,12 @@ class AtariDomain(Domain):
             samples = model.sample_prior(n, generator)
             mus = torch.cat([model.encode(items[i:i + 1024])[0] for i in range(0, len(items), 1024)]).cpu().numpy()
         np.savez_compressed(results / "samples.npz", samples=samples.cpu().numpy())
+        originals, reconstructions = picked.cpu().numpy(), recon.cpu().numpy()
+        boxes = self.small_object_boxes(originals, reconstructions)
         return [
-            save_frame_rows([picked.cpu().numpy(), recon.cpu().numpy()], ["original", "reconstruction"],
-                            results / "reconstructions.png"),
+            save_frame_rows([originals, reconstructions], ["original (small objects: green kept, red lost)",
+                                                           "reconstruction"],
+                            results / "reconstructions.png", boxes and [boxes, boxes]),
             save_frame_rows([samples.cpu().numpy()], ["z ~ N(0, I)"], results / "samples.png"),
             save_latent_pca(mus, shown.side["step"], results / "latent_pca.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),

@@ -11,7 +11,6 @@ sub-folder names become labels, and ``--hold-out LABEL`` puts a whole class into
 from __future__ import annotations
 
 import glob as globbing
-import math
 import os
 import time
 import zlib
@@ -24,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaekit.background import BACKGROUND_KEY, pixel_mode
 from vaekit.collecting import REQUIRED, SHARD_OPTIONS, Collected, CollectOption, progress_task, shard_bytes
 from vaekit.corpus import SPLITS, content_name, python_items, save_corpus, seeded_split
 from vaekit.data_formats import FRAMES, MIN_IMAGE_SIDE
 from vaekit.domains import Domain, register_domain
+from vaekit.domains.shared_background import SharedBackground, foreground_metrics
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
@@ -462,9 +463,13 @@ class _MemoryStore:
         for split in SPLITS:
             count = len(arrays[f"{split}_index"])
             arrays[split], start = self.images[start:start + count], start + count
+        arrays[BACKGROUND_KEY] = pixel_mode(arrays["train"])
         compress = _worth_compressing(self.images) if settings.compress == "auto" else settings.compress == "always"
         metadata["compressed"] = compress
         return save_corpus(out, arrays, metadata, compress=compress)
+
+
+BACKGROUND_SAMPLE = 4096  # training images a sharded collect keeps in memory for the background
 
 
 class _ShardStore:
@@ -474,14 +479,20 @@ class _ShardStore:
         from vaekit.shards import ShardWriter, folder_for
 
         self.writer = ShardWriter(folder_for(out), shard_bytes).open()
+        self.background_sample: list[np.ndarray] = []  # the first training images, for the background
 
     def add(self, split: str, images: np.ndarray) -> None:
         self.writer.append(split, images)
+        if split == "train" and sum(map(len, self.background_sample)) < BACKGROUND_SAMPLE:
+            self.background_sample.append(np.array(images[:BACKGROUND_SAMPLE]))
 
     def discard(self) -> None:
         self.writer.discard()
 
     def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
+        if self.background_sample:  # bounded memory: the mode of the first training images, not of all
+            arrays[BACKGROUND_KEY] = pixel_mode(np.concatenate(self.background_sample)[:BACKGROUND_SAMPLE])
+            metadata["background"] = f"per-pixel mode of the first {BACKGROUND_SAMPLE:,} training images at most"
         for name, array in arrays.items():
             self.writer.append(name, array)
         metadata["compressed"] = False
@@ -588,7 +599,7 @@ def collect_images_command(from_, out, size, channels, resize, labels, hold_out,
 
 
 @register_domain("images")
-class ImagesDomain(Domain):
+class ImagesDomain(SharedBackground, Domain):
     name = "images"
     default_corpus = "data/images.npz"
     collect_command = "vaekit collect images --from FOLDER --out data/images.npz"
@@ -599,6 +610,9 @@ class ImagesDomain(Domain):
     metrics = (
         Metric("psnr", "PSNR (dB)", "{:.2f}", curve=True, target=Target()),
         Metric("ssim", "SSIM", "{:.4f}", curve=True, target=Target()),
+        # without a pass mark: they describe images that share a background (screenshots, renders),
+        # and mean little for photographs, whose "background" is one pixel's mode
+        *foreground_metrics(small_object_target=Target()),
         Metric("mse", "MSE", "{:.6f}", higher_is_better=False, selectable=False),
     )
     item_noun = "images"
@@ -637,15 +651,10 @@ class ImagesDomain(Domain):
         _, height, width, channels = corpus.arrays["train"].shape
         return {"in_channels": int(channels), "frame_size": [int(height), int(width)]}
 
-    def quality_sums(self, model, batch, output):
-        predicted, target = model.frame_means(output), model.prepare(batch)
+    def frame_quality_sums(self, predicted, target):
         squared = (predicted - target).pow(2)
         ssim = structural_similarity(predicted, target)
         return {"mse": (squared.sum(), squared.numel()), "ssim": (ssim.sum(), ssim.numel())}
-
-    def derived_metrics(self, metrics: dict) -> dict:
-        mse = metrics.get("mse")
-        return {} if mse is None else {"psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
 
     def item_images(self, items, arrays):
         from vaekit.plots import ImageStyle
@@ -658,9 +667,11 @@ class ImagesDomain(Domain):
 
         samples, items, recon = self.samples_and_reconstructions(model, shown, results, n, generator, count=16)
         mus = encode(model, torch.as_tensor(shown.items))[0].numpy()
+        boxes = self.small_object_boxes(items, recon)
         per_row = 16
         return [
-            save_frame_rows([items, recon], ["original", "reconstruction"], results / "reconstructions.png"),
+            save_frame_rows([items, recon], ["original (small objects: green kept, red lost)", "reconstruction"],
+                            results / "reconstructions.png", boxes and [boxes, boxes]),
             save_frame_rows([samples[i:i + per_row] for i in range(0, min(len(samples), 4 * per_row), per_row)],
                             ["z ~ N(0, I)"] + [""] * 3, results / "samples.png"),
             save_latent_histograms(mus, results / "latent_histograms.png"),

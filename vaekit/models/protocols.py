@@ -50,6 +50,7 @@ class FrameModel(VAEModel, Protocol):
     """A model of images with a continuous decoder (the Atari domain's metrics and pictures)."""
 
     def frame_means(self, output: torch.Tensor) -> torch.Tensor: ...
+    def weigh_foreground(self, background: torch.Tensor, weight: float) -> None: ...
 
 
 class PathwayModel(VAEModel, Protocol):

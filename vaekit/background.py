@@ -1,0 +1,123 @@
+"""The background frames of a corpus share, and their foreground: the pixels that differ from it.
+
+The background is the per-pixel mode of the training split (the most frequent colour of each pixel,
+whole colours, not channel by channel), computed when the corpus is collected and stored in it as the
+array ``background`` (H, W, C) uint8. A corpus collected before the background was stored gets it
+computed from its training split on load, with a warning saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaekit.errors import VaekitUsageError, warn
+
+BACKGROUND_KEY = "background"
+# A pixel is foreground where some channel differs from the background by more than 0.1 on the [0, 1]
+# scale (25.5 of 255 levels): the pixel-accuracy tolerance of the atari domain, and well above the
+# ±1-level noise of resizing, while a ball blended into one 64×64 pixel still differs by ~80 levels.
+FOREGROUND_TOLERANCE = 0.1
+MODE_BLOCK = 64  # pixels sorted at once: bounds the memory of the mode to ~frames × 64 × 8 bytes
+
+
+def _packed(pixels: np.ndarray) -> np.ndarray:
+    """(..., C) uint8 colours as one int32 each (grey: the level; RGB: 0xRRGGBB)."""
+    values = pixels.astype(np.int32)
+    if values.shape[-1] == 1:
+        return values[..., 0]
+    return (values[..., 0] << 16) | (values[..., 1] << 8) | values[..., 2]
+
+
+def _unpacked(values: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 1:
+        return values[..., None].astype(np.uint8)
+    return np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], axis=-1).astype(np.uint8)
+
+
+def pixel_mode(frames: np.ndarray) -> np.ndarray:
+    """The most frequent colour of each pixel of (N, H, W, C) uint8 frames, as (H, W, C) uint8.
+
+    A tie goes to the smallest packed colour (darkest first for grey), so the result is deterministic.
+    """
+    if frames.ndim != 4 or frames.shape[0] == 0:
+        raise ValueError(f"expected (N, H, W, C) frames with N ≥ 1, got shape {frames.shape}")
+    count, height, width, channels = frames.shape
+    flat = frames.reshape(count, height * width, channels)
+    rows = np.arange(count)[:, None]
+    modes = np.empty(height * width, np.int32)
+    for start in range(0, height * width, MODE_BLOCK):
+        ordered = np.sort(_packed(flat[:, start:start + MODE_BLOCK]), axis=0)
+        run_starts = np.ones(ordered.shape, bool)
+        run_starts[1:] = ordered[1:] != ordered[:-1]
+        run_length = rows - np.maximum.accumulate(np.where(run_starts, rows, 0), axis=0)  # 0-based
+        longest_end = run_length.argmax(axis=0)  # the first longest run: the smallest tied colour
+        modes[start:start + MODE_BLOCK] = ordered[longest_end, np.arange(ordered.shape[1])]
+    return _unpacked(modes, channels).reshape(height, width, channels)
+
+
+_computed: dict[tuple[str, int, int], np.ndarray] = {}  # backgrounds computed on load, by file and version
+
+
+def corpus_background(path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The stored background of a frames corpus, checked against its frames; computed from the
+    training split (with a warning) for a corpus collected before it was stored.
+
+    Raises:
+        VaekitUsageError: the stored background's size differs from the frames' (names the file).
+    """
+    frame_shape = arrays["train"].shape[1:]
+    background = arrays.get(BACKGROUND_KEY)
+    if background is None:
+        stat = os.stat(path) if Path(path).is_file() else None
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
+        if key in _computed:
+            return _computed[key]
+        warn(f"{path}: collected before the background was stored; computed it from the training split "
+             f"(per-pixel mode of {len(arrays['train']):,} frames). Collect again to store it")
+        background = pixel_mode(arrays["train"])
+        if key is not None:
+            _computed[key] = background
+        return background
+    if background.shape != frame_shape or background.dtype != np.uint8:
+        raise VaekitUsageError(f"{path}: its background is {'×'.join(map(str, background.shape))} "
+                               f"{background.dtype} but its frames are {'×'.join(map(str, frame_shape))} uint8; "
+                               "collect it again")
+    return background
+
+
+RARE_FOREGROUND = 0.1  # a pixel where the foreground shows in under 10 % of training frames: a moving object's path
+
+
+def foreground_rate(frames: np.ndarray, background: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(H, W) float32: the share of the (N, H, W, C) uint8 ``frames`` in which each pixel is foreground.
+
+    Moving objects (a ball) pass over pixels that are rarely foreground (under 2 % of Breakout's and
+    Pong's training frames), while a changing glyph (the score) covers pixels that are foreground in a
+    quarter or more of them; ``RARE_FOREGROUND`` tells the two apart.
+    """
+    reference = as_model_frame(background)
+    counts = torch.zeros(frames.shape[1:3])
+    for start in range(0, len(frames), chunk):
+        batch = torch.as_tensor(frames[start:start + chunk]).permute(0, 3, 1, 2).float() / 255.0
+        counts += foreground(batch, reference).sum(dim=0)
+    return (counts / max(len(frames), 1)).numpy().astype(np.float32)
+
+
+def as_model_frame(frame: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One stored (H, W, C) uint8 frame as a (C, H, W) float tensor in [0, 1], as models compare them."""
+    return torch.as_tensor(np.asarray(frame), device=device).permute(2, 0, 1).float() / 255.0
+
+
+def foreground(frames: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool: the pixels of (N, C, H, W) frames in [0, 1] where some channel differs from the
+    (C, H, W) background by more than ``FOREGROUND_TOLERANCE``."""
+    return (frames - background).abs().amax(dim=1) > FOREGROUND_TOLERANCE
+
+
+def foreground_weights(frames: torch.Tensor, background: torch.Tensor, weight: float) -> torch.Tensor:
+    """(N, 1, H, W) per-pixel weights of a training loss: ``weight`` on the foreground, 1 elsewhere."""
+    return 1.0 + (float(weight) - 1.0) * foreground(frames, background).unsqueeze(1).to(frames.dtype)
