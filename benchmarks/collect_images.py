@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vaekit.domains.images import ImageSettings, collect_images, open_source
+from vaekit.domains.images_collect import ImageSettings, collect_images, open_source
 
 SMOKE_FIGURE = r"noise\s+--compress never\s+[\d,]+ \([\d,]+–[\d,]+\)"  # what tests/test_benchmarks.py reads
 

@@ -237,7 +237,7 @@ def test_a_model_option_that_does_not_fit_the_data_is_refused_before_any_file(tm
 def test_an_opaque_palette_image_is_not_counted_with_alpha_and_a_transparent_one_is():
     from PIL import Image
 
-    from vaekit.domains.images import convert
+    from vaekit.domains.images_collect import convert
 
     opaque = Image.new("P", (8, 8), 3)
     opaque.putpalette([v for i in range(256) for v in (i, 255 - i, 7)])
