@@ -101,15 +101,29 @@ def foreground_rate(frames: np.ndarray, background: np.ndarray, chunk: int = 409
     """
     reference = as_model_frame(background)
     counts = torch.zeros(frames.shape[1:3])
-    for start in range(0, len(frames), chunk):
-        batch = torch.as_tensor(frames[start:start + chunk]).permute(0, 3, 1, 2).float() / 255.0
-        counts += foreground(batch, reference).sum(dim=0)
+    for batch in in_slices(frames, chunk):
+        counts += foreground(as_model_frames(batch), reference).sum(dim=0)
     return (counts / max(len(frames), 1)).numpy().astype(np.float32)
+
+
+def in_slices(items, size: int = 1024):
+    """``items`` (an array, a tensor, or a sharded corpus's split, which reads only the rows asked for)
+    in consecutive slices of ``size`` rows."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def as_model_frames(frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """Stored (N, H, W, C) uint8 frames as (N, C, H, W) floats in [0, 1], as the frame models read them
+    (on ``device``; a tensor stays where it is by default)."""
+    frames = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames))
+    return frames.to(device or frames.device).permute(0, 3, 1, 2).float() / 255.0
 
 
 def as_model_frame(frame: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """One stored (H, W, C) uint8 frame as a (C, H, W) float tensor in [0, 1], as models compare them."""
-    return torch.as_tensor(np.asarray(frame), device=device).permute(2, 0, 1).float() / 255.0
+    frame = frame if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    return as_model_frames(frame[None], device)[0]
 
 
 def foreground(frames: torch.Tensor, background: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from vaekit.background import (FOREGROUND_TOLERANCE, RARE_FOREGROUND, as_model_frame, corpus_background, foreground,
-                               foreground_rate)
+from vaekit.background import (FOREGROUND_TOLERANCE, RARE_FOREGROUND, as_model_frame, as_model_frames,
+                               corpus_background, foreground, foreground_rate, in_slices)
 from vaekit.errors import VaekitUsageError
 from vaekit.metrics import Metric
 from vaekit.small_objects import KEPT_IOU, SMALL_OBJECT_PIXELS, kept_and_total, small_objects
@@ -65,12 +65,6 @@ def foreground_weight(options: dict) -> float:
     return float(weight)
 
 
-def _chunks(items, size: int = 1024):
-    """``items`` (a tensor or a sharded corpus's split, which reads only the rows asked for) in slices."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 class SharedBackground:
     """Mixin of a frames domain whose corpus stores a background (``vaekit.background``)."""
 
@@ -118,13 +112,13 @@ class SharedBackground:
         if self.background is None:
             return {}
         data = tensors[split]
-        mean = sum(self._as_frames(chunk).sum(dim=0) for chunk in _chunks(tensors["train"])) / len(tensors["train"])
+        mean = sum(as_model_frames(chunk).sum(dim=0) for chunk in in_slices(tensors["train"])) / len(tensors["train"])
         answers = dict(zip(BASELINES, (mean, self._background_on(data.device))))
         scored = {}
         for name, answer in answers.items():
             totals: dict[str, list] = {}
-            for chunk in _chunks(data):
-                target = self._as_frames(chunk)
+            for chunk in in_slices(data):
+                target = as_model_frames(chunk)
                 for key, (num, den) in self._all_sums(answer.expand_as(target), target).items():
                     total = totals.setdefault(key, [0.0, 0.0])
                     total[0], total[1] = total[0] + float(num), total[1] + float(den)
@@ -138,14 +132,9 @@ class SharedBackground:
         if self.background is None:
             return None
         background = self._background_on("cpu")
-        masks = [foreground(self._as_frames(torch.as_tensor(np.asarray(frames))), background).numpy()
+        masks = [foreground(as_model_frames(frames), background).numpy()
                  for frames in (items, reconstructions)]
         boxes: list[list] = [[] for _ in range(len(items))]
         for obj in small_objects(*masks, self.rare_foreground):
             boxes[obj.frame].append((obj.box, obj.kept))
         return boxes
-
-    @staticmethod
-    def _as_frames(batch: torch.Tensor) -> torch.Tensor:
-        """Stored (N, H, W, C) uint8 frames as (N, C, H, W) floats in [0, 1], as the frame models read them."""
-        return batch.permute(0, 3, 1, 2).float() / 255.0
