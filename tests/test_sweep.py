@@ -122,6 +122,20 @@ def test_grid_sweep_end_to_end(tmp_path, arc_corpus):
     assert old_spelling.exit_code == 2 and "--objective is now --metric" in old_spelling.output
 
 
+def test_a_grid_study_grows_with_a_larger_trials_and_refuses_a_smaller_one(tmp_path, arc_corpus):
+    space, runs = write(tmp_path / "s.yaml", "model.latent_dim: [2, 3, 4]\n"), tmp_path / "runs"
+    first = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", "1"))
+    assert first.exit_code == 0, first.output
+    grown = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", "3"))
+    assert grown.exit_code == 0, grown.output
+    trials = trials_of(runs, "g")
+    assert [(t.state.name, t.user_attrs["grid_point"], t.params["model.latent_dim"]) for t in trials] == \
+        [("COMPLETE", 0, 2), ("COMPLETE", 1, 3), ("COMPLETE", 2, 4)]  # the first point is not trained again
+    smaller = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", "2"))
+    assert smaller.exit_code == 2 and "started with another trials (3, now 2)" in " ".join(smaller.output.split())
+    assert len(trials_of(runs, "g")) == 3
+
+
 def test_pruned_trial_keeps_its_run_marked_pruned(tmp_path, arc_corpus, monkeypatch):
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial):

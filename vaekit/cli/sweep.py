@@ -34,7 +34,8 @@ def run(
     study: Annotated[Optional[str], typer.Option(help="Study name; run ids are <study>-tNNN "
                                                  "(default: the space file's name).")] = None,
     trials: Annotated[Optional[int], typer.Option(parser=integer(), help="Trials in the study (grid: the first N "
-                                                  "points, default all; random and tpe: required).")] = None,
+                                                  "points, default all, and a larger N later queues the next ones; "
+                                                  "random and tpe: required).")] = None,
     sampler: Annotated[str, typer.Option(help="grid (every combination), random or tpe.")] = "grid",
     metric: Annotated[Optional[str], typer.Option(help="Validation metric the study optimises (default: the "
                                                   "domain's headline metric, e.g. arc pixel_accuracy). The "

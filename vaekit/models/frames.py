@@ -21,6 +21,14 @@ SMALLEST_FEATURE_SIDE = 4  # the stride-2 stages stop before the shorter side fa
 SIGMA_MIN = 1e-3  # a learned σ below a quarter of one 8-bit level would only chase rounding noise
 
 
+def check_likelihood(likelihood: str, sigma: float) -> None:
+    """Refuse a likelihood the frames models lack and a non-positive σ (ValueError naming the option)."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood '{likelihood}': expected one of {', '.join(LIKELIHOODS)}")
+    if sigma <= 0:
+        raise ValueError(f"sigma {sigma}: expected a positive standard deviation")
+
+
 def stride2_stages(height: int, width: int, most: int) -> int:
     """How many stride-2 stages halve the shorter side without going below 4 pixels (at most
     ``most``): 64 -> 4 stages (4×4), 16 -> 2, 8 -> 1, 84 -> 4 (6×6)."""
@@ -75,8 +83,7 @@ class FrameVAE(GaussianVAE):
         norm: bool = True,
     ):
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood '{likelihood}': expected one of {', '.join(LIKELIHOODS)}")
+        check_likelihood(likelihood, sigma)
         height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
         if min(height, width) < 2 * SMALLEST_FEATURE_SIDE:
             raise ValueError(f"frame_size {frame_size}: height and width must be at least {2 * SMALLEST_FEATURE_SIDE}")
@@ -84,8 +91,6 @@ class FrameVAE(GaussianVAE):
         if len(decoder_channels) < stages:
             raise ValueError(f"frame_size {frame_size} takes {stages} stride-2 stages down, but decoder_channels "
                              f"has only {len(decoder_channels)} stages back up")
-        if sigma <= 0:
-            raise ValueError(f"sigma {sigma}: expected a positive standard deviation")
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.encoder = ConvEncoder2d(in_channels, channels[:stages], [2] * stages, (height, width), hidden,
                                      latent_dim, norm)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from vaekit.models import register_model
-from vaekit.models.frames import LIKELIHOODS, FrameVAE
+from vaekit.models.frames import FrameVAE, check_likelihood
 from vaekit.models.layers import GaussianHead
 
 SIDE = 64  # four stride-2 stages: 64 -> 4
@@ -59,12 +59,9 @@ class DlibFrameVAE(FrameVAE):
     def __init__(self, latent_dim: int = 10, in_channels: int = 1, frame_size: int | list = SIDE,
                  likelihood: str = "bernoulli", sigma: float = 0.05):
         nn.Module.__init__(self)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood '{likelihood}': expected one of {', '.join(LIKELIHOODS)}")
+        check_likelihood(likelihood, sigma)
         if frame_size not in (SIDE, [SIDE, SIDE], (SIDE, SIDE)):
             raise ValueError(f"frame_size {frame_size}: this network reads 64×64 frames only (conv2d_frames takes any)")
-        if sigma <= 0:
-            raise ValueError(f"sigma {sigma}: expected a positive standard deviation")
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.encoder = DlibEncoder(in_channels, latent_dim)
         self.decoder = DlibDecoder(latent_dim, in_channels)

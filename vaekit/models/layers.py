@@ -33,7 +33,7 @@ class GaussianHead(nn.Module):
         return self.mu(h), self.sigma(h)
 
 
-def _conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Module]:
+def conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
     if norm:
         layers.append(nn.BatchNorm2d(out_ch))
@@ -59,7 +59,7 @@ class ConvEncoder2d(nn.Module):
         layers: list[nn.Module] = []
         height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
         for out_ch, stride in zip(channels, strides):
-            layers += _conv_block(in_channels, out_ch, stride, norm)
+            layers += conv_block(in_channels, out_ch, stride, norm)
             in_channels, height, width = out_ch, halved(height, stride), halved(width, stride)
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.dense = nn.Sequential(nn.Linear(in_channels * height * width, hidden), nn.ReLU())
@@ -131,7 +131,7 @@ class SpatialBroadcastDecoder2d(nn.Module):
         layers: list[nn.Module] = []
         in_ch = latent_dim + 2
         for out_ch in channels:
-            layers += _conv_block(in_ch, out_ch, 1, norm)
+            layers += conv_block(in_ch, out_ch, 1, norm)
             in_ch = out_ch
         layers.append(nn.Conv2d(in_ch, out_channels, kernel_size=1))
         self.convs = nn.Sequential(*layers)

@@ -1,8 +1,9 @@
 """Create or join a sweep's Optuna study, and hand out its trials to workers.
 
-A grid is queued once, when the study is created: the one process whose ``create_new_study``
-succeeds (the storage makes that atomic, also across machines) enqueues every grid point as a
-WAITING trial and then records the sweep's settings; other processes wait for those settings.
+A grid is queued when the study is created: the one process whose ``create_new_study`` succeeds (the
+storage makes that atomic, also across machines) enqueues the first ``--trials`` grid points as
+WAITING trials and then records the sweep's settings; other processes wait for those settings. A
+later command with a larger ``--trials`` queues the next points, each once (``extend_grid``).
 Workers take WAITING trials by moving them to RUNNING in one atomic step (``vaekit.sweeps.claims``),
 so no grid point runs twice. An interrupted trial is queued again (see ``vaekit.sweeps.trial``).
 """
@@ -56,12 +57,19 @@ FIXED = {"domain": "domain", "space": "space", "objective": "objective", "direct
 ALWAYS_RECORDED = ("domain", "space", "objective", "direction", "sampler", "trials")
 
 
+def _same_setting(key: str, recorded, wanted, grid: bool) -> bool:
+    if key != "trials":
+        return recorded == wanted
+    # a random or tpe study takes any budget; a grid study may grow (its next points are queued)
+    return not grid or recorded is None or wanted >= recorded
+
+
 def _check_same_sweep(plan: SweepPlan, recorded: dict) -> None:
     wanted = plan.study_attrs()
     for key, label in FIXED.items():
         if key not in recorded and key not in ALWAYS_RECORDED:
             continue
-        if recorded.get(key) != wanted[key] and (key != "trials" or plan.grid):
+        if not _same_setting(key, recorded.get(key), wanted[key], bool(plan.grid)):
             raise VaekitUsageError(f"study '{plan.study}' was started with another {label} ({recorded.get(key)!r}, "
                                    f"now {wanted[key]!r}): every trial of a study trains with the same settings; run "
                                    "it with the same ones or choose another --study")
@@ -101,9 +109,25 @@ def join_study(plan: SweepPlan) -> optuna.Study:
             study.enqueue_trial(params, user_attrs={"grid_point": number})
         storage.set_study_user_attr(study_id, SETTINGS_ATTR, plan.study_attrs())
     else:
-        _check_same_sweep(plan, _wait_for_settings(storage, study_id, plan.study))
+        recorded = _wait_for_settings(storage, study_id, plan.study)
+        _check_same_sweep(plan, recorded)
+        extend_grid(study, plan, recorded)
         requeue_lost_grid_points(study, plan)
     return study
+
+
+def extend_grid(study: optuna.Study, plan: SweepPlan, recorded: dict) -> list[int]:
+    """Queue the grid points a larger ``--trials`` adds to a grid study, each once of all processes that
+    try (``claims.claim_once``), and record the new count. Returns the points this process queued."""
+    start = recorded.get("trials") or len(plan.grid)
+    queued = []
+    for point in range(start, len(plan.grid)):
+        if claim_once(study._storage, study._study_id, f"vaekit:grid_point:{point}", local_file(plan.storage)):
+            study.enqueue_trial(plan.grid[point], user_attrs={"grid_point": point})
+            queued.append(point)
+    if len(plan.grid) > start:
+        study._storage.set_study_user_attr(study._study_id, SETTINGS_ATTR, {**recorded, "trials": len(plan.grid)})
+    return queued
 
 
 def run_id_of(plan: SweepPlan, trial: Trial | optuna.trial.FrozenTrial) -> str:
