@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.background import as_model_frame, as_model_frames, foreground, in_slices, pixel_mode
+from vaekit.background import (
+    as_model_frame,
+    as_model_frames,
+    foreground,
+    in_slices,
+    pixel_mode,
+)
 from vaekit.errors import VaekitUsageError, warn
 
 MODE_SAMPLE = 4096  # frames a chunked pass keeps in memory for the background's mode
