@@ -17,11 +17,9 @@ from vaekit.corpus import save_corpus
 from vaekit.domains import get_domain
 from vaekit.errors import VaekitWarning
 from vaekit.evaluation import evaluate
-from vaekit.frame_facts import FrameFacts, TrainingFrameStats, training_facts
+from vaekit.frame_facts import FACTS, FrameFacts, TrainingFrameStats, training_facts
 from vaekit.models import create_model
 from vaekit.shards import DEFAULT_SHARD_BYTES
-
-FACTS = ("background", "mean_frame", "foreground_rate")
 
 
 def by_hand(train: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,5 +110,6 @@ def test_a_chunked_pass_keeps_the_mode_of_the_first_frames_and_sums_every_frame(
         stats.add(chunk)
         assert sum(map(len, stats.waiting)) < 4  # memory: frames wait only until the sample is complete
     facts = stats.facts()
-    assert isinstance(facts, FrameFacts) and (facts.background == 0).all()
+    assert isinstance(facts, FrameFacts) and list(facts.arrays()) == list(FACTS)  # one declaration of each
+    assert (facts.background == 0).all()
     assert np.allclose(facts.mean_frame, 120.0) and np.allclose(facts.foreground_rate, 0.6)

@@ -19,7 +19,7 @@ and the mean and the foreground rate are sums over every frame.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,24 @@ from vaekit.errors import VaekitUsageError, warn
 MODE_SAMPLE = 4096  # frames a chunked pass keeps in memory for the background's mode
 CHUNK = 4096  # frames converted to floats at once
 
-# What the warning about a corpus collected before a fact was stored calls each fact.
-DESCRIPTIONS = {"background": "the background (per-pixel mode)", "mean_frame": "the mean training frame",
-                "foreground_rate": "the foreground rate"}
+
+@dataclass(frozen=True)
+class Fact:
+    """How one fact is stored, and what a warning calls it."""
+
+    description: str
+    dtype: type
+    per_channel: bool  # (H, W, C) like a frame; else (H, W)
+
+    def shape(self, frame_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return frame_shape if self.per_channel else frame_shape[:2]
+
+
+FACTS = {  # by array name, in the order FrameFacts lists them
+    "background": Fact("the background (per-pixel mode)", np.uint8, per_channel=True),
+    "mean_frame": Fact("the mean training frame", np.float32, per_channel=True),
+    "foreground_rate": Fact("the foreground rate", np.float32, per_channel=False),
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +67,6 @@ class FrameFacts:
     def arrays(self) -> dict[str, np.ndarray]:
         """The facts as the corpus stores them, by array name."""
         return asdict(self)
-
-
-def expected(frame_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of each fact of frames of ``frame_shape`` (H, W, C)."""
-    return {"background": (frame_shape, np.dtype(np.uint8)), "mean_frame": (frame_shape, np.dtype(np.float32)),
-            "foreground_rate": (frame_shape[:2], np.dtype(np.float32))}
 
 
 class TrainingFrameStats:
@@ -150,23 +159,23 @@ def corpus_frame_facts(path: Path, arrays: dict) -> FrameFacts:
     """
     frame_shape = tuple(arrays["train"].shape[1:])
     stored = {}
-    for name, (shape, dtype) in expected(frame_shape).items():
+    for name, fact in FACTS.items():
         if name not in arrays:
             continue
-        value = np.asarray(arrays[name])
-        if value.shape != shape or value.dtype != dtype:
+        value, shape = np.asarray(arrays[name]), fact.shape(frame_shape)
+        if value.shape != shape or value.dtype != fact.dtype:
             raise VaekitUsageError(f"{path}: its {name} is {'×'.join(map(str, value.shape))} {value.dtype} but its "
                                    f"frames ({'×'.join(map(str, frame_shape))}) need {'×'.join(map(str, shape))} "
-                                   f"{dtype}; collect it again")
+                                   f"{np.dtype(fact.dtype)}; collect it again")
         stored[name] = value
-    missing = [f.name for f in fields(FrameFacts) if f.name not in stored]
+    missing = [name for name in FACTS if name not in stored]
     if not missing:
         return FrameFacts(**stored)
     key = _version(path)
     computed = _computed.get(key) if key is not None else None
     if computed is None:
         one = len(missing) == 1
-        names = [DESCRIPTIONS[name] for name in missing]
+        names = [FACTS[name].description for name in missing]
         listed = names[0] if one else f"{', '.join(names[:-1])} and {names[-1]}"
         warn(f"{path}: collected before {listed} {'was' if one else 'were'} stored; computed "
              f"{'it' if one else 'them'} from the training split ({len(arrays['train']):,} frames). "

@@ -323,14 +323,16 @@ def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
 
 
 def check_domain_class(name: str, cls: type) -> None:
-    """A registered domain declares its data format and a model protocol, and its collector takes
-    exactly the collect options it declares."""
+    """A registered domain declares its data format and a model protocol, scores the baselines it
+    declares, and its collector takes exactly the collect options it declares."""
     if not isinstance(getattr(cls, "data_format", None), DataFormat):
         raise TypeError(f"domain '{name}' ({cls.__name__}) must set data_format to the stored format of its "
                         "corpus splits, e.g. vaekit.data_formats.ARC_GRID")
     if not getattr(cls.model_protocol, "_is_protocol", False):
         raise TypeError(f"domain '{name}' ({cls.__name__}): model_protocol must be a typing.Protocol "
                         "(see vaekit.models.protocols)")
+    if cls.baselines is not Domain.baselines and cls.answer_sums is Domain.answer_sums:
+        raise TypeError(f"domain '{name}' ({cls.__name__}) declares baselines but no answer_sums to score them")
     if cls.collector is not None:
         takes = list(inspect.signature(cls.collector).parameters)
         declared = [option.name for option in cls.collect_options]
