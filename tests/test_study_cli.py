@@ -144,8 +144,14 @@ def test_eval_json_reports_the_iwae_bound_above_the_elbo(domain, runs):
     assert ("iwae_bits_per_dim" in metrics) == DOMAINS[domain][2] == metrics["iwae_normalised"]
     declared = [*load_run(domain, runs).domain.targets, *load_run(domain, runs).domain.further_targets]
     assert [t["metric"] for t in document["targets"]] == [t.metric for t in declared]
-    for target, reported in zip(declared, document["targets"]):  # a baseline's figure wherever one is declared
-        assert (reported["baseline"] is None) == (target.baseline is None)
+    baselines = metrics.get("baselines", {})  # every baseline's figure beside each target it scores
+    assert bool(baselines) == (domain in ("arc", "atari", "images"))
+    for target, reported in zip(declared, document["targets"]):
+        assert reported["baselines"] == {name: scores[target.metric] for name, scores in baselines.items()
+                                         if target.metric in scores}
+        assert reported["baseline"] == next(iter(reported["baselines"].values()), None)
+    if domain == "arc":  # the exact-grid rate, last, beside the all-background answer's
+        assert document["targets"][-1]["baselines"] == {"all-background": baselines["all-background"]["exact_grid_rate"]}
     recorded = json.loads((runs / domain / "results" / "metrics.json").read_text())["test"]
     assert recorded["iwae_log_likelihood"] == pytest.approx(metrics["iwae_log_likelihood"])
 

@@ -2,19 +2,14 @@
 
 The background is the per-pixel mode of the training split (the most frequent colour of each pixel,
 whole colours, not channel by channel), computed when the corpus is collected and stored in it as the
-array ``background`` (H, W, C) uint8. A corpus collected before the background was stored gets it
-computed from its training split on load, with a warning saying so.
+array ``background`` (H, W, C) uint8, beside the mean training frame and the foreground rate
+(``vaekit.frame_facts``, which also computes them on load for a corpus collected before they were stored).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
-
-from vaekit.errors import VaekitUsageError, warn
 
 BACKGROUND_KEY = "background"
 # A pixel is foreground where some channel differs from the background by more than 0.1 on the [0, 1]
@@ -59,51 +54,11 @@ def pixel_mode(frames: np.ndarray) -> np.ndarray:
     return _unpacked(modes, channels).reshape(height, width, channels)
 
 
-_computed: dict[tuple[str, int, int], np.ndarray] = {}  # backgrounds computed on load, by file and version
-
-
-def corpus_background(path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """The stored background of a frames corpus, checked against its frames; computed from the
-    training split (with a warning) for a corpus collected before it was stored.
-
-    Raises:
-        VaekitUsageError: the stored background's size differs from the frames' (names the file).
-    """
-    frame_shape = arrays["train"].shape[1:]
-    background = arrays.get(BACKGROUND_KEY)
-    if background is None:
-        stat = os.stat(path) if Path(path).is_file() else None
-        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
-        if key in _computed:
-            return _computed[key]
-        warn(f"{path}: collected before the background was stored; computed it from the training split "
-             f"(per-pixel mode of {len(arrays['train']):,} frames). Collect again to store it")
-        background = pixel_mode(arrays["train"])
-        if key is not None:
-            _computed[key] = background
-        return background
-    if background.shape != frame_shape or background.dtype != np.uint8:
-        raise VaekitUsageError(f"{path}: its background is {'×'.join(map(str, background.shape))} "
-                               f"{background.dtype} but its frames are {'×'.join(map(str, frame_shape))} uint8; "
-                               "collect it again")
-    return background
-
-
-RARE_FOREGROUND = 0.1  # a pixel where the foreground shows in under 10 % of training frames: a moving object's path
-
-
-def foreground_rate(frames: np.ndarray, background: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(H, W) float32: the share of the (N, H, W, C) uint8 ``frames`` in which each pixel is foreground.
-
-    Moving objects (a ball) pass over pixels that are rarely foreground (under 2 % of Breakout's and
-    Pong's training frames), while a changing glyph (the score) covers pixels that are foreground in a
-    quarter or more of them; ``RARE_FOREGROUND`` tells the two apart.
-    """
-    reference = as_model_frame(background)
-    counts = torch.zeros(frames.shape[1:3])
-    for batch in in_slices(frames, chunk):
-        counts += foreground(as_model_frames(batch), reference).sum(dim=0)
-    return (counts / max(len(frames), 1)).numpy().astype(np.float32)
+# A pixel where the foreground shows in under 10 % of the training frames (the corpus's foreground_rate)
+# lies on a moving object's path: a ball passes over pixels that are foreground in under 2 % of
+# Breakout's and Pong's training frames, while a changing glyph (the score) covers pixels that are
+# foreground in a quarter or more of them.
+RARE_FOREGROUND = 0.1
 
 
 def in_slices(items, size: int = 1024):

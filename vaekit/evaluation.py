@@ -20,7 +20,8 @@ SELECTION_METRICS = tuple(m.key for m in COMMON if m.selectable)
 
 
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32", objective=None) -> dict:
+             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32", objective=None,
+             baselines: bool = False) -> dict:
     """Evaluate ``model`` on ``data`` (stored format, already on the model's device) in inference
     mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32).
 
@@ -32,19 +33,38 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     With ``z_swap`` the quality metrics are also computed with every item decoded from another
     item's posterior mean (its neighbour in the batch), as ``zswap_<metric>``: a decoder that
     ignores z scores the same both ways, one that uses it scores far lower swapped.
+
+    With ``baselines`` the domain's trivial answers (``Domain.baselines``) are scored on the same
+    items by the same code (``Domain.answer_sums``), under ``baselines``: {name: {metric: value}}.
     """
     was_training = model.training
     model.eval()
     with inference(precision, data.device):
-        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective)
+        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective, baselines)
     model.train(was_training)
     return metrics
 
 
-def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective) -> dict:
+class RatioSums:
+    """(numerator, denominator) sums of metrics over batches, and their ratios."""
+
+    def __init__(self):
+        self.sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def add(self, batch_sums: dict[str, tuple]) -> None:
+        for key, (num, den) in batch_sums.items():
+            self.sums[key][0] += float(num)
+            self.sums[key][1] += float(den)
+
+    def ratios(self) -> dict[str, float]:
+        return {key: num / den if den else float("nan") for key, (num, den) in self.sums.items()}
+
+
+def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective, baselines) -> dict:
     n = data.shape[0]
     totals: dict[str, torch.Tensor | float] = defaultdict(float)
-    quality: dict[str, list] = defaultdict(lambda: [0.0, 0.0])
+    quality: dict[str, RatioSums] = defaultdict(RatioSums)  # by prefix: "" the model's, "zswap_"
+    answered: dict[str, RatioSums] = defaultdict(RatioSums)  # by baseline
     mus = []
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
@@ -65,12 +85,10 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
         decoded = {"": terms.mu}
         if z_swap and batch.shape[0] > 1:
             decoded["zswap_"] = terms.mu.roll(1, dims=0)  # each item decoded from its neighbour's code
-        sums = {prefix: domain.quality_sums(model, batch, model.decode(z)) for prefix, z in decoded.items()}
-        sums["baseline_"] = domain.baseline_sums(batch)
-        for prefix, batch_sums in sums.items():
-            for key, (num, den) in batch_sums.items():
-                quality[prefix + key][0] += float(num)
-                quality[prefix + key][1] += float(den)
+        for prefix, z in decoded.items():
+            quality[prefix].add(domain.quality_sums(model, batch, model.decode(z)))
+        for name, answers in (domain.baselines(batch) if baselines else {}).items():
+            answered[name].add(domain.answer_sums(answers, batch))
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()
     recon = float(totals["recon"]) / n
     kl_total = float(kl_per_dim.sum())
@@ -89,10 +107,13 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
         "latent_dim": int(mu.shape[1]),
         "samples": n,
     }
-    for key, (num, den) in quality.items():
-        metrics[key] = num / den if den else float("nan")
+    for prefix, sums in quality.items():
+        metrics.update({prefix + key: value for key, value in sums.ratios().items()})
     metrics.update({key[4:]: float(value) / n for key, value in totals.items() if key.startswith("log:")})
     metrics.update(domain.derived_metrics(metrics))
+    for name, sums in answered.items():
+        scores = sums.ratios()
+        metrics.setdefault("baselines", {})[name] = {**scores, **domain.derived_metrics(scores)}
     return metrics
 
 

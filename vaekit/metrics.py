@@ -45,7 +45,7 @@ class Metric:
         """The evaluation block's check of this metric against its target."""
         t = self.target or Target()
         return TargetCheck(self.key, t.label or self.label, t.fmt or self.fmt, t.threshold, self.higher_is_better, t.source,
-                           t.fallbacks, t.baseline)
+                           t.fallbacks, t.repeated_beneath)
 
     @property
     def direction(self) -> str:

@@ -58,7 +58,7 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
         value = metrics.get(target.metric)
         met = target.met(value)
         lines.append(_block_line(target.label, _format(value, target.fmt), {True: "✓", False: "✗"}.get(met, "")))
-    lines += trivial_answer_lines(metrics.get("baselines", {}), domain)
+    lines += baseline_lines(metrics, domain)
     lines.append(_block_line("Mean KL Divergence", _format(metrics.get("kl_mean"), "{:.2f}")))
     lines.append(_block_line("Active Dimensions", f"{metrics.get('active_dims', MISSING)}/{metrics.get('latent_dim', '?')}"))
     if "iwae_log_likelihood" in metrics:
@@ -77,30 +77,35 @@ def evaluation_block(metrics: dict, domain: Domain, split: str) -> list[str]:
     return lines + further_lines(metrics, domain)
 
 
+def baseline_lines(metrics: dict, domain: Domain) -> list[str]:
+    """In the block, under the targets: one line per baseline (``Domain.baselines``; the mean training
+    frame) with its figures on the targets not repeated beneath the block (there they stand beside it)."""
+    shown = [t for t in domain.targets if not t.repeated_beneath]
+    lines = []
+    for name, scores in metrics.get("baselines", {}).items():
+        figures = [f"{t.label} {_format(scores[t.metric], t.fmt)}" for t in shown if t.metric in scores]
+        if figures:
+            lines.append(_block_line(f"  {name}", " · ".join(figures)))
+    return lines
+
+
 def further_lines(metrics: dict, domain: Domain) -> list[str]:
-    """Beneath the seed's block: its targets that have a baseline, then the further targets with ✓ or
-    ✗, each beside the baseline's figure (ARC: the all-background answer's 83 %, 0 %, its exact grids)."""
-    shown = [(t, "") for t in domain.targets if t.baseline]  # their ✓ or ✗ is in the block above
+    """Beneath the seed's block: its targets repeated there, then the further targets with ✓ or ✗, each
+    beside the baselines' figures (ARC: the all-background answer's 83 %, 0 %, its exact grids)."""
+    shown = [(t, "") for t in domain.targets if t.repeated_beneath]  # their ✓ or ✗ is in the block above
     shown += [(t, {True: "✓", False: "✗"}.get(t.met(metrics.get(t.metric)), "")) for t in domain.further_targets]
     if not shown:
         return []
+    names = list(metrics.get("baselines", {}))
     width = max(len(t.label) for t, _ in shown) + 3
-    lines = [f"Beside the {domain.baseline_label} answer:" if domain.baseline_label else "Further figures:"]
+    lines = [f"Beside the {' and the '.join(names)} answer{'s' if len(names) > 1 else ''}:" if names
+             else "Further figures:"]
     for target, mark in shown:
-        notes = [f"{domain.baseline_label} {_format(metrics.get(target.baseline), target.fmt)}"] if target.baseline else []
+        notes = [f"{name} {_format(value, target.fmt)}" for name, value in target.baselines(metrics).items()]
         if mark:
             notes.append(f"target {'≥' if target.higher_is_better else '≤'} {_format(target.threshold, target.fmt)}")
         line = f"{target.label + ':':<{width}}{_format(metrics.get(target.metric), target.fmt):>7}  {mark:1}"
         lines.append(f"{line}  ({'; '.join(notes)})" if notes else line.rstrip())
-    return lines
-
-
-def trivial_answer_lines(baselines: dict[str, dict], domain: Domain) -> list[str]:
-    """One line per trivial answer (``Domain.baselines``): what it scores on the targets' metrics."""
-    lines = []
-    for name, scores in baselines.items():
-        shown = [f"{t.label} {_format(scores[t.metric], t.fmt)}" for t in domain.targets if t.metric in scores]
-        lines.append(_block_line(f"  {name}", " · ".join(shown)))
     return lines
 
 

@@ -29,10 +29,12 @@ class Target:
         fmt, label: how the block shows the value and names it, where its compact layout differs
             from the tables' (ARC's "92.3%" as the specification writes it; a short name where the
             metric's is a sentence); None takes the metric's.
-        baseline: key in the metrics dict of the same figure for the domain's trivial answer
-            (``Domain.baseline_label``: ARC's all-background grid), shown beside the value; None: none.
         beneath: a line beneath the evaluation block rather than in it, so that a block a
-            specification laid out stays as it wrote it (``Domain.further_targets``).
+            specification laid out stays as it wrote it (``Domain.further_targets``); there the
+            baselines' figures (``Domain.baselines``) stand beside the value.
+        repeated_beneath: a line in the block that is repeated beneath it (without its ✓ or ✗),
+            beside the baselines' figures, rather than followed in the block by a line per baseline
+            (ARC's pixel accuracy, whose block the specification laid out).
     """
 
     threshold: float | None = None
@@ -40,8 +42,8 @@ class Target:
     fallbacks: tuple[tuple[float, Advice], ...] = ()
     fmt: str | None = None
     label: str | None = None
-    baseline: str | None = None
     beneath: bool = False
+    repeated_beneath: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,7 @@ class TargetCheck:
             band whose bound the value reaches gives the advice (for a maximum: the first bound the
             value stays under). The last band should catch everything. An advice may be a function of
             the split's metrics, for advice that depends on the run (its latent_dim, say).
-        baseline: key in the metrics dict of the same figure for the domain's trivial answer
-            (``Domain.baseline_label``: ARC's all-background grid), shown beside the value; None: none.
+        repeated_beneath: shown again beneath the block, beside the baselines' figures (``Target``).
     """
 
     metric: str
@@ -80,7 +81,7 @@ class TargetCheck:
     higher_is_better: bool = True
     source: str = ""
     fallbacks: tuple[tuple[float, Advice], ...] = ()
-    baseline: str | None = None
+    repeated_beneath: bool = False
 
     def met(self, value: float | None) -> bool | None:
         """True or False against the threshold; None without a threshold or a finite value."""
@@ -97,10 +98,17 @@ class TargetCheck:
                 return text(metrics or {}) if callable(text) else text
         return None
 
+    def baselines(self, metrics: dict) -> dict[str, float]:
+        """What each baseline of the split (``metrics["baselines"]``, by name) scores on this metric."""
+        return {name: scores[self.metric] for name, scores in metrics.get("baselines", {}).items()
+                if self.metric in scores}
+
     def outcome(self, metrics: dict) -> dict:
-        """The target's result for one metrics dict, as `vaekit eval --json` reports it."""
+        """The target's result for one metrics dict, as `vaekit eval --json` reports it: ``baselines``
+        holds every baseline's figure by name, ``baseline`` the first one's (None without any)."""
         value = metrics.get(self.metric)
+        baselines = self.baselines(metrics)
         return {"metric": self.metric, "label": self.label, "value": value, "target": self.threshold,
                 "higher_is_better": self.higher_is_better, "met": self.met(value),
                 "advice": self.advice(value, metrics), "source": self.source,
-                "baseline": metrics.get(self.baseline) if self.baseline else None}
+                "baseline": next(iter(baselines.values()), None), "baselines": baselines}

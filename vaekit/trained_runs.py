@@ -42,20 +42,17 @@ def evaluate_split(model, domain: Domain, config: Config, tensors: dict, split: 
                    run: RunDir | None = None) -> dict:
     """All metrics of a checkpoint on one split (β as at the checkpoint's epoch, the loss that of the
     run's objective with its state from ``run``'s last.pt), drawn from the run's seed with the run's
-    thread count; the caller's random state and thread count are kept. What trivial answers score on
-    the split (``Domain.baselines``) is under ``baselines`` where the domain has any."""
+    thread count; the caller's random state and thread count are kept. What the domain's trivial
+    answers score on the split (``Domain.baselines``) is under ``baselines`` where it has any."""
     device = tensors[split].device
     precision = inference_precision(config.train.precision, device)
     objective = objective_for_evaluation(config, model, tensors["train"].shape[0], device, run, epoch)
     with caller_settings(config.threads):
         torch.manual_seed(config.seed)
         metrics = evaluate(model, tensors[split], domain, config.loss, beta_at(max(epoch, 1), config.beta),
-                           z_swap=True, precision=precision, objective=objective)
+                           z_swap=True, precision=precision, objective=objective, baselines=True)
         with inference(precision, device):
             metrics.update(domain.extra_metrics(model, tensors, config, during_training=False))
-            baselines = domain.baselines(tensors, split)
-    if baselines:
-        metrics["baselines"] = baselines
     return metrics
 
 

@@ -60,9 +60,6 @@ class Domain:
     # where a specification states one). The common metrics every VAE has (loss, KL, ELBO, ...)
     # follow them.
     metrics: tuple[Metric, ...] = ()
-    # What the targets' baselines are the figures of ("all-background": every cell colour 0); the
-    # domain computes them in ``baseline_sums``.
-    baseline_label: str = ""
     # The metrics a sweep's table shows of each trial's evaluation (before the KL); empty: the first
     # two headline metrics.
     table_metrics: tuple[str, ...] = ()
@@ -166,8 +163,8 @@ class Domain:
 
     @property
     def further_targets(self) -> list[TargetCheck]:
-        """The lines beneath the evaluation block (which stays as the seed wrote it), each beside its
-        baseline: the metrics whose target is declared ``beneath``."""
+        """The lines beneath the evaluation block (which stays as the seed wrote it), each beside the
+        baselines' figures: the metrics whose target is declared ``beneath``."""
         return [m.target_check() for m in self.metrics if m.target is not None and m.target.beneath]
 
     @property
@@ -210,11 +207,17 @@ class Domain:
         """Per-batch (numerator, denominator) sums of this domain's quality metrics."""
         return {}
 
-    def baseline_sums(self, batch: torch.Tensor) -> dict[str, tuple]:
-        """Per-batch (numerator, denominator) sums of quality metrics of the trivial answer
-        (``baseline_label``) on ``batch``, keyed by metric; the evaluation stores them as
-        ``baseline_<metric>``. None by default."""
+    def baselines(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The trivial answers shown beside the model's figures, by name ("all-background"), each as
+        the answers to every item of the stored ``batch`` in the form ``answer_sums`` scores; none by
+        default. `vaekit eval` scores them with the model's metric code, under ``metrics["baselines"]``."""
         return {}
+
+    def answer_sums(self, answers: torch.Tensor, batch: torch.Tensor) -> dict[str, tuple]:
+        """Per-batch (numerator, denominator) sums of the domain's quality metrics of ``answers`` to
+        the items of ``batch``: how a domain with ``baselines`` scores them (and, through
+        ``quality_sums``, the model's reconstructions)."""
+        raise NotImplementedError(f"domain '{self.name}' declares baselines but cannot score answers")
 
     def derived_metrics(self, metrics: dict) -> dict:
         """Metrics computed from the split's other metrics (e.g. PSNR from MSE)."""
@@ -229,11 +232,6 @@ class Domain:
 
         ``during_training`` is True for the per-epoch log, where a domain may use a cheaper estimate.
         """
-        return {}
-
-    def baselines(self, tensors: dict, split: str) -> dict[str, dict]:
-        """What trivial answers score on ``split`` (their name -> the domain's quality metrics), shown
-        beside the model's figures in the evaluation block; none by default."""
         return {}
 
     def check_loss_options(self, options: dict) -> None:
@@ -325,14 +323,16 @@ def picture_items(arrays: dict[str, np.ndarray], split: str) -> PictureItems:
 
 
 def check_domain_class(name: str, cls: type) -> None:
-    """A registered domain declares its data format and a model protocol, and its collector takes
-    exactly the collect options it declares."""
+    """A registered domain declares its data format and a model protocol, scores the baselines it
+    declares, and its collector takes exactly the collect options it declares."""
     if not isinstance(getattr(cls, "data_format", None), DataFormat):
         raise TypeError(f"domain '{name}' ({cls.__name__}) must set data_format to the stored format of its "
                         "corpus splits, e.g. vaekit.data_formats.ARC_GRID")
     if not getattr(cls.model_protocol, "_is_protocol", False):
         raise TypeError(f"domain '{name}' ({cls.__name__}): model_protocol must be a typing.Protocol "
                         "(see vaekit.models.protocols)")
+    if cls.baselines is not Domain.baselines and cls.answer_sums is Domain.answer_sums:
+        raise TypeError(f"domain '{name}' ({cls.__name__}) declares baselines but no answer_sums to score them")
     if cls.collector is not None:
         takes = list(inspect.signature(cls.collector).parameters)
         declared = [option.name for option in cls.collect_options]

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.background import BACKGROUND_KEY, pixel_mode
 from vaekit.collecting import SHARD_OPTIONS, Collected, CollectOption, progress_task, shard_bytes
 from vaekit.corpus import save_corpus
 from vaekit.data_formats import FRAMES
@@ -17,6 +16,7 @@ from vaekit.domains import Domain, register_domain
 from vaekit.domains.atari_collect import CollectSettings, camel, collect_episodes
 from vaekit.domains.shared_background import SharedBackground, foreground_metrics
 from vaekit.errors import VaekitUsageError
+from vaekit.frame_facts import training_facts
 from vaekit.metrics import Metric
 from vaekit.models.protocols import FrameModel
 from vaekit.targets import Target
@@ -48,7 +48,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_byte
         arrays[split] = data["frames"][mask]
         for key in ("actions", "rewards", "terminated", "truncated", "episode", "step"):
             arrays[f"{split}_{key}"] = data[key][mask]
-    arrays[BACKGROUND_KEY] = pixel_mode(arrays["train"])
+    arrays.update(training_facts(arrays["train"]).arrays())
     lengths = np.bincount(data["episode"])
     metadata = {
         "domain": "atari",
@@ -61,7 +61,7 @@ def collect_atari(settings: CollectSettings, out: Path, on_step=None, shard_byte
         "frames": int(lengths.sum()),
         "mean_episode_length": float(lengths.mean()),
         "mean_return": float(data["returns"].mean()),
-        "background": "per-pixel mode of the training split",
+        "background": "per-pixel mode of the training split",  # with its mean frame and foreground rate
     }
     return save_corpus(out, arrays, metadata, shard_bytes=shard_bytes)
 

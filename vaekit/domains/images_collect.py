@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit.background import BACKGROUND_KEY, pixel_mode
 from vaekit.collecting import (
     REQUIRED,
     SHARD_OPTIONS,
@@ -37,6 +36,7 @@ from vaekit.collecting import (
 from vaekit.corpus import SPLITS, save_corpus, seeded_split
 from vaekit.data_formats import MIN_IMAGE_SIDE
 from vaekit.errors import VaekitUsageError
+from vaekit.frame_facts import MODE_SAMPLE, TrainingFrameStats, training_facts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 RESIZE_MODES = ("fit", "crop", "pad")
@@ -467,13 +467,10 @@ class _MemoryStore:
         for split in SPLITS:
             count = len(arrays[f"{split}_index"])
             arrays[split], start = self.images[start:start + count], start + count
-        arrays[BACKGROUND_KEY] = pixel_mode(arrays["train"])
+        arrays.update(training_facts(arrays["train"]).arrays())
         compress = _worth_compressing(self.images) if settings.compress == "auto" else settings.compress == "always"
         metadata["compressed"] = compress
         return save_corpus(out, arrays, metadata, compress=compress)
-
-
-BACKGROUND_SAMPLE = 4096  # training images a sharded collect keeps in memory for the background
 
 
 class _ShardStore:
@@ -483,20 +480,20 @@ class _ShardStore:
         from vaekit.shards import ShardWriter, folder_for
 
         self.writer = ShardWriter(folder_for(out), shard_bytes).open()
-        self.background_sample: list[np.ndarray] = []  # the first training images, for the background
+        self.training = TrainingFrameStats()  # the background, mean frame and foreground rate, in bounded memory
 
     def add(self, split: str, images: np.ndarray) -> None:
         self.writer.append(split, images)
-        if split == "train" and sum(map(len, self.background_sample)) < BACKGROUND_SAMPLE:
-            self.background_sample.append(np.array(images[:BACKGROUND_SAMPLE]))
+        if split == "train":
+            self.training.add(images)
 
     def discard(self) -> None:
         self.writer.discard()
 
     def save(self, out: Path, arrays: dict, metadata: dict, settings: ImageSettings) -> tuple[Path, dict]:
-        if self.background_sample:  # bounded memory: the mode of the first training images, not of all
-            arrays[BACKGROUND_KEY] = pixel_mode(np.concatenate(self.background_sample)[:BACKGROUND_SAMPLE])
-            metadata["background"] = f"per-pixel mode of the first {BACKGROUND_SAMPLE:,} training images at most"
+        if self.training.count:  # bounded memory: the mode of the first training images, not of all
+            arrays.update(self.training.facts().arrays())
+            metadata["background"] = f"per-pixel mode of the first {MODE_SAMPLE:,} training images at most"
         for name, array in arrays.items():
             self.writer.append(name, array)
         metadata["compressed"] = False

@@ -1,6 +1,8 @@
-"""What the frames domains (atari, images) share: the background stored in their corpus, the
-foreground metrics it makes possible, the baselines shown beside every figure, and the
-foreground-weighted training loss (``loss.options.foreground_weight``).
+"""What the frames domains (atari, images) share: the facts stored in their corpus (the background,
+the mean training frame, the foreground rate; ``vaekit.frame_facts``), the foreground metrics they
+make possible, the baselines shown beside every figure (the mean training frame and the background
+alone, scored as reconstructions), and the foreground-weighted training loss
+(``loss.options.foreground_weight``).
 
 A domain takes all of it by listing ``SharedBackground`` before ``Domain`` among its bases, adding
 ``foreground_metrics(...)`` to its metrics and scoring frames in ``frame_quality_sums``.
@@ -13,9 +15,9 @@ import math
 import numpy as np
 import torch
 
-from vaekit.background import (FOREGROUND_TOLERANCE, RARE_FOREGROUND, as_model_frame, as_model_frames,
-                               corpus_background, foreground, foreground_rate, in_slices)
+from vaekit.background import FOREGROUND_TOLERANCE, RARE_FOREGROUND, as_model_frame, as_model_frames, foreground
 from vaekit.errors import VaekitUsageError
+from vaekit.frame_facts import corpus_frame_facts
 from vaekit.metrics import Metric
 from vaekit.small_objects import KEPT_IOU, SMALL_OBJECT_PIXELS, kept_and_total, small_objects
 from vaekit.targets import Target
@@ -34,7 +36,7 @@ def foreground_metrics(small_object_target: Target) -> tuple[Metric, ...]:
     )
 
 
-BASELINES = ("mean training frame", "background alone")
+MEAN_FRAME_ANSWER, BACKGROUND_ANSWER = "mean training frame", "background alone"  # the baselines' names
 LOSS_OPTIONS = {"foreground_weight": "weight of the training NLL of foreground pixels (those differing from the "
                                      "corpus's background), ≥ 0; 1 (the default) weighs every pixel alike"}
 
@@ -70,11 +72,13 @@ class SharedBackground:
 
     loss_options = LOSS_OPTIONS
     background: np.ndarray | None = None  # the background of the corpus loaded last, (H, W, C) uint8
+    mean_frame: np.ndarray | None = None  # its mean training frame, (H, W, C) float32 on the 0–255 scale
     rare_foreground: np.ndarray | None = None  # (H, W) bool: where its training frames rarely show foreground
 
     def use_corpus(self, corpus) -> None:
-        self.background = corpus_background(corpus.path, corpus.arrays)
-        self.rare_foreground = foreground_rate(corpus.arrays["train"], self.background) < RARE_FOREGROUND
+        facts = corpus_frame_facts(corpus.path, corpus.arrays)
+        self.background, self.mean_frame = facts.background, facts.mean_frame
+        self.rare_foreground = facts.foreground_rate < RARE_FOREGROUND
 
     def frame_quality_sums(self, predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:
         """Per-batch sums of the domain's own quality metrics of (N, C, H, W) frames in [0, 1]."""
@@ -84,14 +88,23 @@ class SharedBackground:
         return as_model_frame(self.background, device)
 
     def quality_sums(self, model, batch, output):
-        predicted, target = model.frame_means(output), model.prepare(batch)
-        return self._all_sums(predicted, target)
+        return self.answer_sums(model.frame_means(output), batch)
 
-    def _all_sums(self, predicted: torch.Tensor, target: torch.Tensor) -> dict[str, tuple]:
-        sums = self.frame_quality_sums(predicted, target)
+    def answer_sums(self, answers: torch.Tensor, batch: torch.Tensor) -> dict[str, tuple]:
+        """Sums of the quality metrics of (N, C, H, W) frames in [0, 1] answering the stored ``batch``."""
+        target = as_model_frames(batch)
+        sums = self.frame_quality_sums(answers, target)
         if self.background is not None:
-            sums.update(foreground_sums(predicted, target, self._background_on(target.device), self.rare_foreground))
+            sums.update(foreground_sums(answers, target, self._background_on(target.device), self.rare_foreground))
         return sums
+
+    def baselines(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The mean training frame and the background alone, as the reconstruction of every frame."""
+        if self.background is None:
+            return {}
+        answers = {MEAN_FRAME_ANSWER: self.mean_frame, BACKGROUND_ANSWER: self.background}
+        return {name: as_model_frame(frame, batch.device).expand(len(batch), -1, -1, -1)
+                for name, frame in answers.items()}
 
     def derived_metrics(self, metrics: dict) -> dict:
         return {f"{key}psnr": psnr(metrics[f"{key}mse"]) for key in ("", "foreground_")
@@ -106,25 +119,6 @@ class SharedBackground:
         weight = foreground_weight(config.loss.options)
         if weight != 1.0 and self.background is not None:
             model.weigh_foreground(self._background_on(next(model.parameters()).device), weight)
-
-    def baselines(self, tensors: dict, split: str) -> dict[str, dict]:
-        """What the mean training frame and the background alone score on ``split`` as reconstructions."""
-        if self.background is None:
-            return {}
-        data = tensors[split]
-        mean = sum(as_model_frames(chunk).sum(dim=0) for chunk in in_slices(tensors["train"])) / len(tensors["train"])
-        answers = dict(zip(BASELINES, (mean, self._background_on(data.device))))
-        scored = {}
-        for name, answer in answers.items():
-            totals: dict[str, list] = {}
-            for chunk in in_slices(data):
-                target = as_model_frames(chunk)
-                for key, (num, den) in self._all_sums(answer.expand_as(target), target).items():
-                    total = totals.setdefault(key, [0.0, 0.0])
-                    total[0], total[1] = total[0] + float(num), total[1] + float(den)
-            metrics = {key: num / den if den else float("nan") for key, (num, den) in totals.items()}
-            scored[name] = {**metrics, **self.derived_metrics(metrics)}
-        return scored
 
     def small_object_boxes(self, items: np.ndarray, reconstructions: np.ndarray) -> list[list] | None:
         """Per item of stored-format ``items``, the (box, kept) of each of its small objects in
