@@ -80,7 +80,7 @@ def test_unknown_model_and_option_are_named():
         create_model("conv2d", latent_dim=2, options={"hiden": 3})
 
 
-@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "laplace", "bernoulli"])
 def test_frame_likelihoods_are_lowest_at_the_truth(likelihood):
     model = create_model("conv2d_frames", latent_dim=2, options={"likelihood": likelihood})
     batch = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
@@ -89,6 +89,15 @@ def test_frame_likelihoods_are_lowest_at_the_truth(likelihood):
     exact = as_output(target)
     worse = as_output((target + 0.2).clamp(0.01, 0.99))
     assert (model.reconstruction_nll(exact, batch, "sum") < model.reconstruction_nll(worse, batch, "sum")).all()
+
+
+def test_laplace_frame_likelihood_is_the_density_of_standard_deviation_sigma():
+    model = create_model("conv2d_frames", latent_dim=2, options={"likelihood": "laplace", "sigma": 0.1})
+    batch = torch.full((1, 8, 8, 3), 51, dtype=torch.uint8)  # 0.2
+    scale = 0.1 / 2 ** 0.5
+    nll = model.reconstruction_nll(torch.full((1, 3, 8, 8), 0.5), batch, "sum")
+    assert nll.item() == pytest.approx(192 * (0.3 / scale + torch.log(torch.tensor(2 * scale)).item()), rel=1e-5)
+    assert model.data_bin_width == 1 / 255  # a density over intensities, so bits per dimension are reported
 
 
 def test_gaussian_frame_decoder_still_learns_where_its_output_is_far_off():
