@@ -114,6 +114,12 @@ class GaussianVAE(TrainingHooks, nn.Module):
         """Turn a stored batch into the encoder's input tensor."""
         raise NotImplementedError
 
+    def encoder_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """The encoder's input for a stored batch: ``prepare(batch)``, unless the family builds it
+        straight in the dtype its first layer runs in (vaekit.training.precision.compute_dtype), with
+        the same values autocast's cast would give."""
+        return self.prepare(batch)
+
     def reconstruction_nll(self, output: torch.Tensor, batch: torch.Tensor, reduction: str) -> torch.Tensor:
         """Per-sample negative log-likelihood of ``batch`` under the decoder output."""
         raise NotImplementedError
@@ -132,7 +138,7 @@ class GaussianVAE(TrainingHooks, nn.Module):
         raise NotImplementedError
 
     def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, sigma = self.encoder(self.prepare(batch))
+        mu, sigma = self.encoder(self.encoder_input(batch))
         return at_least_fp32(mu), at_least_fp32(sigma) + SIGMA_FLOOR
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

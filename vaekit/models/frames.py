@@ -15,6 +15,7 @@ from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
 from vaekit.models.layers import ConvDecoder2d, ConvEncoder2d, halved
 from vaekit.training.losses import reduce_elements
+from vaekit.training.precision import compute_dtype
 
 
 
@@ -141,9 +142,15 @@ class FrameVAE(GaussianVAE):
         wide; the Bernoulli of a grey level in (0, 1) is not a normalised likelihood of that level."""
         return 1 / 255 if self.likelihood in DENSITIES else None
 
-    def prepare(self, batch):
-        """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1]."""
-        return batch.permute(0, 3, 1, 2).float() / 255.0
+    def prepare(self, batch, dtype: torch.dtype = torch.float32):
+        """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1] (channels-last in memory), in ``dtype``."""
+        return batch.permute(0, 3, 1, 2).to(dtype) / 255.0
+
+    def encoder_input(self, batch):
+        """The frames in the first convolution's dtype, in one pass: 0–255 are exact in bf16 and fp16,
+        and k/255 rounds to the same bits as autocast's cast of the fp32 value (the target of the NLL
+        stays fp32: ``prepare``)."""
+        return self.prepare(batch, compute_dtype(batch.device))
 
     def frame_means(self, output):
         """The decoded frames in [0, 1]."""

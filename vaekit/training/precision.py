@@ -76,6 +76,15 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=DTYPES[precision])
 
 
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """The dtype the convolutions and matmuls run in here and now: autocast's on ``device`` where it is
+    on, else fp32. A model's input that is exact in it (a one-hot, 8-bit intensities) is built in it
+    directly, sparing a full-size fp32 tensor and autocast's cast of it."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return torch.float32
+
+
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """A gradient scaler, enabled for fp16 only (elsewhere its calls pass straight through)."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
