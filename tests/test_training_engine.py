@@ -341,3 +341,20 @@ def test_subscribers_run_in_the_order_of_their_declared_stages():
 
     with pytest.raises(TypeError, match="stage 'somewhere' is not one of log, guard"):
         register_callback(Nowhere)
+
+
+def test_the_collapse_warning_is_given_again_only_when_more_dimensions_collapse():
+    from types import SimpleNamespace
+
+    from vaekit.training.callbacks.console_line import ConsoleLine
+
+    said: list[str] = []
+    t = SimpleNamespace(config=SimpleNamespace(train=SimpleNamespace(epochs=4, collapse_threshold=0.05),
+                                               objective=SimpleNamespace(name="elbo")),
+                        domain=SimpleNamespace(curve_metrics=[]), val={"latent_dim": 3}, say=said.append)
+    line = ConsoleLine()
+    for epoch, kl in enumerate([[0.01, 1.0, 1.0], [0.01, 1.0, 1.0], [0.01, 0.02, 1.0], [0.01, 1.0, 1.0]], start=1):
+        line.on_epoch_end(t, {"epoch": epoch, "beta": 1.0, "train_loss": 1.0, "val_loss": 1.0, "val_recon": 1.0,
+                              "val_kl": sum(kl), "kl_per_dim": kl, "active_dims": 1, "seconds": 1.0})
+    warnings = [text for text in said if "posterior collapse" in text]
+    assert len(warnings) == 2 and "in 1/3 dims" in warnings[0] and "in 2/3 dims" in warnings[1]

@@ -20,13 +20,20 @@ def epoch_line(epoch: int, epochs: int, record: dict, quality_keys: list[str], o
 
 @register_callback
 class ConsoleLine(Callback):
+    """The epoch line, and the collapse warning in every epoch where more dimensions have collapsed than
+    when it was last given (a spatial latent leaves its cells over a static background unused epoch
+    after epoch: the same warning each time would be noise)."""
     stage = "print"
+
+    def __init__(self):
+        self.warned_count = 0
 
     def on_epoch_end(self, t: Training, record: dict) -> None:
         cfg = t.config.train
         t.say(epoch_line(record["epoch"], cfg.epochs, record, t.domain.curve_metrics, t.config.objective.name))
         collapsed = collapsed_dims(record["kl_per_dim"], cfg.collapse_threshold)
-        if collapsed:
+        if len(collapsed) > self.warned_count:
+            self.warned_count = len(collapsed)
             shown = ", ".join(map(str, collapsed[:12])) + (", …" if len(collapsed) > 12 else "")
             t.say(f"[yellow]warning: posterior collapse in {len(collapsed)}/{t.val['latent_dim']} dims "
                   f"(KL < {cfg.collapse_threshold} nats): {shown}[/yellow]")
