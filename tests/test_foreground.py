@@ -129,6 +129,29 @@ def test_foreground_weight_default_keeps_the_objective_and_a_weight_scales_only_
     assert torch.equal(model.reconstruction_nll(output, batch, "sum"), nll)  # the reported NLL is unchanged
 
 
+def test_foreground_weight_on_either_also_weighs_what_the_reconstruction_draws_over_the_background():
+    model = create_model("conv2d_frames", 4, {"frame_size": 16, "in_channels": 3, "channels": [4, 4],
+                                               "decoder_channels": [4, 4], "hidden": 8})
+    batch = (frame() * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+    output = model.prepare(batch).clone()
+    output[0, :, 12, 12] = 0.5  # a stray dot drawn over the target's background, everything else exact
+    model.weigh_foreground(BACKGROUND, 10.0)
+    stray = model._nll_per_element(output, model.prepare(batch))[0, :, 12, 12].sum()
+    target_only = model.reconstruction_objective(output, batch, "sum")
+    model.weigh_foreground(BACKGROUND, 10.0, drawn_too=True)
+    either = model.reconstruction_objective(output, batch, "sum")
+    assert float(either) == pytest.approx(float(target_only) + 9 * float(stray), rel=1e-5)
+
+
+@pytest.mark.parametrize("value", ["both", 1])
+def test_an_unknown_foreground_weight_on_is_refused_naming_the_choices(atari_corpus, tmp_path, value):
+    result = runner.invoke(app, ["train", "atari", "--data", str(atari_corpus), "--runs-dir", str(tmp_path),
+                                 "--run-id", "bad", *TINY, "--set", f"loss.options.foreground_weight_on={value}"])
+    assert result.exit_code == 2
+    assert "loss.options.foreground_weight_on must be one of target, either" in " ".join(result.output.split())
+    assert not (tmp_path / "bad").exists()
+
+
 def test_collect_stores_the_background(atari_corpus):
     corpus = load_corpus(atari_corpus)
     assert np.array_equal(corpus.arrays[BACKGROUND_KEY], pixel_mode(corpus.arrays["train"]))

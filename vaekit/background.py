@@ -87,6 +87,11 @@ def foreground(frames: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     return (frames - background).abs().amax(dim=1) > FOREGROUND_TOLERANCE
 
 
-def foreground_weights(frames: torch.Tensor, background: torch.Tensor, weight: float) -> torch.Tensor:
-    """(N, 1, H, W) per-pixel weights of a training loss: ``weight`` on the foreground, 1 elsewhere."""
-    return 1.0 + (float(weight) - 1.0) * foreground(frames, background).unsqueeze(1).to(frames.dtype)
+def foreground_weights(frames: torch.Tensor, background: torch.Tensor, weight: float,
+                       drawn: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 1, H, W) per-pixel weights of a training loss: ``weight`` on the foreground of ``frames`` (and
+    of ``drawn``, reconstructions of them, when given), 1 elsewhere."""
+    mask = foreground(frames, background)
+    if drawn is not None:
+        mask = mask | foreground(drawn.to(frames.dtype), background)
+    return 1.0 + (float(weight) - 1.0) * mask.unsqueeze(1).to(frames.dtype)

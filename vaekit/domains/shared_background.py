@@ -38,7 +38,12 @@ def foreground_metrics(small_object_target: Target) -> tuple[Metric, ...]:
 
 MEAN_FRAME_ANSWER, BACKGROUND_ANSWER = "mean training frame", "background alone"  # the baselines' names
 LOSS_OPTIONS = {"foreground_weight": "weight of the training NLL of foreground pixels (those differing from the "
-                                     "corpus's background), ≥ 0; 1 (the default) weighs every pixel alike"}
+                                     "corpus's background), ≥ 0; 1 (the default) weighs every pixel alike",
+                "foreground_weight_on": "which pixels foreground_weight weighs: 'target' (the default: the target "
+                                        "frame's foreground) or 'either' (also where the reconstruction draws "
+                                        "foreground over the target's background, so halos and strays cost as "
+                                        "much as misses)"}
+WEIGHED_FOREGROUNDS = ("target", "either")
 
 
 def psnr(mse: float) -> float:
@@ -65,6 +70,15 @@ def foreground_weight(options: dict) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
         raise VaekitUsageError(f"loss.options.foreground_weight must be a finite number ≥ 0, got {weight!r}")
     return float(weight)
+
+
+def foreground_weight_on(options: dict) -> str:
+    """``loss.options.foreground_weight_on`` ('target' when absent), refused unless 'target' or 'either'."""
+    on = options.get("foreground_weight_on", "target")
+    if on not in WEIGHED_FOREGROUNDS:
+        raise VaekitUsageError(f"loss.options.foreground_weight_on must be one of {', '.join(WEIGHED_FOREGROUNDS)}, "
+                               f"got {on!r}")
+    return on
 
 
 class SharedBackground:
@@ -113,12 +127,15 @@ class SharedBackground:
     def check_loss_options(self, options: dict) -> None:
         super().check_loss_options(options)
         foreground_weight(options)
+        foreground_weight_on(options)
 
     def prepare_model(self, model, config) -> None:
-        """Weigh the training NLL of the foreground by ``loss.options.foreground_weight`` (not at 1)."""
+        """Weigh the training NLL of the foreground by ``loss.options.foreground_weight`` (not at 1), on
+        the pixels ``loss.options.foreground_weight_on`` names."""
         weight = foreground_weight(config.loss.options)
         if weight != 1.0 and self.background is not None:
-            model.weigh_foreground(self._background_on(next(model.parameters()).device), weight)
+            model.weigh_foreground(self._background_on(next(model.parameters()).device), weight,
+                                   drawn_too=foreground_weight_on(config.loss.options) == "either")
 
     def small_object_boxes(self, items: np.ndarray, reconstructions: np.ndarray) -> list[list] | None:
         """Per item of stored-format ``items``, the (box, kept) of each of its small objects in

@@ -89,7 +89,7 @@ class FrameVAE(GaussianVAE):
     tiny_options = {"frame_size": 16, "channels": [4, 4], "hidden": 8, "decoder_channels": [4, 4]}
 
     data_format = FRAMES
-    foreground_weighting: tuple[torch.Tensor, float] | None = None  # (background, weight): weigh_foreground
+    foreground_weighting: tuple[torch.Tensor, float, bool] | None = None  # weigh_foreground's arguments
     prefers_channels_last = True  # 1.6x faster fp32 training steps on CPU (docs/training.md)
 
     def __init__(
@@ -123,11 +123,12 @@ class FrameVAE(GaussianVAE):
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn_sigma else None
         self.fixed_sigma = sigma
 
-    def weigh_foreground(self, background: torch.Tensor, weight: float) -> None:
+    def weigh_foreground(self, background: torch.Tensor, weight: float, drawn_too: bool = False) -> None:
         """Train with the NLL of each foreground pixel (one differing from ``background``, (C, H, W)
-        in [0, 1]; vaekit.background) weighted by ``weight``, background pixels by 1. Only the
-        training objective changes: ``reconstruction_nll`` and everything reported stay the NLL."""
-        self.foreground_weighting = (background, float(weight))
+        in [0, 1]; vaekit.background) weighted by ``weight``, background pixels by 1; with
+        ``drawn_too`` also each pixel the reconstruction draws as foreground. Only the training
+        objective changes: ``reconstruction_nll`` and everything reported stay the NLL."""
+        self.foreground_weighting = (background, float(weight), drawn_too)
 
     @property
     def sigma(self) -> torch.Tensor | float:
@@ -168,9 +169,10 @@ class FrameVAE(GaussianVAE):
     def reconstruction_objective(self, output, batch, reduction):
         if self.foreground_weighting is None:
             return None
-        background, weight = self.foreground_weighting
+        background, weight, drawn_too = self.foreground_weighting
         target = self.prepare(batch)
-        weights = foreground_weights(target, background.to(target.device), weight)
+        drawn = self.frame_means(output.detach()) if drawn_too else None
+        weights = foreground_weights(target, background.to(target.device), weight, drawn=drawn)
         return reduce_elements(self._nll_per_element(output, target) * weights, reduction)
 
     def reconstruct(self, output):
