@@ -77,8 +77,8 @@ class LossConfig:
         "per dimension (Kingma et al. 2016).",
         "per_sample", flag="--free-bits-mode")
     options: dict = _help("Domain-specific training-loss options; a domain refuses keys it does not declare "
-                          "(atari, images: foreground_weight, the weight of foreground pixels' NLL, ≥ 0, default 1; "
-                          "docs/domains/atari.md).", {})
+                          "(atari, images: foreground_weight, the weight of foreground pixels' NLL, ≥ 0, default 1, and "
+                          "foreground_weight_on, target or either; docs/domains/atari.md).", {})
 
 
 def _objective_config() -> type:
