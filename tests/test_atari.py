@@ -15,7 +15,8 @@ from vaekit.errors import VaekitUsageError
 
 runner = CliRunner()
 COLLECT = TINY_ATARI_COLLECT  # the session fixture atari_corpus (conftest) is made with these
-TINY_FRAME_MODEL = "model.options={channels: [8, 8, 8], decoder_channels: [8, 8, 8], hidden: 32}"
+# the domain's default model (conv2d_frames_spatial), tiny: five stride-2 stages take 32×32 frames to a 1×1 map
+TINY_FRAME_MODEL = "model.options={channels: [8, 8, 8, 8, 8], decoder_channels: [8, 8, 8, 8, 8]}"
 
 
 def test_schema_and_metadata(atari_corpus):
@@ -77,6 +78,7 @@ def test_train_eval_sample_report(atari_corpus, tmp_path):
     assert (runs / "a" / "results" / "reconstructions_epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     config = (runs / "a" / "config.yaml").read_text()
     assert "in_channels: 3" in config and "frame_size: 32" in config  # inferred from the corpus
+    assert "name: conv2d_frames_spatial" in config and "foreground_weight: 30.0" in config  # the domain's default
     result = runner.invoke(app, ["eval", "a", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "PSNR (dB)" in result.stdout
     metrics = json.loads((runs / "a" / "results" / "metrics.json").read_text())["test"]

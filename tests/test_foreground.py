@@ -22,7 +22,7 @@ from vaekit.small_objects import small_objects
 
 runner = CliRunner()
 TINY = ["--epochs", "1", "--latent", "4", "--batch-size", "16", "--no-progress", "--set", "threads=1",
-        "--set", "model.options={channels: [4, 4], decoder_channels: [4, 4], hidden: 8}"]
+        "--set", "model.options={channels: [4, 4, 4, 4, 4], decoder_channels: [4, 4, 4, 4, 4]}"]  # a 1×1 latent map
 
 WALL = (slice(0, 3), slice(0, 16))  # 48 pixels: a large object, never a small one
 BALL = (slice(8, 10), slice(5, 7))  # 2×2

@@ -23,7 +23,7 @@ DOMAINS = {
     "arc": (["--set", f"model.options={json.dumps(TINY_MODEL_OPTIONS)}", "--batch-size", "64"],
             {"task", "height", "width"}, True),
     "atari": (["--latent", "4", "--batch-size", "16",
-               "--set", "model.options={channels: [8, 8, 8], decoder_channels: [8, 8, 8], hidden: 32}"],
+               "--set", "model.options={channels: [8, 8, 8, 8, 8], decoder_channels: [8, 8, 8, 8, 8]}"],
               {"episode", "step"}, True),
     "ternary": ([*TINY_TERNARY_FLAGS, "--model", "ternary_dual", "--latent", "4",
                  "--set", "model.options={hidden_a: [32], hidden_b: [32]}"], {"index"}, True),
