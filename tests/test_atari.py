@@ -90,3 +90,12 @@ def test_train_eval_sample_report(atari_corpus, tmp_path):
         assert (runs / "a" / "results" / name).read_bytes()[:4] == b"\x89PNG", name
     result = runner.invoke(app, ["report", "a", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "PSNR (dB)" in result.stdout
+
+
+def test_a_latent_dim_the_default_models_map_cannot_hold_is_refused_before_any_file(atari_corpus, tmp_path):
+    result = runner.invoke(app, ["train", "atari", "--data", str(atari_corpus), "--runs-dir", str(tmp_path),
+                                 "--run-id", "odd", "--latent", "33"])
+    assert result.exit_code == 2
+    assert "latent_dim 33: the 16×16 latent map of 32×32 frames needs a multiple of its 256 cells" in \
+        " ".join(result.output.split())
+    assert not (tmp_path / "odd").exists()
