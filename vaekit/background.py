@@ -68,11 +68,12 @@ def in_slices(items, size: int = 1024):
         yield items[start:start + size]
 
 
-def as_model_frames(frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-    """Stored (N, H, W, C) uint8 frames as (N, C, H, W) floats in [0, 1], as the frame models read them
-    (on ``device``; a tensor stays where it is by default)."""
+def as_model_frames(frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Stored (N, H, W, C) uint8 frames as (N, C, H, W) floats in [0, 1] of ``dtype``, as the frame
+    models read them (channels-last in memory; on ``device``: a tensor stays where it is by default)."""
     frames = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames))
-    return frames.to(device or frames.device).permute(0, 3, 1, 2).float() / 255.0
+    return frames.to(device or frames.device).permute(0, 3, 1, 2).to(dtype) / 255.0
 
 
 def as_model_frame(frame: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaekit.background import foreground_weights
+from vaekit.background import as_model_frames, foreground_weights
 from vaekit.data_formats import FRAMES
 from vaekit.models import register_model
 from vaekit.models.base import GaussianVAE
@@ -145,7 +145,7 @@ class FrameVAE(GaussianVAE):
 
     def prepare(self, batch, dtype: torch.dtype = torch.float32):
         """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1] (channels-last in memory), in ``dtype``."""
-        return batch.permute(0, 3, 1, 2).to(dtype) / 255.0
+        return as_model_frames(batch, dtype=dtype)
 
     def encoder_input(self, batch):
         """The frames in the first convolution's dtype, in one pass: 0–255 are exact in bf16 and fp16,

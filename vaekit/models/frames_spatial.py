@@ -10,7 +10,7 @@ from torch import nn
 
 from vaekit.models import register_model
 from vaekit.models.frames import FrameVAE, check_likelihood
-from vaekit.models.layers import conv_block, halved
+from vaekit.models.layers import conv_block, halved, upsampling_stages
 
 
 class SpatialGaussianHead(nn.Module):
@@ -49,15 +49,8 @@ class SpatialDecoder2d(nn.Module):
                  output_size: tuple[int, int]):
         super().__init__()
         self.latent_shape, self.output_size = latent_shape, output_size
-        layers: list[nn.Module] = conv_block(latent_shape[0], channels[0], 1, norm)
-        in_ch = channels[0]
-        for out_ch in channels:
-            layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
-            if norm:
-                layers.append(nn.BatchNorm2d(out_ch))
-            layers.append(nn.ReLU())
-            in_ch = out_ch
-        layers.append(nn.Conv2d(in_ch, out_channels, kernel_size=3, padding=1))
+        layers = conv_block(latent_shape[0], channels[0], 1, norm) + upsampling_stages(channels[0], channels, norm)
+        layers.append(nn.Conv2d(channels[-1], out_channels, kernel_size=3, padding=1))
         self.upsample = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

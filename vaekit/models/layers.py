@@ -49,6 +49,18 @@ def conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Modu
     return layers
 
 
+def upsampling_stages(in_ch: int, channels, norm: bool) -> list[nn.Module]:
+    """4×4 stride-2 transposed convolutions, each doubling the side, with BatchNorm (``norm``) and ReLU."""
+    layers: list[nn.Module] = []
+    for out_ch in channels:
+        layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
+        if norm:
+            layers.append(nn.BatchNorm2d(out_ch))
+        layers.append(relu(after_norm=norm))
+        in_ch = out_ch
+    return layers
+
+
 class ConvEncoder2d(nn.Module):
     """3×3 convolutions (stride per stage) -> flatten -> dense -> Gaussian head.
 
@@ -100,15 +112,8 @@ class ConvDecoder2d(nn.Module):
         self.dense = nn.Sequential(
             nn.Linear(latent_dim, hidden), relu(), nn.Linear(hidden, c * h * w), relu()
         )
-        layers: list[nn.Module] = []
-        in_ch = c
-        for out_ch in channels:
-            layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
-            if norm:
-                layers.append(nn.BatchNorm2d(out_ch))
-            layers.append(relu(after_norm=norm))
-            in_ch = out_ch
-        layers.append(nn.Conv2d(in_ch, out_channels, kernel_size=3, padding=1))
+        layers = upsampling_stages(c, channels, norm)
+        layers.append(nn.Conv2d(channels[-1] if channels else c, out_channels, kernel_size=3, padding=1))
         self.upsample = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
