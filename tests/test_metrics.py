@@ -66,3 +66,14 @@ def test_the_evaluation_blocks_lines_are_the_metrics_that_declare_a_target_in_th
     assert gaussians.targets[0].met(0.5) is True and gaussians.targets[0].met(0.7) is False
     arc = get_domain("arc").targets[0]
     assert (arc.label, arc.fmt) == ("Pixel-wise Accuracy", "{:.1%}")  # the block as the specification writes it
+
+
+def test_the_validation_loss_breaks_a_tie_of_the_named_selection_metric():
+    arc = get_domain("arc")
+    tied_worse_loss = {"pixel_accuracy": 0.8, "loss": 150.0}
+    tied_better_loss = {"pixel_accuracy": 0.8, "loss": 120.0}
+    assert selection_score(tied_better_loss, "pixel_accuracy", arc) > selection_score(tied_worse_loss, "pixel_accuracy",
+                                                                                        arc)
+    assert selection_score({"pixel_accuracy": 0.9, "loss": 150.0}, "pixel_accuracy", arc) > \
+        selection_score(tied_better_loss, "pixel_accuracy", arc)
+    assert selection_score({"loss": 2.0}, "loss", arc) == [-2.0]  # named already: not ranked twice

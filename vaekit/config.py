@@ -136,7 +136,7 @@ class TrainConfig:
         "Validation metric that picks checkpoints/vae_best.pth, ranked in its declared direction: 'loss' "
         "(lowest), a quality metric such as 'pixel_accuracy' (highest) or a domain's loss such as the splats' "
         "'recon_rot' (lowest). A comma-separated list breaks ties in order, e.g. "
-        "'reconstruction_coverage,prior_coverage'.", "loss")
+        "'reconstruction_coverage,prior_coverage'; the validation loss breaks ties left after the named metrics.", "loss")
     checkpoint_every: int = _help(
         "Keep the weights after every N-th epoch as checkpoints/epoch_NNN.pt (0 keeps none); `eval`, `sample`, "
         "`encode`, `traverse` and `interpolate` read them with --checkpoint epoch_NNN.", 0)

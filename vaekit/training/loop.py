@@ -35,11 +35,19 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def selection_names(selection_metric: str, metrics: dict) -> list[str]:
+    """The metrics train.selection_metric ranks by, in order; the validation loss breaks what ties
+    remain (a model stuck on one accuracy for every epoch is then kept at its best likelihood, not its
+    first epoch) unless the setting names it already."""
+    names = [part.strip() for part in selection_metric.split(",")]
+    return names if "loss" in names or "loss" not in metrics else [*names, "loss"]
+
+
 def selection_score(metrics: dict, selection_metric: str, domain) -> list[float]:
     """The checkpoint-selection score of validation metrics, compared in order (later names break ties);
     each metric ranked in the direction its declaration gives (a lower-is-better one negated)."""
     score = []
-    for name in (part.strip() for part in selection_metric.split(",")):
+    for name in selection_names(selection_metric, metrics):
         declared = domain.metric(name)
         if declared is not None and name in metrics and not isinstance(metrics[name], list):
             score.append(declared.score(metrics[name]))
