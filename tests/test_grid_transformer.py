@@ -72,6 +72,7 @@ def test_the_flop_count_includes_the_attention():
     ("decoder_depth", 0, "model.options.decoder_depth 0: expected an integer ≥ 1"),
     ("pool", "max", "model.options.pool 'max': expected one of mean, cls"),
     ("grid_size", 8, "model.options.grid_size 8: the grids are 16×16"),
+    ("patch", 3, "model.options.patch 3: must divide model.options.grid_size (16)"),
 ])
 def test_bad_options_exit_2_naming_the_option_before_any_file(tmp_path, arc_corpus, option, value, message):
     result = CliRunner().invoke(app, ["train", "arc", "--model", "transformer_grid", "--data", str(arc_corpus),
@@ -90,3 +91,38 @@ def test_it_trains_with_a_schedule_and_another_objective(tmp_path, arc_corpus):
                                       *[a for o in options for a in ("--set", o)]])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tc" / "checkpoints" / "vae_best.pth").is_file()
+
+
+def test_patches_are_cut_in_raster_order_and_put_back_where_they_came_from():
+    from vaekit.models.grid_transformer import from_patches, to_patches
+
+    cells = torch.arange(2 * 16 * 16).view(2, 16, 16)
+    patches = to_patches(cells, 4)
+    assert patches.shape == (2, 16, 4, 4)
+    assert torch.equal(patches[0, 1], cells[0, 0:4, 4:8]) and torch.equal(patches[1, 4], cells[1, 4:8, 0:4])
+    assert torch.equal(from_patches(patches, 16), cells)
+
+
+def test_patch_1_is_the_cell_token_model_parameter_for_parameter():
+    torch.manual_seed(0)
+    cell_tokens = create_model("transformer_grid", 4, TINY)
+    torch.manual_seed(0)
+    patch_1 = create_model("transformer_grid", 4, {**TINY, "patch": 1})
+    assert {k: v.shape for k, v in cell_tokens.state_dict().items()} == \
+        {k: v.shape for k, v in patch_1.state_dict().items()}
+    x = grids(2, 4)
+    assert torch.equal(cell_tokens.decode(cell_tokens.encode(x)[0]), patch_1.decode(patch_1.encode(x)[0]))
+
+
+def test_patch_tokens_give_every_cell_its_own_logits_and_colour_place():
+    """p = 2: 64 tokens, yet each cell of a patch is read and predicted at its own place."""
+    torch.manual_seed(0)
+    model = create_model("transformer_grid", 4, {**TINY, "patch": 2}).eval()
+    assert model.encoder.positions().shape[0] == 64
+    x = grids(1, 5)
+    x[0, 0, 0], x[0, 0, 1] = 1, 2
+    swapped = x.clone()
+    swapped[0, 0, 0], swapped[0, 0, 1] = 2, 1  # two cells of one patch trade colours
+    assert not torch.allclose(model.encode(x)[0], model.encode(swapped)[0])
+    logits = model.decode(model.encode(x)[0])
+    assert logits.shape == (1, 10, 16, 16) and not torch.allclose(logits[0, :, 0, 0], logits[0, :, 0, 1])

@@ -11,6 +11,12 @@ ViTARC's 2D positions):
   embeddings) run pre-norm blocks of self-attention among themselves and cross-attention to the
   memory, and a linear head gives every cell's logits in one pass (factorised given z).
 
+With ``patch`` p > 1 a token is a p×p patch of cells rather than one cell (as a ViT's): its
+embedding is the sum of its cells' colour embeddings, one table per place in the patch, and the
+decoder's head gives the p·p cells' logits of its patch. Attention then runs over (H/p)·(W/p)
+tokens: p⁴ times fewer pairs, p² times fewer tokens through every other layer. p = 1 is the
+cell-token model itself, parameter for parameter.
+
 Attention is ``torch.nn.functional.scaled_dot_product_attention`` (vaekit.models.attention).
 """
 
@@ -52,14 +58,40 @@ def cls_pool(tokens: torch.Tensor) -> torch.Tensor:
 POOLS = {"mean": (mean_pool, False), "cls": (cls_pool, True)}
 
 
+def patch_place(grid_size: int, patch: int) -> torch.Tensor:
+    """(H, W) index of each cell's place inside its p×p patch, in raster order (all 0 for p = 1)."""
+    place = torch.arange(grid_size) % patch
+    return place[:, None] * patch + place[None, :]
+
+
+def to_patches(cells: torch.Tensor, patch: int) -> torch.Tensor:
+    """(batch, H, W, ...) -> (batch, H/p · W/p, p, p, ...): the cells of each patch, patches in raster order."""
+    b, h, w = cells.shape[:3]
+    rest = cells.shape[3:]
+    patches = cells.reshape(b, h // patch, patch, w // patch, patch, *rest).transpose(2, 3)
+    return patches.reshape(b, (h // patch) * (w // patch), patch, patch, *rest)
+
+
+def from_patches(patches: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """The inverse of ``to_patches``: (batch, H/p · W/p, p, p, ...) -> (batch, H, W, ...)."""
+    b, _, patch = patches.shape[:3]
+    rest = patches.shape[4:]
+    side = grid_size // patch
+    cells = patches.reshape(b, side, side, patch, patch, *rest).transpose(2, 3)
+    return cells.reshape(b, grid_size, grid_size, *rest)
+
+
 class TransformerGridEncoder(nn.Module):
     """(batch, H, W) colour indices -> (μ, σ) of a d-vector."""
 
-    def __init__(self, num_colors, grid_size, width, heads, depth, mlp_ratio, pool, latent_dim):
+    def __init__(self, num_colors, grid_size, patch, width, heads, depth, mlp_ratio, pool, latent_dim):
         super().__init__()
-        self.colours = nn.Embedding(num_colors, width)
+        self.num_colors, self.patch = num_colors, patch
+        # one colour table per place in the patch, stacked: row colour + C · place
+        self.colours = nn.Embedding(num_colors * patch * patch, width)
         nn.init.normal_(self.colours.weight, std=EMBEDDING_STD)
-        self.positions = GridPositions(grid_size, width)
+        self.register_buffer("place", patch_place(grid_size, patch) * num_colors, persistent=False)
+        self.positions = GridPositions(grid_size // patch, width)
         self.pool, prepends_cls = POOLS[pool]
         self.cls = nn.Parameter(torch.randn(1, 1, width) * EMBEDDING_STD) if prepends_cls else None
         self.blocks = nn.ModuleList(TransformerBlock(width, heads, mlp_ratio) for _ in range(depth))
@@ -67,7 +99,8 @@ class TransformerGridEncoder(nn.Module):
         self.head = GaussianHead(width, latent_dim)
 
     def forward(self, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.colours(cells.flatten(1)) + self.positions()
+        embedded = self.colours(cells + self.place)  # (batch, H, W, width)
+        tokens = to_patches(embedded, self.patch).sum(dim=(2, 3)) + self.positions()
         if self.cls is not None:
             tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
@@ -78,34 +111,36 @@ class TransformerGridEncoder(nn.Module):
 class TransformerGridDecoder(nn.Module):
     """z -> logits (batch, colours, H, W): position queries attend to each other and to z's memory tokens."""
 
-    def __init__(self, num_colors, grid_size, width, heads, depth, mlp_ratio, memory_tokens, latent_dim):
+    def __init__(self, num_colors, grid_size, patch, width, heads, depth, mlp_ratio, memory_tokens, latent_dim):
         super().__init__()
-        self.grid_size, self.width, self.memory_tokens = grid_size, width, memory_tokens
+        self.grid_size, self.patch, self.width, self.memory_tokens = grid_size, patch, width, memory_tokens
         self.memory = nn.Linear(latent_dim, memory_tokens * width)
-        self.queries = GridPositions(grid_size, width)
+        self.queries = GridPositions(grid_size // patch, width)
         self.blocks = nn.ModuleList(TransformerBlock(width, heads, mlp_ratio, cross=True) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.logits = nn.Linear(width, num_colors)
+        self.logits = nn.Linear(width, num_colors * patch * patch)  # the patch's cells in raster order
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         memory = self.memory(z).view(z.shape[0], self.memory_tokens, self.width)
         tokens = self.queries().expand(z.shape[0], -1, -1)
         for block in self.blocks:
             tokens = block(tokens, memory)
-        logits = self.logits(self.norm(tokens))
-        return logits.view(z.shape[0], self.grid_size, self.grid_size, -1).permute(0, 3, 1, 2)
+        logits = self.logits(self.norm(tokens)).view(*tokens.shape[:2], self.patch, self.patch, -1)
+        return from_patches(logits, self.grid_size).permute(0, 3, 1, 2)
 
 
 def check_transformer_options(width, heads, encoder_depth, decoder_depth, memory_tokens, mlp_ratio, pool,
-                              grid_size) -> None:
+                              grid_size, patch) -> None:
     """Raise ValueError naming the first option out of range (create_model turns it into exit 2)."""
     for key, value in (("width", width), ("heads", heads), ("encoder_depth", encoder_depth),
                        ("decoder_depth", decoder_depth), ("memory_tokens", memory_tokens),
-                       ("mlp_ratio", mlp_ratio), ("grid_size", grid_size)):
+                       ("mlp_ratio", mlp_ratio), ("grid_size", grid_size), ("patch", patch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"model.options.{key} {value!r}: expected an integer ≥ 1")
     if width % heads:
         raise ValueError(f"model.options.width {width}: must be a multiple of model.options.heads ({heads})")
+    if grid_size % patch:
+        raise ValueError(f"model.options.patch {patch}: must divide model.options.grid_size ({grid_size})")
     if pool not in POOLS:
         raise ValueError(f"model.options.pool {pool!r}: expected one of {', '.join(POOLS)}")
 
@@ -118,6 +153,7 @@ class TransformerGridVAE(CategoricalCells, GaussianVAE):
         latent_dim: d.
         num_colors: colours per cell.
         grid_size: side of the square grid; must be the corpus's (16 for ARC).
+        patch: side of the square patch of cells one token holds (must divide ``grid_size``; 1: a token per cell).
         width: token width of encoder and decoder.
         heads: attention heads (``width`` must be a multiple).
         encoder_depth, decoder_depth: transformer blocks of each (≥ 1).
@@ -135,6 +171,7 @@ class TransformerGridVAE(CategoricalCells, GaussianVAE):
         latent_dim: int = 10,
         num_colors: int = 10,
         grid_size: int = 16,
+        patch: int = 1,
         width: int = 64,
         heads: int = 2,  # head width 32: CPU bf16 attention is ~5× slower at 16 (docs/domains/arc.md)
         encoder_depth: int = 2,
@@ -148,14 +185,14 @@ class TransformerGridVAE(CategoricalCells, GaussianVAE):
     ):
         super().__init__()
         check_transformer_options(width, heads, encoder_depth, decoder_depth, memory_tokens, mlp_ratio, pool,
-                                  grid_size)
+                                  grid_size, patch)
         self.latent_dim = latent_dim
         self.num_colors = num_colors
         self.grid_size = grid_size
         self.use_cell_loss(recon_loss, focal_gamma, focal_alpha)
-        self.encoder = TransformerGridEncoder(num_colors, grid_size, width, heads, encoder_depth, mlp_ratio, pool,
-                                              latent_dim)
-        self.decoder = TransformerGridDecoder(num_colors, grid_size, width, heads, decoder_depth, mlp_ratio,
+        self.encoder = TransformerGridEncoder(num_colors, grid_size, patch, width, heads, encoder_depth, mlp_ratio,
+                                              pool, latent_dim)
+        self.decoder = TransformerGridDecoder(num_colors, grid_size, patch, width, heads, decoder_depth, mlp_ratio,
                                               memory_tokens, latent_dim)
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
