@@ -49,6 +49,11 @@ def check_likelihood(likelihood: str, sigma: float) -> None:
         raise ValueError(f"sigma {sigma}: expected a positive standard deviation")
 
 
+def frame_shape(frame_size: int | list | tuple) -> tuple[int, int]:
+    """(height, width) of a ``frame_size`` option: the side of square frames, or [height, width]."""
+    return (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+
+
 def stride2_stages(height: int, width: int, most: int) -> int:
     """How many stride-2 stages halve the shorter side without going below 4 pixels (at most
     ``most``): 64 -> 4 stages (4×4), 16 -> 2, 8 -> 1, 84 -> 4 (6×6)."""
@@ -107,7 +112,7 @@ class FrameVAE(GaussianVAE):
     ):
         super().__init__()
         check_likelihood(likelihood, sigma)
-        height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+        height, width = frame_shape(frame_size)
         if min(height, width) < 2 * SMALLEST_FEATURE_SIDE:
             raise ValueError(f"frame_size {frame_size}: height and width must be at least {2 * SMALLEST_FEATURE_SIDE}")
         stages = stride2_stages(height, width, len(channels))
@@ -120,7 +125,11 @@ class FrameVAE(GaussianVAE):
         self.decoder = ConvDecoder2d(latent_dim, hidden, self.encoder.feature_shape,
                                      decoder_channels[len(decoder_channels) - stages:], in_channels, norm,
                                      output_size=(height, width))
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn_sigma else None
+        self.use_sigma(sigma, learn_sigma)
+
+    def use_sigma(self, sigma: float, learn: bool) -> None:
+        """The Gaussian's or Laplace's σ: fixed at ``sigma``, or learned from it (the parameter ``log_sigma``)."""
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn else None
         self.fixed_sigma = sigma
 
     def weigh_foreground(self, background: torch.Tensor, weight: float, drawn_too: bool = False) -> None:

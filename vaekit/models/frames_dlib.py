@@ -65,4 +65,4 @@ class DlibFrameVAE(FrameVAE):
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.encoder = DlibEncoder(in_channels, latent_dim)
         self.decoder = DlibDecoder(latent_dim, in_channels)
-        self.log_sigma, self.fixed_sigma = None, sigma
+        self.use_sigma(sigma, learn=False)

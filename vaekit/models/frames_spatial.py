@@ -3,13 +3,12 @@ each cell coding its own patch, rather than one vector behind a dense bottleneck
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
 
 from vaekit.models import register_model
-from vaekit.models.frames import FrameVAE, check_likelihood
+from vaekit.models.frames import FrameVAE, check_likelihood, frame_shape
 from vaekit.models.layers import conv_block, halved, upsampling_stages
 
 
@@ -86,7 +85,7 @@ class SpatialFrameVAE(FrameVAE):
     ):
         nn.Module.__init__(self)
         check_likelihood(likelihood, sigma)
-        height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+        height, width = frame_shape(frame_size)
         if len(decoder_channels) != len(channels):
             raise ValueError(f"decoder_channels {list(decoder_channels)}: expected as many stages as channels "
                              f"{list(channels)} ({len(channels)})")
@@ -101,5 +100,4 @@ class SpatialFrameVAE(FrameVAE):
         latent_shape = (latent_dim // cells, map_height, map_width)
         self.encoder = SpatialEncoder2d(in_channels, channels, latent_shape[0], norm)
         self.decoder = SpatialDecoder2d(latent_shape, decoder_channels, in_channels, norm, (height, width))
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma))) if learn_sigma else None
-        self.fixed_sigma = sigma
+        self.use_sigma(sigma, learn_sigma)
