@@ -220,3 +220,10 @@ class ClsTransformerGridVAE(TransformerGridVAE):
     """transformer_grid with a CLS token read out for (μ, σ) in place of the tokens' mean."""
 
     default_options = dict(pool="cls")
+
+
+@register_model("transformer_grid_patch2")
+class PatchTransformerGridVAE(TransformerGridVAE):
+    """The wide transformer grid VAE over 2×2 patches of cells (64 tokens): about a third of its time per epoch."""
+
+    default_options = dict(width=128, patch=2)
