@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vaekit.models.conv_grads import TransposedConv2d
+
 
 def relu(after_norm: bool = False) -> nn.ReLU:
     """ReLU, in place where it follows a convolution or a linear layer (neither keeps its output for
@@ -53,7 +55,7 @@ def upsampling_stages(in_ch: int, channels, norm: bool) -> list[nn.Module]:
     """4×4 stride-2 transposed convolutions, each doubling the side, with BatchNorm (``norm``) and ReLU."""
     layers: list[nn.Module] = []
     for out_ch in channels:
-        layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
+        layers.append(TransposedConv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
         if norm:
             layers.append(nn.BatchNorm2d(out_ch))
         layers.append(relu(after_norm=norm))
