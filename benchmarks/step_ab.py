@@ -3,7 +3,7 @@ speed lever (or all of them) patched back to its old behaviour, timed in interle
 
     python benchmarks/step_ab.py                                 # ARC's conv2d, batch 128, every lever
     python benchmarks/step_ab.py --domain atari --batch-size 128 --rounds 5 --steps 10
-    python benchmarks/step_ab.py --levers matmul_weight_grad --model conv2d_wide
+    python benchmarks/step_ab.py --levers matmul_deconv_weight_grad --model conv2d_wide
     python benchmarks/step_ab.py --smoke                         # seconds: batch 4, one round of 2 steps
 
 Each entry is its own model and ``TrainStep`` (profile_step.build_step: the domain's default model,
@@ -28,16 +28,19 @@ import torch
 import torch.nn.functional as F
 
 from profile_step import ITEM_SHAPES, build_step
-from vaekit.models.conv_grads import TransposedConv2d
+from vaekit.models.conv_grads import Conv2d, TransposedConv2d
 
 SMOKE_FIGURE = r"all levers reverted\s+[\d.]+ ms\s+[\d.]+ \("  # what tests/test_benchmarks.py reads
 
 
-@contextlib.contextmanager
-def _oneDNN_weight_grads(model):
-    """The transposed convolutions' weight gradients by oneDNN, as before the matmul (conv_grads.py)."""
-    with mock.patch.object(TransposedConv2d, "takes_matmul_weight_grad", lambda *args: False):
-        yield
+def _oneDNN_weight_grads(layer_class):
+    @contextlib.contextmanager
+    def revert(model):
+        """The layers' weight gradients by oneDNN, as before the matmul (vaekit.models.conv_grads)."""
+        with mock.patch.object(layer_class, "takes_matmul_weight_grad", lambda *args: False):
+            yield
+
+    return revert
 
 
 @contextlib.contextmanager
@@ -68,7 +71,8 @@ def _fp32_input(model):
 
 # name -> context that reverts the lever on a model for the steps run inside it
 LEVERS: dict[str, Callable] = {
-    "matmul_weight_grad": _oneDNN_weight_grads,
+    "matmul_deconv_weight_grad": _oneDNN_weight_grads(TransposedConv2d),
+    "matmul_conv_weight_grad": _oneDNN_weight_grads(Conv2d),
     "relu_in_place": _relu_out_of_place,
     "one_pass_input": _fp32_input,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaekit.models.conv_grads import TransposedConv2d
+from vaekit.models.conv_grads import Conv2d, TransposedConv2d
 
 
 def relu(after_norm: bool = False) -> nn.ReLU:
@@ -44,7 +44,7 @@ class GaussianHead(nn.Module):
 
 
 def conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
+    layers: list[nn.Module] = [Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
     if norm:
         layers.append(nn.BatchNorm2d(out_ch))
     layers.append(relu(after_norm=norm))
