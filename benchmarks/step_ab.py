@@ -120,10 +120,10 @@ def main() -> None:
     print(f"{args.domain} {type(entries['shipped'][0].model).__name__}, batch {args.batch_size}, bf16, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} interleaved rounds of "
           f"{args.steps} steps, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'entry':<32}{'step ms':>9}  {'shipped speed / entry speed, median (min–max)':>46}")
+    print(f"{'entry':<36}{'step ms':>9}  {'shipped speed / entry speed, median (min–max)':>46}")
     for label, (_, _, _, seconds) in entries.items():
         ratios = [s / t for s, t in zip(seconds, shipped)]
-        print(f"{label:<32}{statistics.median(seconds) * 1e3:>9.2f}  {statistics.median(ratios):>8.3f} "
+        print(f"{label:<36}{statistics.median(seconds) * 1e3:>9.2f}  {statistics.median(ratios):>8.3f} "
               f"({min(ratios):.3f}–{max(ratios):.3f})")
 
 

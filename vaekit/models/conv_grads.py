@@ -86,8 +86,8 @@ class _MatmulWeightGradMixin:
 
     def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
         dtype = compute_dtype(x.device)
-        if args or not self.takes_matmul_weight_grad(x, dtype):
-            return super().forward(x, *args)
+        if args or not torch.is_grad_enabled() or not self.takes_matmul_weight_grad(x, dtype):
+            return super().forward(x, *args)  # evaluation and sampling: no gradient, torch's own layer
         bias = self.bias.to(dtype) if self.bias is not None else None
         geometry = _Geometry(self.transposed, self.kernel_size[0], self.stride[0], self.padding[0])
         with torch.autocast(x.device.type, enabled=False):
