@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from profile_step import ITEM_SHAPES, build_step
 from vaekit.models.conv_grads import Conv2d, TransposedConv2d
 
-SMOKE_FIGURE = r"all levers reverted\s+[\d.]+ ms\s+[\d.]+ \("  # what tests/test_benchmarks.py reads
+SMOKE_FIGURE = r"all levers reverted\s+[\d.]+\s+[\d.]+ \("  # what tests/test_benchmarks.py reads
 
 
 def _oneDNN_weight_grads(layer_class):
