@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from profile_step import ITEM_SHAPES, build_step
 from vaekit.models.conv_grads import Conv2d, TransposedConv2d
+from vaekit.models.layers import Flatten
 
 SMOKE_FIGURE = r"all levers reverted\s+[\d.]+\s+[\d.]+ \("  # what tests/test_benchmarks.py reads
 
@@ -69,12 +70,20 @@ def _fp32_input(model):
         yield
 
 
+@contextlib.contextmanager
+def _flatten_contiguous_gradient(model):
+    """The encoder's flatten with nn.Flatten's contiguous gradient, as before layers.Flatten."""
+    with mock.patch.object(Flatten, "forward", torch.nn.Flatten.forward):
+        yield
+
+
 # name -> context that reverts the lever on a model for the steps run inside it
 LEVERS: dict[str, Callable] = {
     "matmul_deconv_weight_grad": _oneDNN_weight_grads(TransposedConv2d),
     "matmul_conv_weight_grad": _oneDNN_weight_grads(Conv2d),
     "relu_in_place": _relu_out_of_place,
     "one_pass_input": _fp32_input,
+    "flatten_channels_last_grad": _flatten_contiguous_gradient,
 }
 
 

@@ -118,3 +118,4 @@ def test_the_seed_model_trains_the_same_in_bf16_up_to_bf16_rounding_of_three_wei
     assert set(differing) <= {"decoder.upsample.0.weight", "decoder.upsample.2.weight", "encoder.features.4.weight"}
     for name in differing:
         assert_within_a_bf16_step(grads[name], expected[name])
+

@@ -63,6 +63,28 @@ def upsampling_stages(in_ch: int, channels, norm: bool) -> list[nn.Module]:
     return layers
 
 
+class _FlattenChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.flatten(1)  # a copy: a channels-last map is not contiguous in (C, H, W) order
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape).contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` whose gradient goes back channels-last where the feature map came channels-last:
+    nn.Flatten's arrives contiguous, and the ReLU before it then computes its backward across two
+    layouts, several times slower than within one (docs/training.md)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return _FlattenChannelsLast.apply(x)
+        return super().forward(x)
+
+
 class ConvEncoder2d(nn.Module):
     """3×3 convolutions (stride per stage) -> flatten -> dense -> Gaussian head.
 
@@ -83,7 +105,7 @@ class ConvEncoder2d(nn.Module):
         for out_ch, stride in zip(channels, strides):
             layers += conv_block(in_channels, out_ch, stride, norm)
             in_channels, height, width = out_ch, halved(height, stride), halved(width, stride)
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*layers, Flatten())
         self.dense = nn.Sequential(nn.Linear(in_channels * height * width, hidden), relu())
         self.head = GaussianHead(hidden, latent_dim)
         self.feature_shape = (in_channels, height, width)
