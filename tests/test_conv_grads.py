@@ -119,3 +119,10 @@ def test_the_seed_model_trains_the_same_in_bf16_up_to_bf16_rounding_of_three_wei
     for name in differing:
         assert_within_a_bf16_step(grads[name], expected[name])
 
+
+
+def test_an_output_size_runs_torch_s_own_path():
+    ours, theirs = _pair(TransposedConv2d, torch.nn.ConvTranspose2d, MATMUL_MIN_IN_CHANNELS, 4, 2)
+    x = torch.randn(2, MATMUL_MIN_IN_CHANNELS, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(ours(x, output_size=[9, 9]), theirs(x, output_size=[9, 9]))

@@ -84,10 +84,10 @@ class _MatmulWeightGradMixin:
     casting its input and parameters to the dtype autocast would (the casts' gradients reach the fp32
     weights as autocast's do); elsewhere the torch layer's own forward."""
 
-    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         dtype = compute_dtype(x.device)
-        if args or not torch.is_grad_enabled() or not self.takes_matmul_weight_grad(x, dtype):
-            return super().forward(x, *args)  # evaluation and sampling: no gradient, torch's own layer
+        if args or kwargs or not torch.is_grad_enabled() or not self.takes_matmul_weight_grad(x, dtype):
+            return super().forward(x, *args, **kwargs)  # e.g. an output_size; evaluation: torch's own layer
         bias = self.bias.to(dtype) if self.bias is not None else None
         geometry = _Geometry(self.transposed, self.kernel_size[0], self.stride[0], self.padding[0])
         with torch.autocast(x.device.type, enabled=False):
