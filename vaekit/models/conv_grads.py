@@ -69,8 +69,8 @@ class _MatmulWeightGrad(torch.autograd.Function):
                 grad_w = windowed_matmul(x, grad_out, g.kernel, g.stride, g.padding)
             else:
                 grad_w = windowed_matmul(grad_out, x, g.kernel, g.stride, g.padding)
-            layout = torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) else None
-            grad_w = grad_w.contiguous(memory_format=layout or torch.contiguous_format)
+            channels_last = weight.is_contiguous(memory_format=torch.channels_last)
+            grad_w = grad_w.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum(dim=(0, 2, 3))
         return grad_x, grad_w, grad_b, None
