@@ -108,3 +108,14 @@ def test_gaussian_frame_decoder_still_learns_where_its_output_is_far_off():
     model.reconstruction_nll(output, batch, "sum").sum().backward()
     assert output.grad.abs().min() > 1.0
     assert model.frame_means(output).max() == 0.0  # shown and scored clamped to [0, 1]
+
+
+def test_flatten_sends_a_channels_last_gradient_back_channels_last():
+    from vaekit.models.layers import Flatten
+
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = Flatten()(x)
+    assert torch.equal(out, torch.nn.Flatten()(x))
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    assert torch.equal(x.grad, grad.view(2, 3, 4, 5)) and x.grad.is_contiguous(memory_format=torch.channels_last)

@@ -5,6 +5,7 @@ Used for validation after every epoch and by `vaekit eval`; the two can never di
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
@@ -17,13 +18,25 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Va
 # Metrics of every model that train.selection_metric may name, each ranked in its declared direction
 # (vaekit.metrics.COMMON). Domains add their own (Domain.metrics).
 SELECTION_METRICS = tuple(m.key for m in COMMON if m.selectable)
+# Evaluation batches hold at most EVAL_BATCH_VALUES stored values and EVAL_BATCH_MAX items. Measured
+# (benchmarks/validation_cost.py, docs/training.md "Validation cost per epoch"): Atari's 64×64×3 frames
+# validated 2.8× faster in batches of 32–64 than of 1024, whose activations outgrow the caches; ARC's
+# 16×16 grids 10 % faster in batches of 256–512 than of 1024 or 2048.
+EVAL_BATCH_VALUES = 2**19
+EVAL_BATCH_MAX = 512
+
+
+def evaluation_batch_size(data: torch.Tensor) -> int:
+    """The evaluation batch for items shaped like ``data``'s (see ``EVAL_BATCH_VALUES``)."""
+    return max(1, min(EVAL_BATCH_MAX, EVAL_BATCH_VALUES // max(1, math.prod(data.shape[1:]))))
 
 
 def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: float,
-             batch_size: int = 1024, z_swap: bool = False, precision: str = "fp32", objective=None,
+             batch_size: int | None = None, z_swap: bool = False, precision: str = "fp32", objective=None,
              baselines: bool = False) -> dict:
     """Evaluate ``model`` on ``data`` (stored format, already on the model's device) in inference
-    mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32).
+    mode and the autocast of ``precision`` (a resolved one; sums are accumulated in fp32), in batches
+    of ``batch_size`` items (None: ``evaluation_batch_size``, as validation and `vaekit eval` do).
 
     Returns a dict of floats: ``loss`` (the training ``objective`` at ``beta``, batch-weighted;
     None means the model's own, the elbo), ``recon``, ``kl``,
@@ -40,7 +53,8 @@ def evaluate(model, data: torch.Tensor, domain, loss_cfg: LossConfig, beta: floa
     was_training = model.training
     model.eval()
     with inference(precision, data.device):
-        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective, baselines)
+        metrics = _evaluate(model, data, domain, loss_cfg, beta, batch_size or evaluation_batch_size(data), z_swap,
+                            objective, baselines)
     model.train(was_training)
     return metrics
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vaekit.models.conv_grads import Conv2d, TransposedConv2d
+
 
 def relu(after_norm: bool = False) -> nn.ReLU:
     """ReLU, in place where it follows a convolution or a linear layer (neither keeps its output for
@@ -42,7 +44,7 @@ class GaussianHead(nn.Module):
 
 
 def conv_block(in_ch: int, out_ch: int, stride: int, norm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
+    layers: list[nn.Module] = [Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1)]
     if norm:
         layers.append(nn.BatchNorm2d(out_ch))
     layers.append(relu(after_norm=norm))
@@ -53,12 +55,34 @@ def upsampling_stages(in_ch: int, channels, norm: bool) -> list[nn.Module]:
     """4×4 stride-2 transposed convolutions, each doubling the side, with BatchNorm (``norm``) and ReLU."""
     layers: list[nn.Module] = []
     for out_ch in channels:
-        layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
+        layers.append(TransposedConv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1))
         if norm:
             layers.append(nn.BatchNorm2d(out_ch))
         layers.append(relu(after_norm=norm))
         in_ch = out_ch
     return layers
+
+
+class _FlattenChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.flatten(1)  # a copy: a channels-last map is not contiguous in (C, H, W) order
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape).contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` whose gradient goes back channels-last where the feature map came channels-last:
+    nn.Flatten's arrives contiguous, and the ReLU before it then computes its backward across two
+    layouts, several times slower than within one (docs/training.md)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return _FlattenChannelsLast.apply(x)
+        return super().forward(x)
 
 
 class ConvEncoder2d(nn.Module):
@@ -81,7 +105,7 @@ class ConvEncoder2d(nn.Module):
         for out_ch, stride in zip(channels, strides):
             layers += conv_block(in_channels, out_ch, stride, norm)
             in_channels, height, width = out_ch, halved(height, stride), halved(width, stride)
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*layers, Flatten())
         self.dense = nn.Sequential(nn.Linear(in_channels * height * width, hidden), relu())
         self.head = GaussianHead(hidden, latent_dim)
         self.feature_shape = (in_channels, height, width)
