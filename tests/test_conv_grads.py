@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from vaekit.config import LossConfig
 from vaekit.models import create_model
+from vaekit.models import conv_grads
 from vaekit.models.conv_grads import MATMUL_MIN_IN_CHANNELS, Conv2d, TransposedConv2d, windowed_matmul
 
 
@@ -115,10 +116,40 @@ def test_the_seed_model_trains_the_same_in_bf16_up_to_bf16_rounding_of_three_wei
     (loss, grads), (expected_loss, expected) = runs
     assert torch.equal(loss, expected_loss)
     differing = [n for n in grads if not torch.equal(grads[n], expected[n])]
-    assert set(differing) <= {"decoder.upsample.0.weight", "decoder.upsample.2.weight", "encoder.features.4.weight"}
+    assert differing and set(differing) <= {"decoder.upsample.0.weight", "decoder.upsample.2.weight",
+                                            "encoder.features.4.weight"}
     for name in differing:
         assert_within_a_bf16_step(grads[name], expected[name])
 
+
+def test_the_matmul_path_runs_in_a_bf16_training_step_and_nowhere_else():
+    """The three matmul weight gradients of ARC's conv2d are taken in its bf16 step; in fp32, under
+    no_grad and in evaluation none is."""
+    batch = torch.randint(0, 10, (4, 16, 16), dtype=torch.uint8)
+    model = create_model("conv2d", 10)
+    with mock.patch.object(conv_grads, "windowed_matmul", wraps=windowed_matmul) as spy:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _, _ = model.objective(batch, 1.0, LossConfig())
+        loss.backward()
+        assert spy.call_count == 3
+        spy.reset_mock()
+        model.objective(batch, 1.0, LossConfig())[0].backward()  # fp32
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model.objective(batch, 1.0, LossConfig())
+        assert spy.call_count == 0
+
+
+def test_other_devices_layouts_and_frozen_weights_keep_torch_s_layer():
+    layer = TransposedConv2d(64, 8, 4, 2, 1)
+    assert not layer.takes_matmul_weight_grad(torch.zeros(1, 64, 4, 4, device="meta"), torch.bfloat16)
+    assert not layer.takes_matmul_weight_grad(torch.zeros(64, 4, 4), torch.bfloat16)  # unbatched
+    assert not Conv2d(64, 8, 3, 1, padding="same").takes_matmul_weight_grad(torch.zeros(1, 64, 4, 4), torch.bfloat16)
+    ours, theirs = _pair(TransposedConv2d, torch.nn.ConvTranspose2d, MATMUL_MIN_IN_CHANNELS, 8, 2)
+    for layer in (ours, theirs):
+        layer.weight.requires_grad_(False)
+    x = torch.randn(2, MATMUL_MIN_IN_CHANNELS, 4, 4).contiguous(memory_format=torch.channels_last)
+    (_, grads), (_, expected) = _gradients(ours, x, "bf16"), _gradients(theirs, x, "bf16")
+    assert grads[1] is None and torch.equal(grads[0], expected[0]) and torch.equal(grads[2], expected[2])
 
 
 def test_an_output_size_runs_torch_s_own_path():

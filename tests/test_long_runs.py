@@ -272,3 +272,16 @@ def test_augmentation_draws_from_its_own_generator_per_worker():
     transforms = [[torch.equal(a, p) for a, p in zip(batch, plain_batch)] for batch, plain_batch in zip(augmented, plain)]
     other = [[torch.equal(a, p) for a, p in zip(b, pb)] for b, pb in zip(other_worker, other_plain)]
     assert transforms != other  # each worker draws its own transforms
+
+
+def test_a_run_resumed_from_a_best_score_without_the_loss_tie_break_does_not_switch_on_a_tie():
+    state = TrainState(best_score=[0.8], best_epoch=3)  # saved before the validation loss broke ties
+    config = Config()
+    config.train.selection_metric = "pixel_accuracy"
+    t = SimpleNamespace(config=config, state=state, writes=False, val={"pixel_accuracy": 0.8, "loss": 150.0},
+                        domain=get_domain("arc"))
+    BestCheckpoint().on_epoch_end(t, {"epoch": 4})
+    assert state.best_epoch == 3
+    t.val = {"pixel_accuracy": 0.81, "loss": 150.0}
+    BestCheckpoint().on_epoch_end(t, {"epoch": 5})
+    assert (state.best_epoch, state.best_score) == (5, [0.81, -150.0])

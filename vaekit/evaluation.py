@@ -18,10 +18,9 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): dimension j is active if Va
 # Metrics of every model that train.selection_metric may name, each ranked in its declared direction
 # (vaekit.metrics.COMMON). Domains add their own (Domain.metrics).
 SELECTION_METRICS = tuple(m.key for m in COMMON if m.selectable)
-# Evaluation batches hold at most EVAL_BATCH_VALUES stored values and EVAL_BATCH_MAX items. Measured
-# (benchmarks/validation_cost.py, docs/training.md "Validation cost per epoch"): Atari's 64×64×3 frames
-# validated 2.8× faster in batches of 32–64 than of 1024, whose activations outgrow the caches; ARC's
-# 16×16 grids 10 % faster in batches of 256–512 than of 1024 or 2048.
+# Evaluation batches hold at most EVAL_BATCH_VALUES stored values and EVAL_BATCH_MAX items: large items
+# in batches of 1024 made activations that outgrow the caches (benchmarks/validation_cost.py; the
+# figures are in docs/training.md, "Validation cost per epoch").
 EVAL_BATCH_VALUES = 2**19
 EVAL_BATCH_MAX = 512
 
@@ -80,6 +79,9 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
     quality: dict[str, RatioSums] = defaultdict(RatioSums)  # by prefix: "" the model's, "zswap_"
     answered: dict[str, RatioSums] = defaultdict(RatioSums)  # by baseline
     mus = []
+    # z-swap decodes item i from item i−1's code (item 0 from the last's) over the whole split, so the
+    # pairs do not depend on how it is cut into batches
+    previous_mu = model.encode(data[-1:])[0] if z_swap and n > 1 else None
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
         if objective is None:
@@ -97,8 +99,9 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
         totals["kl_per_dim"] += terms.kl_per_dim.sum(dim=0)
         mus.append(terms.mu)
         decoded = {"": terms.mu}
-        if z_swap and batch.shape[0] > 1:
-            decoded["zswap_"] = terms.mu.roll(1, dims=0)  # each item decoded from its neighbour's code
+        if previous_mu is not None:
+            decoded["zswap_"] = torch.cat([previous_mu.to(terms.mu.dtype), terms.mu[:-1]])
+            previous_mu = terms.mu[-1:]
         for prefix, z in decoded.items():
             quality[prefix].add(domain.quality_sums(model, batch, model.decode(z)))
         for name, answers in (domain.baselines(batch) if baselines else {}).items():

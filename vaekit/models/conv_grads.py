@@ -96,7 +96,8 @@ class _MatmulWeightGradMixin:
     def _plain_geometry(self, x: torch.Tensor, dtype: torch.dtype) -> bool:
         """A CPU, a dtype of MATMUL_DTYPES, square kernel, stride and padding, no dilation, groups or
         output padding: what ``windowed_matmul`` computes."""
-        return (x.device.type == "cpu" and dtype in MATMUL_DTYPES and self.groups == 1
+        return (x.device.type == "cpu" and dtype in MATMUL_DTYPES and self.groups == 1 and x.dim() == 4
+                and not isinstance(self.padding, str)
                 and all(len(set(v)) == 1 for v in (self.kernel_size, self.stride, self.padding))
                 and self.dilation == (1, 1) and self.output_padding == (0, 0) and self.padding_mode == "zeros")
 
@@ -123,7 +124,8 @@ class Conv2d(_MatmulWeightGradMixin, nn.Conv2d):
     ``CONV_MATMUL_MAX_OUTPUT_PIXELS`` pixels."""
 
     def takes_matmul_weight_grad(self, x: torch.Tensor, dtype: torch.dtype) -> bool:
+        if self.in_channels < MATMUL_MIN_IN_CHANNELS or not self._plain_geometry(x, dtype):
+            return False
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
         out_pixels = ((x.shape[-2] + 2 * p - k) // s + 1) * ((x.shape[-1] + 2 * p - k) // s + 1)
-        return (self.in_channels >= MATMUL_MIN_IN_CHANNELS and out_pixels <= CONV_MATMUL_MAX_OUTPUT_PIXELS
-                and self._plain_geometry(x, dtype))
+        return out_pixels <= CONV_MATMUL_MAX_OUTPUT_PIXELS

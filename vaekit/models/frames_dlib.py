@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from vaekit.models import register_model
-from vaekit.models.frames import FrameVAE, check_likelihood
+from vaekit.models.frames import FrameVAE, check_likelihood, frame_shape
 from vaekit.models.layers import GaussianHead
 
 SIDE = 64  # four stride-2 stages: 64 -> 4
@@ -60,7 +60,7 @@ class DlibFrameVAE(FrameVAE):
                  likelihood: str = "bernoulli", sigma: float = 0.05):
         nn.Module.__init__(self)
         check_likelihood(likelihood, sigma)
-        if frame_size not in (SIDE, [SIDE, SIDE], (SIDE, SIDE)):
+        if frame_shape(frame_size) != (SIDE, SIDE):
             raise ValueError(f"frame_size {frame_size}: this network reads 64×64 frames only (conv2d_frames takes any)")
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.encoder = DlibEncoder(in_channels, latent_dim)

@@ -3,7 +3,6 @@ each cell coding its own patch, rather than one vector behind a dense bottleneck
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

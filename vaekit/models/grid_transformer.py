@@ -226,4 +226,4 @@ class ClsTransformerGridVAE(TransformerGridVAE):
 class PatchTransformerGridVAE(TransformerGridVAE):
     """The wide transformer grid VAE over 2×2 patches of cells (64 tokens): about a third of its time per epoch."""
 
-    default_options = dict(width=128, patch=2)
+    default_options = {**WideTransformerGridVAE.default_options, "patch": 2}

@@ -80,7 +80,8 @@ class Flatten(nn.Flatten):
     layouts, several times slower than within one (docs/training.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        if (x.dim() == 4 and (self.start_dim, self.end_dim) == (1, -1) and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)):
             return _FlattenChannelsLast.apply(x)
         return super().forward(x)
 
