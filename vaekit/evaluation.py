@@ -79,9 +79,6 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
     quality: dict[str, RatioSums] = defaultdict(RatioSums)  # by prefix: "" the model's, "zswap_"
     answered: dict[str, RatioSums] = defaultdict(RatioSums)  # by baseline
     mus = []
-    # z-swap decodes item i from item i−1's code (item 0 from the last's) over the whole split, so the
-    # pairs do not depend on how it is cut into batches
-    previous_mu = model.encode(data[-1:])[0] if z_swap and n > 1 else None
     for start in range(0, n, batch_size):
         batch = data[start : start + batch_size]
         if objective is None:
@@ -98,18 +95,20 @@ def _evaluate(model, data, domain, loss_cfg, beta, batch_size, z_swap, objective
         totals["nll_sum"] += nll_sum.sum()
         totals["kl_per_dim"] += terms.kl_per_dim.sum(dim=0)
         mus.append(terms.mu)
-        decoded = {"": terms.mu}
-        if previous_mu is not None:
-            decoded["zswap_"] = torch.cat([previous_mu.to(terms.mu.dtype), terms.mu[:-1]])
-            previous_mu = terms.mu[-1:]
-        for prefix, z in decoded.items():
-            quality[prefix].add(domain.quality_sums(model, batch, model.decode(z)))
+        quality[""].add(domain.quality_sums(model, batch, model.decode(terms.mu)))
         for name, answers in (domain.baselines(batch) if baselines else {}).items():
             answered[name].add(domain.answer_sums(answers, batch))
+    mu = torch.cat(mus)
+    if z_swap and n > 1:
+        # each item decoded from the previous item's code (the first from the last's) over the whole
+        # split, so the pairs do not depend on how it is cut into batches
+        swapped = mu.roll(1, dims=0)
+        for start in range(0, n, batch_size):
+            batch = data[start : start + batch_size]
+            quality["zswap_"].add(domain.quality_sums(model, batch, model.decode(swapped[start : start + batch_size])))
     kl_per_dim = (totals["kl_per_dim"] / n).cpu()
     recon = float(totals["recon"]) / n
     kl_total = float(kl_per_dim.sum())
-    mu = torch.cat(mus)
     variance = mu.var(dim=0) if n > 1 else torch.zeros(mu.shape[1])
     metrics = {
         "loss": float(totals["loss"]) / n,
