@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.conftest import TINY_MODEL_OPTIONS
 from vaekit.cli import app
 from vaekit.errors import VaekitUsageError
+from vaekit.sweeps import study as study_module
 from vaekit.sweeps.space import parse_space
 
 runner = CliRunner()
@@ -134,6 +135,20 @@ def test_a_grid_study_grows_with_a_larger_trials_and_refuses_a_smaller_one(tmp_p
     smaller = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", "2"))
     assert smaller.exit_code == 2 and "started with another trials (3, now 2)" in " ".join(smaller.output.split())
     assert len(trials_of(runs, "g")) == 3
+
+
+def test_a_worker_that_read_the_settings_before_another_grew_the_grid_does_not_shrink_it(tmp_path, arc_corpus,
+                                                                                          monkeypatch):
+    space, runs = write(tmp_path / "s.yaml", "model.latent_dim: [2, 3, 4]\n"), tmp_path / "runs"
+    for trials in ("1", "3"):  # made with one point, then grown by a worker to three
+        result = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", trials))
+        assert result.exit_code == 0, result.output
+    real = study_module._wait_for_settings
+    monkeypatch.setattr(study_module, "_wait_for_settings", lambda *a: {**real(*a), "trials": 1})  # read at --trials 1
+    stale = runner.invoke(app, sweep_command(space, arc_corpus, runs, "--study", "g", "--trials", "2"))
+    assert stale.exit_code == 0, stale.output
+    study = optuna.load_study(study_name="g", storage=f"sqlite:///{runs / 'sweeps.db'}")
+    assert study.user_attrs["vaekit"]["trials"] == 3 and len(study.get_trials()) == 3
 
 
 def test_pruned_trial_keeps_its_run_marked_pruned(tmp_path, arc_corpus, monkeypatch):

@@ -125,8 +125,10 @@ def extend_grid(study: optuna.Study, plan: SweepPlan, recorded: dict) -> list[in
         if claim_once(study._storage, study._study_id, f"vaekit:grid_point:{point}", local_file(plan.storage)):
             study.enqueue_trial(plan.grid[point], user_attrs={"grid_point": point})
             queued.append(point)
-    if len(plan.grid) > start:
-        study._storage.set_study_user_attr(study._study_id, SETTINGS_ATTR, {**recorded, "trials": len(plan.grid)})
+    # read again just before writing: another process may have grown the study further meanwhile
+    current = study._storage.get_study_user_attrs(study._study_id)[SETTINGS_ATTR]
+    if len(plan.grid) > (current.get("trials") or len(plan.grid)):
+        study._storage.set_study_user_attr(study._study_id, SETTINGS_ATTR, {**current, "trials": len(plan.grid)})
     return queued
 
 
