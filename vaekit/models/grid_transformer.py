@@ -86,8 +86,8 @@ class TransformerGridEncoder(nn.Module):
 
     def __init__(self, num_colors, grid_size, patch, width, heads, depth, mlp_ratio, pool, latent_dim):
         super().__init__()
-        self.num_colors, self.patch = num_colors, patch
-        # one colour table per place in the patch, stacked: row colour + C · place
+        self.patch = patch
+        # one colour table per place in the patch, stacked: a cell's row is its colour + C · its place
         self.colours = nn.Embedding(num_colors * patch * patch, width)
         nn.init.normal_(self.colours.weight, std=EMBEDDING_STD)
         self.register_buffer("place", patch_place(grid_size, patch) * num_colors, persistent=False)
